@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The full test suite: notebooks in sync with the package, lint, every notebook (nbdev_test), and pytest.
+#   scripts/test.sh            everything but the cells flagged slow
+#   SCAML_TEST_FLAGS=slow scripts/test.sh    also the slow cells
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup_venv.sh dev
+if [ -z "${SCAML_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export SCAML_DATA_DIR="$(cd ../shared/data && pwd)"; fi
+export MPLBACKEND=Agg PATH="$PWD/.venv/bin:$PATH"
+t0=$(date +%s)
+step() { echo; echo "== $* ($(( $(date +%s) - t0 ))s)"; }
+
+step "notebooks are the source: nbdev_export and nbdev_clean change nothing"
+before=$(git status --porcelain -- scaml nbs README.md)
+nbdev_export
+nbdev_clean
+python scripts/make_readme.py
+after=$(git status --porcelain -- scaml nbs README.md)
+if [ "$before" != "$after" ]; then
+  echo "scaml/, nbs/ or README.md changed: export, clean and regenerate the README, then commit" >&2
+  git status --porcelain -- scaml nbs README.md >&2
+  exit 1
+fi
+
+step "ruff"
+ruff check scaml benchmarks tests scripts
+
+step "nbdev_test"
+nbdev_test --n_workers 2 --timing ${SCAML_TEST_FLAGS:+--flags "$SCAML_TEST_FLAGS"}
+
+step "pytest"
+python -m pytest tests -q -p no:cacheprovider --durations=10 "$@"
+step "done"
