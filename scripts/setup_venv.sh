@@ -24,8 +24,9 @@ fi
 if [ "$mode" = dev ]; then
   echo "installing scaml with the development extras" >&2
   "${pip[@]}" -e ".[dev]"
-  # deepchem declares Python < 3.12 and pins nothing we need: install it without touching numpy/torch/scikit-learn
-  .venv/bin/python -c "import deepchem" 2>/dev/null || "${pip[@]}" --no-deps "deepchem==2.8.0"
+  # deepchem (optional ACTINN backend) declares Python < 3.12: a plain install where it can, else without its pins
+  .venv/bin/python -c "import deepchem" 2>/dev/null || "${pip[@]}" "deepchem==2.8.0" \
+    || "${pip[@]}" --no-deps --ignore-requires-python "deepchem==2.8.0" rdkit
 else
   echo "installing scaml" >&2
   "${pip[@]}" -e ".[torch]"
