@@ -1,0 +1,92 @@
+"""Answers to the questions after a benchmark, on real data; writes benchmarks/analysis_results.json.
+
+1. The cross-batch matrix on CellBench (five experiments, CEL-seq2 and Drop-seq, singlets only), four models.
+2. Bootstrap intervals of every model on the Tabula Muris FACS -> droplet task, and xgb vs lr paired.
+3. Top genes of lr and xgb fitted on the Tabula Muris droplet data (all 19,371 genes): known B and T cell markers.
+
+Run: SCAML_DATA_DIR=/work/shared/data .venv/bin/python benchmarks/analysis.py [OUTDIR]
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from scaml.benchmark import _json, _versions, run_benchmark
+from scaml.datasets import load_dataset, load_task
+from scaml.explain import overlap_top_genes, save_top_genes, top_genes
+from scaml.matrix import filter_cells, run_matrix
+from scaml.models import CellTypeModel
+from scaml.preprocess import Preprocessor
+from scaml.stats import ci_for_benchmark, compare_results_dir, save_stats_figures
+
+MODELS = ["lr", "rf", "xgb", "mlp"]
+B_MARKERS, T_MARKERS = ["Cd79a", "Cd79b", "Cd19", "Ms4a1"], ["Cd3e", "Cd3d", "Cd3g"]
+
+
+def main(outdir: Path) -> dict:
+    warnings.simplefilter("ignore", UserWarning)
+    out: dict = {"versions": _versions()}
+
+    t = time.perf_counter()
+    cb = filter_cells(load_dataset("cellbench_plate_based"), ["demuxlet_cls=SNG"])
+    mr = run_matrix(cb, label_key="cell_line", split_key="batch", models=MODELS, cv_folds=3, progress=False,
+                    outdir=outdir / "cellbench_matrix", overwrite=True)
+    out["cellbench_matrix"] = {
+        "cells": int(cb.n_obs), "groups": mr.groups, "metric": mr.metric, "n_scores": int(len(mr.matrix)),
+        "summary": mr.summary.round(4).to_dict(orient="index"),
+        "seconds": round(time.perf_counter() - t, 1)}
+
+    t = time.perf_counter()
+    task = load_task("tm_facs_to_droplet")
+    res = run_benchmark(task, label_key="label", split_key="split", train="train", test="test", models=MODELS,
+                        progress=False, outdir=outdir / "tm_facs_to_droplet", overwrite=True)
+    train_classes = sorted(res.manifest["train_class_counts"])
+    y = res.predictions["lr"]["true_label"].to_numpy()
+    tb = time.perf_counter()
+    cis = {m: ci_for_benchmark(y, res.proba[m].to_numpy(), res.classes, train_classes, 0) for m in MODELS}
+    boot_s = time.perf_counter() - tb
+    cmp = compare_results_dir(outdir / "tm_facs_to_droplet", "xgb", "lr", n_boot=2000)
+    save_stats_figures(outdir / "tm_facs_to_droplet")
+    out["tm_facs_to_droplet"] = {
+        "n_test": int(len(y)), "bootstrap_seconds_4_models_200_resamples": round(boot_s, 3),
+        "ci": {m: {k: {q: round(v[q], 4) for q in ("estimate", "lo", "hi")} for k, v in c.items() if isinstance(v, dict)}
+               for m, c in cis.items()},
+        "xgb_vs_lr": {"verdict": cmp["verdict"], "mcnemar": cmp["mcnemar"],
+                      "diff": {k: {q: round(v[q], 4) for q in ("estimate", "lo", "hi", "p_boot")}
+                               for k, v in cmp["diff"].items()}},
+        "seconds": round(time.perf_counter() - t, 1)}
+
+    t = time.perf_counter()
+    ad = load_dataset("actinn_tm_droplet")
+    hits, tables = {}, {}
+    for m in ("lr", "xgb"):
+        model = CellTypeModel(m, preprocessor=Preprocessor(gene_selection="all"), class_weight="balanced")
+        model.fit(ad, label_key="cell_type")
+        tg = top_genes(model, ad, n_top=20)
+        tables[m] = tg
+        b, tc = tg[tg["class"] == "B cell"], tg[tg["class"] == "T cell"]
+        hits[m] = {"method": str(tg.method.iloc[0]), "n_features": len(model.features),
+                   "B cell": {g: int(b.set_index("gene").loc[g, "rank"]) for g in B_MARKERS if g in set(b.gene)},
+                   "T cell": {g: int(tc.set_index("gene").loc[g, "rank"]) for g in T_MARKERS if g in set(tc.gene)},
+                   "top5": {c: list(tg[tg["class"] == c].gene.head(5)) for c in tg["class"].unique()}}
+    ov = overlap_top_genes(tables["lr"], tables["xgb"])
+    out["tm_droplet_top_genes"] = {"marker_hits_top20": hits,
+                                   "lr_vs_xgb_overlap": ov[["class", "n_shared", "jaccard"]].to_dict(orient="records"),
+                                   "seconds": round(time.perf_counter() - t, 1)}
+    # the FACS -> droplet run's saved models, explained on its training cells (2,000-gene FACS subset)
+    written = save_top_genes(outdir / "tm_facs_to_droplet", task, models=["lr", "xgb"])
+    out["tm_facs_to_droplet"]["top_genes_written"] = sorted(written)
+    return out
+
+
+if __name__ == "__main__":
+    base = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="scaml_analysis_"))
+    result = main(base)
+    dest = Path(__file__).with_name("analysis_results.json")
+    dest.write_text(_json(result))
+    print(json.dumps({k: v for k, v in result.items() if k != "versions"}, indent=1)[:4000])
+    print(f"results folders under {base}; summary in {dest}")
