@@ -29,12 +29,12 @@ dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 extras = {
     'torch': ['torch>=2.1'],
     'deepchem': ['torch>=2.1', 'deepchem>=2.8'],
-    'dask': ['dask[array]>=2024.1', 'distributed>=2024.1'],
+    'dask': ['dask[array,dataframe]>=2024.1', 'distributed>=2024.1'],
     'shap': ['shap>=0.44'],
     'scanpy': ['scanpy>=1.10'],
 }
 extras['all'] = sorted({r for k in ('torch', 'dask', 'shap', 'scanpy') for r in extras[k]})
-extras['dev'] = dev_requirements + extras['torch']
+extras['dev'] = dev_requirements + extras['torch'] + extras['dask']
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -48,6 +48,8 @@ setuptools.setup(
     packages = setuptools.find_packages(include=['scaml', 'scaml.*']),
     include_package_data = True,
     package_data = {'scaml': ['R/*.R']},
+    # the report notebook run by scaml_report (scaml.report.analysis_notebook finds it under <prefix>/share)
+    data_files = [('share/scaml/analysis', ['nbs/analysis/cross_batch.ipynb'])],
     install_requires = requirements,
     extras_require = extras,
     dependency_links = cfg.get('dep_links','').split(),
