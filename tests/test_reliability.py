@@ -362,7 +362,7 @@ def test_9_model_from_another_scaml_version(capsys, model_copy, data_dir, tmp_pa
     assert_error(code, err, "uses model format 99", "Retrain with this version")
 
 
-@pytest.mark.parametrize("name,file", [("lr", "weights.npz"), ("rf", "model.skops"), ("xgb", "model.json"),
+@pytest.mark.parametrize("name,file", [("lr", "weights.npz"), ("rf", "forest.npz"), ("xgb", "model.json"),
                                        ("mlp", "weights.npz"), ("actinn", "state_dict.pt")])
 def test_9_truncated_or_edited_model_file(capsys, model_copy, data_dir, tmp_path, name, file):
     d = model_copy(name)
@@ -375,7 +375,7 @@ def test_9_truncated_or_edited_model_file(capsys, model_copy, data_dir, tmp_path
     assert_error(code, err, f"could not be loaded as a '{name}' model", "Restore the original or retrain")
 
 
-@pytest.mark.parametrize("name,file", [("lr", "weights.npz"), ("rf", "model.skops"), ("xgb", "model.json"),
+@pytest.mark.parametrize("name,file", [("lr", "weights.npz"), ("rf", "forest.npz"), ("xgb", "model.json"),
                                        ("actinn", "state_dict.pt")])
 def test_9_pickle_in_place_of_a_model_file_never_runs(capsys, model_copy, data_dir, tmp_path, name, file):
     d = model_copy(name)
@@ -397,18 +397,24 @@ def test_9_npz_with_object_array_refused(capsys, model_copy, data_dir, tmp_path)
     assert not (tmp_path / "PWNED").exists()
 
 
-def test_9_crafted_skops_files_refused(capsys, model_copy, data_dir, tmp_path):
-    import skops.io as sio
-    from sklearn.linear_model import LogisticRegression
+def test_9_crafted_forest_files_refused(capsys, model_copy, data_dir, tmp_path):
+    """Node tables are checked before trees are rebuilt: indices outside a tree, or another layout, are refused."""
     d = model_copy("rf")
-    sio.dump({"run": os.system}, d / "model.skops")                          # a function reference
+    z = dict(np.load(d / "forest.npz", allow_pickle=False))
+    bad = z["nodes0"].copy(); bad["left_child"][0] = 10**9                  # a child far outside the tree
+    np.savez(d / "forest.npz", **{**z, "nodes0": bad})
     rehash(d)
     code, err = predict(capsys, d, data_dir, tmp_path)
-    assert_error(code, err, "contains types outside the random forest's trusted list", "system")
-    sio.dump(LogisticRegression().fit(np.eye(3), [0, 1, 2]), d / "model.skops")   # a trusted type, the wrong one
+    assert_error(code, err, "holds a tree whose nodes point outside it (tree 0)", "refusing to load it")
+    bad = z["nodes0"].copy(); bad["feature"][0] = 10**6                     # a gene the model does not have
+    np.savez(d / "forest.npz", **{**z, "nodes0": bad})
     rehash(d)
     code, err = predict(capsys, d, data_dir, tmp_path)
-    assert_error(code, err, "holds a LogisticRegression, not a RandomForestClassifier")
+    assert_error(code, err, "point outside it")
+    np.savez(d / "forest.npz", **{**z, "nodes0": z["nodes0"][["left_child", "right_child", "feature"]]})
+    rehash(d)
+    code, err = predict(capsys, d, data_dir, tmp_path)
+    assert_error(code, err, "another scikit-learn version")
 
 
 def test_9_wrong_shapes_and_edited_meta(capsys, model_copy, data_dir, tmp_path):
