@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_venv.sh dev
 if [ -z "${SCAML_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export SCAML_DATA_DIR="$(cd ../shared/data && pwd)"; fi
-export MPLBACKEND=Agg PATH="$PWD/.venv/bin:$PATH"
+export MPLBACKEND=Agg PATH="$PWD/.venv/bin:$PATH" OMP_WAIT_POLICY=PASSIVE
 t0=$(date +%s)
 step() { echo; echo "== $* ($(( $(date +%s) - t0 ))s)"; }
 
