@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The full test suite: notebooks in sync with the package, lint, every notebook (nbdev_test), and pytest.
+# The full test suite: notebooks in sync with the package, lint, every notebook (nbdev_test), pytest, and the
+# docs pages rendered and checked in a headless browser (needs chromium: .ci/install_chromium.sh).
 #   scripts/test.sh            everything but the cells flagged slow
 #   SCAML_TEST_FLAGS=slow scripts/test.sh    also the slow cells
 set -euo pipefail
@@ -29,5 +30,8 @@ step "nbdev_test"
 nbdev_test --n_workers 2 --timing ${SCAML_TEST_FLAGS:+--flags "$SCAML_TEST_FLAGS"}
 
 step "pytest"
-python -m pytest tests -q -p no:cacheprovider --durations=10 "$@"
+python -m pytest tests -q -p no:cacheprovider --durations=15 "$@"
+
+step "docs: nbdev's processing, HTML, and every page checked in headless chromium"
+python .ci/docs_check.py
 step "done"
