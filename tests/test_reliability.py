@@ -503,9 +503,13 @@ def test_existing_results_folder_is_kept(capsys, data_dir, tmp_path):
 TASK = ["--dataset", "cellbench_celseq2_to_dropseq", "--models", "lr", "rf", "mlp", "--quiet"]
 
 
-def start_train(data_dir, out: Path) -> subprocess.Popen:
+# a run that is still training after 6 s on any machine (about 14 s in all here), for the interrupt-while-training test
+TASK_LONG = ["--dataset", "actinn_tutorial", "--models", "lr", "rf", "xgb", "mlp", "--quiet"]
+
+
+def start_train(data_dir, out: Path, task: list[str] = TASK) -> subprocess.Popen:
     env = {**os.environ, "SCAML_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"}
-    return subprocess.Popen([str(Path(sys.executable).parent / "scaml_train"), *TASK, "--outdir", str(out)],
+    return subprocess.Popen([str(Path(sys.executable).parent / "scaml_train"), *task, "--outdir", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -530,7 +534,7 @@ def no_manifest_outside(out: Path) -> None:
 @pytest.mark.parametrize("when", ["training", "writing"])
 def test_sigint_leaves_nothing(data_dir, tmp_path, when):
     out = tmp_path / "res"
-    proc = start_train(data_dir, out)
+    proc = start_train(data_dir, out, TASK if when == "writing" else TASK_LONG)
     if when == "writing":
         partial = wait_for_partial(proc, out)
         assert partial is not None, "the run ended before writing"
