@@ -320,18 +320,21 @@ class XGBoostBackend(Backend):
 
 # %% ../nbs/02_models.ipynb #5c40c70e
 class MLPBackend(Backend):
-    "One-hidden-layer perceptron (scikit-learn, ReLU, Adam, early stopping on 10% of the training cells)."
+    "One-hidden-layer perceptron (scikit-learn, ReLU, Adam, early stopping on 10% of the cells from 1,000 cells)."
     name = "mlp"
     defaults = {"hidden_layer_sizes": [256], "alpha": 1e-4, "batch_size": 128, "learning_rate_init": 1e-3,
-                "max_iter": 100, "early_stopping": True, "n_iter_no_change": 5}
+                "max_iter": 100, "early_stopping": "auto", "n_iter_no_change": 5}
+    min_early_stopping = 1_000   # 'auto': a validation split of at least 100 cells, else stop on the training loss
 
     def _fit(self, X, y, sw):
         from sklearn.neural_network import MLPClassifier
         p = dict(self.params); p["hidden_layer_sizes"] = tuple(p["hidden_layer_sizes"])
+        if p["early_stopping"] == "auto": p["early_stopping"] = X.shape[0] >= self.min_early_stopping
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Maximum iterations.*")
             m = MLPClassifier(random_state=self.random_state, **p)
             m.fit(X, y, **({"sample_weight": sw} if sw is not None else {}))
+        self.early_stopping_, self.n_iter_ = bool(p["early_stopping"]), int(m.n_iter_)
         self.coefs_ = [w.astype(np.float64) for w in m.coefs_]
         self.intercepts_ = [b.astype(np.float64) for b in m.intercepts_]
 
