@@ -253,22 +253,22 @@ def _versions() -> dict:
         except PackageNotFoundError: pass
     return out
 
-def _cells_and_labels(adata: AnnData, mask: np.ndarray, label_key: str, side: str) -> tuple[AnnData, np.ndarray]:
-    sub = adata[mask]
-    if sub.n_obs == 0: raise ValueError(f"the {side} side has no cells; check the split values")
-    try: labels, keep = clean_labels(sub, label_key)
+def _labelled_rows(adata: AnnData, mask: np.ndarray, label_key: str, side: str) -> tuple[np.ndarray, np.ndarray]:
+    "Indices of the cells in `mask` that carry a label, and their labels."
+    if not mask.any(): raise ValueError(f"the {side} side has no cells; check the split values")
+    try: labels, keep = clean_labels(adata[mask], label_key)
     except ValueError as e: raise ValueError(f"the {side} side has no labelled cells: {e}") from None
-    if not keep.all(): sub, labels = sub[keep], labels[keep]
-    return sub, labels
+    return np.flatnonzero(mask)[keep], labels[keep]
 
-def _prepare(adata, adata_test, *, label_key, split, split_key, train, test, test_size, random_state):
-    "Training and test AnnData views with their labels, and a description of the split."
+def _split_rows(adata, adata_test, *, label_key, split, split_key, train, test, test_size, random_state
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    "Training rows of `adata`, test rows (of `adata_test` when given), their labels, and a description of the split."
     if adata_test is not None:
         check_adata(adata_test, obs_keys={"label_key": label_key})
         tr_mask = split_by_key(adata, split_key=split_key, train=train, test=None)[0] if split_key and train else \
             np.ones(adata.n_obs, bool)
-        trd, ytr = _cells_and_labels(adata, tr_mask, label_key, "training")
-        ted, yte = _cells_and_labels(adata_test, np.ones(adata_test.n_obs, bool), label_key, "test")
+        tr, ytr = _labelled_rows(adata, tr_mask, label_key, "training")
+        te, yte = _labelled_rows(adata_test, np.ones(adata_test.n_obs, bool), label_key, "test")
         desc = {"kind": "files", "train": _as_list(train) or "all", "test": "adata_test"}
     elif split == "random":
         labels, keep = clean_labels(adata, label_key)
@@ -277,13 +277,14 @@ def _prepare(adata, adata_test, *, label_key, split, split_key, train, test, tes
             raise ValueError(f"the random split left the test side empty ({int(keep.sum())} labelled cells, "
                              f"test_size={test_size}); pass a larger test_size (--test-size) or more cells")
         idx = np.flatnonzero(keep)
-        trd, ytr, ted, yte = adata[idx[trm]], labels[keep][trm], adata[idx[tem]], labels[keep][tem]
+        tr, te = idx[trm], idx[tem]
+        ytr, yte = labels[tr], labels[te]
         desc = {"kind": "random", "test_size": test_size}
     elif split == "key":
         if split_key is None: raise ValueError("pass split_key (and train/test values), adata_test, or split='random'")
         trm, tem = split_by_key(adata, split_key=split_key, train=train, test=test)
-        trd, ytr = _cells_and_labels(adata, trm, label_key, "training")
-        ted, yte = _cells_and_labels(adata, tem, label_key, "test")
+        tr, ytr = _labelled_rows(adata, trm, label_key, "training")
+        te, yte = _labelled_rows(adata, tem, label_key, "test")
         desc = {"kind": "key", "split_key": split_key, "train": _as_list(train),
                 "test": _as_list(test) or sorted(set(adata.obs[split_key].astype(str)) - set(_as_list(train)))}
     else:
@@ -291,7 +292,12 @@ def _prepare(adata, adata_test, *, label_key, split, split_key, train, test, tes
     if len(set(ytr)) < 2:
         raise ValueError(f"the training side holds a single class ({_fmt_list(set(ytr))}); a classifier needs at least two. "
                          "Choose other training values or another label_key")
-    return trd, ytr, ted, yte, desc
+    return tr, ytr, te, yte, desc
+
+def _prepare(adata, adata_test, **split_args):
+    "Training and test AnnData views with their labels, and a description of the split."
+    tr, ytr, te, yte, desc = _split_rows(adata, adata_test, **split_args)
+    return adata[tr], ytr, (adata if adata_test is None else adata_test)[te], yte, desc
 
 # %% ../nbs/04_benchmark.ipynb #c61e1601
 def resolve_device(device: str) -> str:

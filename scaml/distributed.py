@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 import scaml
-from .data import PathLike, check_adata, clean_labels, describe_matrix
+from .data import PathLike, check_adata, describe_matrix
 from .models import CellTypeModel, XGBoostBackend, get_backend
 from .preprocess import Preprocessor, _pick_layer, align_genes, hvg_from_moments, normalize_log1p
 from .scale import iter_blocks
@@ -342,41 +342,6 @@ def predict_proba_dask(client: Client, backend: XGBoostBackend, X: da.Array) -> 
     return out
 
 # %% ../nbs/10a_distributed.ipynb #501305a7
-def _split_rows(adata, adata_test, *, label_key, split, split_key, train, test, test_size, random_state):
-    "Training rows of `adata` and test rows (of `adata_test` when given), their labels, and the split description."
-    from scaml.benchmark import _as_list, split_by_key, split_random
-    def side(a, mask, name):
-        if not mask.any(): raise ValueError(f"the {name} side has no cells; check the split values")
-        labels, keep = clean_labels(a, label_key)
-        r = np.flatnonzero(mask & keep)
-        if len(r) == 0: raise ValueError(f"the {name} side has no labelled cells in obs[{label_key!r}]")
-        return r, labels[r]
-    if adata_test is not None:
-        check_adata(adata_test, obs_keys={"label_key": label_key})
-        trm = split_by_key(adata, split_key=split_key, train=train)[0] if split_key and train else np.ones(adata.n_obs, bool)
-        (tr, ytr), (te, yte) = side(adata, trm, "training"), side(adata_test, np.ones(adata_test.n_obs, bool), "test")
-        desc = {"kind": "files", "train": _as_list(train) or "all", "test": "adata_test"}
-    elif split == "random":
-        labels, keep = clean_labels(adata, label_key)
-        trm, tem = split_random(labels[keep], test_size=test_size, random_state=random_state)
-        idx = np.flatnonzero(keep)
-        tr, te = idx[trm], idx[tem]
-        ytr, yte = labels[tr], labels[te]
-        desc = {"kind": "random", "test_size": test_size}
-    elif split == "key":
-        if split_key is None: raise ValueError("pass split_key (and train/test values), adata_test, or split='random'")
-        trm, tem = split_by_key(adata, split_key=split_key, train=train, test=test)
-        (tr, ytr), (te, yte) = side(adata, trm, "training"), side(adata, tem, "test")
-        desc = {"kind": "key", "split_key": split_key, "train": _as_list(train),
-                "test": _as_list(test) or sorted(set(adata.obs[split_key].astype(str)) - set(_as_list(train)))}
-    else:
-        raise ValueError(f"split={split!r}; choose 'key' or 'random'")
-    if len(set(ytr)) < 2:
-        raise ValueError(f"the training side holds a single class ({sorted(set(ytr))}); a classifier needs at least two. "
-                         "Choose other training values or another label_key")
-    return tr, ytr, te, yte, desc
-
-# %% ../nbs/10a_distributed.ipynb #983b5bd2
 def run_benchmark_dask(adata: AnnData, *, client: Client, label_key: str = "cell_type", split_key: str | None = None,
                        train: str | Sequence[str] | None = None, test: str | Sequence[str] | None = None,
                        adata_test: AnnData | None = None, split: str = "key", test_size: float = 0.2,
@@ -442,7 +407,7 @@ def run_benchmark_dask(adata: AnnData, *, client: Client, label_key: str = "cell
     A `scaml.benchmark.BenchmarkResult`; with `outdir`, the same files as `run_benchmark`, and the manifest also holds
     `dask` (scheduler address, number of workers, blocks).
     """
-    from scaml.benchmark import BenchmarkResult, _check_outdir, _versions, evaluate, write_results
+    from scaml.benchmark import BenchmarkResult, _check_outdir, _split_rows, _versions, evaluate, write_results
     _import_dask()
     import dask.array as da
     t_start = time.perf_counter()
