@@ -9,7 +9,8 @@ RSS of that process, cells per second and the metrics of every model. Usage:
     python benchmarks/run.py --compare             # rerun and compare with the committed results
     python benchmarks/run.py --repeat 5            # runs per workload (default 3): the median wall time is recorded
 
-Results of earlier runs are kept: a record is replaced only by a new record of the same workload and models.
+Results of earlier runs are kept: a record is replaced only by a new record of the same workload, models, device and
+processor model, so numbers from different machines stand side by side.
 """
 from __future__ import annotations
 
@@ -41,13 +42,27 @@ TARGETS_F1 = {"actinn_tutorial": 0.957, "tm_facs_to_droplet": 0.930, "cellbench_
               "cellbench_plate1_to_plates23": 1.0}
 
 
+def cpu_model() -> str:
+    "The processor's model name (from /proc/cpuinfo where there is one)."
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"): return line.split(":", 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or platform.machine()
+
+
+def same_run(a: dict, b: dict) -> bool:
+    "Whether two records measure the same workload, models and device on the same kind of processor."
+    return all(a.get(k) == b.get(k) for k in ("workload", "models", "device", "cpu"))
+
+
 def machine() -> dict:
     pk = {}
     for p in ("scaml", "numpy", "scipy", "anndata", "scikit-learn", "xgboost", "torch"):
         try: pk[p] = version(p)
         except PackageNotFoundError: pass
     return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(), "packages": pk}
+            "processor": platform.processor() or platform.machine(), "cpu": cpu_model(), "packages": pk}
 
 
 def run_workload(name: str, models: list[str], device: str = "cpu", repeat: int = 3) -> dict:
@@ -82,7 +97,7 @@ def _run_once(name: str, models: list[str], device: str = "cpu") -> dict:
     return {
         "workload": name, "n_cells": manifest["n_train"] + manifest["n_test"], "n_train": manifest["n_train"],
         "n_test": manifest["n_test"], "n_genes": manifest["n_genes_input"], "n_features": manifest["n_features"],
-        "models": models, "backend": "local", "device": device, "wall_s": round(wall, 2),
+        "models": models, "backend": "local", "device": device, "cpu": cpu_model(), "wall_s": round(wall, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "train_cells_per_s": round(manifest["n_train"] * len(models) / fit_s, 1),
         "predict_cells_per_s": round(manifest["n_test"] * len(models) / pred_s, 1),
@@ -122,10 +137,13 @@ def main(argv=None) -> int:
               + " ".join(f"{m}={v['f1_macro']:.3f}/{v['fit_s']:.1f}s" for m, v in r["per_model"].items()), flush=True)
         if a.compare:
             prev = [o for o in old["records"] if o["workload"] == n and o["models"] == r["models"]]
+            prev = [o for o in prev if same_run(o, r)] or prev
             if prev:
                 o = prev[-1]
-                print(f"{'':32s} before: wall {o['wall_s']:6.1f}s  rss {o['peak_rss_mb']:7.1f} MB  f1_macro {o['f1_macro']:.4f}")
-    keep = [o for o in old["records"] if not any(o["workload"] == r["workload"] and o["models"] == r["models"] for r in new)]
+                other = "" if same_run(o, r) else f"  (measured on another processor: {o.get('cpu')})"
+                print(f"{'':32s} before: wall {o['wall_s']:6.1f}s  rss {o['peak_rss_mb']:7.1f} MB  "
+                      f"f1_macro {o['f1_macro']:.4f}{other}")
+    keep = [o for o in old["records"] if not any(same_run(o, r) for r in new)]
     if not a.compare:
         out.write_text(json.dumps({"machine": machine(), "records": keep + new}, indent=1) + "\n")
         print(f"wrote {out}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from run import RESULTS, machine  # noqa: E402
+from run import RESULTS, cpu_model, machine, same_run  # noqa: E402
 
 
 def atlas(n: int) -> Path:
@@ -52,7 +52,7 @@ def run(n: int, models: list[str], device: str) -> dict:
     fit = sum(tm[f"{m}_fit_s"] for m in models); pred = sum(tm[f"{m}_predict_s"] for m in models)
     best = max(summary, key=lambda m: summary[m]["f1_macro"])
     return {"workload": f"tm_facs_resampled_{n}", "n_cells": n, "n_train": man["n_train"], "n_test": man["n_test"],
-            "n_genes": man["n_genes_input"], "models": models, "backend": "local", "device": device,
+            "n_genes": man["n_genes_input"], "models": models, "backend": "local", "device": device, "cpu": cpu_model(),
             "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "train_cells_per_s": round(man["n_train"] * len(models) / fit, 1),
             "predict_cells_per_s": round(man["n_test"] * len(models) / pred, 1),
@@ -75,8 +75,7 @@ def main(argv=None) -> int:
         r = run(n, a.models, a.device)
         print(f"{r['workload']:28s} wall {r['wall_s']:7.1f}s rss {r['peak_rss_mb']:8.1f} MB f1 {r['f1_macro']:.4f} "
               + " ".join(f"{m}:{v['fit_s']}s" for m, v in r["per_model"].items()), flush=True)
-        res["records"] = [o for o in res["records"] if not (o["workload"] == r["workload"] and o["models"] == r["models"]
-                                                             and o.get("device") == r["device"])] + [r]
+        res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]
         res["machine"] = machine()
         RESULTS.write_text(json.dumps(res, indent=1) + "\n")
     return 0
