@@ -131,6 +131,11 @@ def per_class_f1(per_class: pd.DataFrame, *, ax=None):
     return ax
 
 # %% ../nbs/06_plots.ipynb #6d380f01
+def _final_path(path: Path) -> Path:
+    "Where a results folder will be once written (it is `.NAME.partial-PID` while being written)."
+    m = re.fullmatch(r"\.(.*)\.partial-\d+", path.name)
+    return path.with_name(m[1]) if m else path
+
 def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int = 110, stats: bool = True) -> list[Path]:
     """Draw the standard figures of a benchmark results folder and save them as PNG.
 
@@ -167,7 +172,7 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
     def _save(fig, name):
         fig.tight_layout(); fig.savefig(outdir / name, dpi=dpi, pil_kwargs=PNG_FAST); plt.close(fig); written.append(outdir / name)
     ax = model_comparison(summary[["accuracy", "f1_macro"]].astype(float), errors=errors)
-    run = re.sub(r"^\.(.*)\.partial-\d+$", r"\1", results.name)     # the folder's final name while it is written
+    run = _final_path(results).name
     ax.set_title(f"{run}: test cells (95% CI)" if errors is not None else f"{run}: test cells", fontsize=10)
     _save(ax.figure, "model_compare.png")
     pcs = {}
@@ -180,5 +185,5 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
     if stats and errors is not None:
         from scaml.stats import save_stats_figures
         written += save_stats_figures(results, outdir=outdir, dpi=dpi)
-    log.info("wrote %d figures to %s", len(written), outdir)
+    log.info("wrote %d figures to %s", len(written), _final_path(outdir))
     return written
