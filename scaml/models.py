@@ -320,7 +320,7 @@ class XGBoostBackend(Backend):
 
 # %% ../nbs/02_models.ipynb #5c40c70e
 class MLPBackend(Backend):
-    "One-hidden-layer perceptron (scikit-learn, ReLU, Adam, early stopping on 10% of the cells from 1,000 cells)."
+    "One-hidden-layer perceptron (scikit-learn, ReLU, Adam; from 1,000 training cells, early stopping on 10% of them)."
     name = "mlp"
     defaults = {"hidden_layer_sizes": [256], "alpha": 1e-4, "batch_size": 128, "learning_rate_init": 1e-3,
                 "max_iter": 100, "early_stopping": "auto", "n_iter_no_change": 5}
