@@ -40,10 +40,10 @@ except ImportError:
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 
 import scaml  # noqa: E402
-from scaml.actinn import actinn_preprocessor
-from scaml.datasets import load_task
-from scaml.models import CellTypeModel
-from scaml.preprocess import Preprocessor
+from scaml.actinn import actinn_preprocessor  # noqa: E402
+from scaml.datasets import load_task  # noqa: E402
+from scaml.models import CellTypeModel  # noqa: E402
+from scaml.preprocess import Preprocessor  # noqa: E402
 
 SEEDS = [0, 1, 2]
 EPOCHS = [1, 2, 3, 4, 5]

@@ -15,7 +15,9 @@ import time
 import warnings
 from pathlib import Path
 
-from scaml.benchmark import _json, _versions, run_benchmark
+from scaml.benchmark import run_benchmark
+from scaml.core import package_versions
+from scaml.results import to_json
 from scaml.datasets import load_dataset, load_task
 from scaml.explain import overlap_top_genes, save_top_genes, top_genes
 from scaml.matrix import run_matrix

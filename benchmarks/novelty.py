@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scaml.benchmark import _json, _versions
+from scaml.core import package_versions
+from scaml.results import to_json
 from scaml.data import clean_labels
 from scaml.datasets import load_dataset
 from scaml.novelty import (METHODS, fit_rejection, filter_cells, novelty_split, parse_flag, predict_with_rejection,

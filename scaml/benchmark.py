@@ -255,7 +255,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
         "unseen_test_classes": unseen, "gene_overlap": overlap, "input_kind": pp.input_kind,
         "backed": bool(adata.isbacked), "device": device, "engine": engine, **engine_info,
-        "versions": package_versions(("dask", "distributed") if engine == "dask" else ()), "platform": platform.platform(), "timings": timings,
+        "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
+        "platform": platform.platform(), "timings": timings,
     }
     res = BenchmarkResult(summary=summary, metrics=results, predictions=preds, proba=probas, models=fitted,
                           classes=classes, features=list(pp.features), manifest=manifest)

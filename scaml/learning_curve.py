@@ -185,11 +185,11 @@ def plot_learning_curve(lc: pd.DataFrame, *, schedule: str = "groups", metric: s
     -------
     The matplotlib `Axes`.
     """
-    from scaml.plots import _axes
+    from scaml.plots import new_axes
     s = summarize_learning_curve(lc, metric=metric)
     s = s[s.schedule == schedule]
     if s.empty: raise ValueError(f"no rows with schedule={schedule!r}; schedules there: {sorted(set(lc.schedule))}")
-    ax = _axes(ax, (4.2, 3.2))
+    ax = new_axes(ax, (4.2, 3.2))
     for name, d in s.groupby("model", sort=False):
         lo, hi = (d["mean"] - d["std"], d["mean"] + d["std"]) if band == "std" else (d["min"], d["max"])
         (line,) = ax.plot(d["size"], d["mean"], marker="o", ms=3, label=name)

@@ -25,7 +25,7 @@ from .preprocess import Preprocessor
 from fastcore.basics import patch
 
 from .core import format_values
-from .report import as_list
+from .core import as_list
 from .splits import pick_test_groups
 from .results import check_outdir
 from .metrics import novelty_metrics
@@ -414,8 +414,8 @@ def score_distributions(scores: pd.DataFrame, *, bins: int = 40, ax=None):
     -------
     The matplotlib `Axes`.
     """
-    from scaml.plots import _axes
-    ax = _axes(ax, (4.2, 3.2))
+    from scaml.plots import new_axes
+    ax = new_axes(ax, (4.2, 3.2))
     s, f = scores["score"].to_numpy(float), scores["flag"].to_numpy(bool)
     edges = np.histogram_bin_edges(s, bins=bins)
     ax.hist(s[~f], bins=edges, alpha=0.6, density=True, label=f"other ({int((~f).sum())})", color="tab:blue")
@@ -441,8 +441,8 @@ def roc_curve(scores: pd.DataFrame, *, ax=None, label: str | None = None):
     """
     from sklearn.metrics import roc_auc_score
     from sklearn.metrics import roc_curve as _roc
-    from scaml.plots import _axes
-    ax = _axes(ax, (3.4, 3.2))
+    from scaml.plots import new_axes
+    ax = new_axes(ax, (3.4, 3.2))
     f, s = scores["flag"].to_numpy(bool), scores["score"].to_numpy(float)
     fpr, tpr, _ = _roc(f, s)
     ax.plot(fpr, tpr, label=f"{label + ' ' if label else ''}AUROC {roc_auc_score(f, s):.3f}")

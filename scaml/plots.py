@@ -17,16 +17,12 @@ from .metrics import METRIC_LABELS
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PNG_FAST', 'model_comparison', 'confusion_matrix', 'per_class_f1', 'metric_bars_ci', 'confusions',
+__all__ = ['log', 'PNG_FAST', 'model_comparison', 'confusion_matrix', 'per_class_f1', 'new_axes', 'metric_bars_ci', 'confusions',
            'direction_comparison', 'radar']
 
 # %% ../nbs/06_plots.ipynb #c9e6bc3b
 PNG_FAST = {"compress_level": 1}   # zlib level 1: ~0.1 s less per figure than the default 6, files ~8% larger
 
-def _axes(ax, figsize):
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=figsize)
-    return ax
 
 # %% ../nbs/06_plots.ipynb #431465dd
 def model_comparison(summary: pd.DataFrame, *, metrics: Sequence[str] = ("accuracy", "f1_macro"),
@@ -50,7 +46,7 @@ def model_comparison(summary: pd.DataFrame, *, metrics: Sequence[str] = ("accura
     """
     missing = [m for m in metrics if m not in summary.columns]
     if missing: raise KeyError(f"metrics {missing} are not columns of the summary; available: {list(summary.columns)}")
-    ax = _axes(ax, (max(4.5, 1.2 + 1.1 * len(summary)), 3.2))
+    ax = new_axes(ax, (max(4.5, 1.2 + 1.1 * len(summary)), 3.2))
     width = 0.8 / len(metrics)
     x = np.arange(len(summary))
     for i, m in enumerate(metrics):
@@ -90,7 +86,7 @@ def confusion_matrix(cm: pd.DataFrame, *, normalize: bool = True, title: str | N
     n = counts.sum(1)
     vals = np.divide(counts, n[:, None], out=np.zeros_like(counts), where=n[:, None] > 0) if normalize else counts
     k = max(len(cm.index), len(cm.columns))
-    ax = _axes(ax, (2.5 + 0.45 * k, 2 + 0.4 * k))
+    ax = new_axes(ax, (2.5 + 0.45 * k, 2 + 0.4 * k))
     im = ax.imshow(vals, cmap="Blues", vmin=0, vmax=1 if normalize else None, aspect="auto")
     ax.set_xticks(range(len(cm.columns)), cm.columns, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(cm.index)), [f"{c} (n={int(m)})" for c, m in zip(cm.index, n)], fontsize=8)
@@ -120,7 +116,7 @@ def per_class_f1(per_class: pd.DataFrame, *, ax=None):
     -------
     The matplotlib `Axes`.
     """
-    ax = _axes(ax, (2 + 0.8 * per_class.shape[1], 1.5 + 0.35 * per_class.shape[0]))
+    ax = new_axes(ax, (2 + 0.8 * per_class.shape[1], 1.5 + 0.35 * per_class.shape[0]))
     im = ax.imshow(per_class.to_numpy(float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(per_class.shape[1]), per_class.columns)
     ax.set_yticks(range(per_class.shape[0]), per_class.index, fontsize=8)
@@ -130,7 +126,8 @@ def per_class_f1(per_class: pd.DataFrame, *, ax=None):
     return ax
 
 # %% ../nbs/06_plots.ipynb #d1db0364
-def _axes(ax, figsize, polar: bool = False):
+def new_axes(ax, figsize, polar: bool = False):
+    "`ax`, or the Axes of a new figure of `figsize` (polar with `polar`) when `ax` is None."
     import matplotlib.pyplot as plt
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, subplot_kw={"projection": "polar"} if polar else None)
@@ -157,7 +154,7 @@ def metric_bars_ci(cis: Mapping[str, Mapping], *, metrics: Sequence[str] = ("acc
     missing = sorted(set(metrics) - set(t.metric))
     if missing: raise KeyError(f"metrics {missing} have no interval; available: {sorted(set(t.metric))}")
     models = list(cis)
-    ax = _axes(ax, (1.5 + 1.2 * len(models), 3.4))
+    ax = new_axes(ax, (1.5 + 1.2 * len(models), 3.4))
     w = 0.8 / len(metrics)
     x = np.arange(len(models))
     for i, m in enumerate(metrics):
@@ -185,7 +182,7 @@ def confusions(table: pd.DataFrame, *, ax=None):
     -------
     The matplotlib `Axes`.
     """
-    ax = _axes(ax, (5.5, 0.8 + 0.28 * len(table)))
+    ax = new_axes(ax, (5.5, 0.8 + 0.28 * len(table)))
     models = list(dict.fromkeys(table.model))
     colours = {m: f"C{i}" for i, m in enumerate(models)}
     labels = [f"{r.model}: {r.true} -> {r.pred}" for r in table.itertuples()]
@@ -215,7 +212,7 @@ def direction_comparison(cis_by_direction: Mapping[str, Mapping[str, Mapping]], 
     dirs = list(cis_by_direction)
     tabs = {d: ci_table(c) for d, c in cis_by_direction.items()}
     models = list(dict.fromkeys(m for t in tabs.values() for m in t.model))
-    ax = _axes(ax, (1.5 + 1.2 * len(models), 3.4))
+    ax = new_axes(ax, (1.5 + 1.2 * len(models), 3.4))
     w = 0.8 / len(dirs)
     x = np.arange(len(models))
     for i, d in enumerate(dirs):
@@ -249,7 +246,7 @@ def radar(summary: pd.DataFrame, *, metrics: Sequence[str] = ("accuracy", "balan
     """
     metrics = [m for m in metrics if m in summary.columns]
     if len(metrics) < 3: raise ValueError(f"a radar chart needs at least 3 metrics; found {metrics} in the summary")
-    ax = _axes(ax, (4.2, 4.2), polar=True)
+    ax = new_axes(ax, (4.2, 4.2), polar=True)
     if getattr(ax, "name", "") != "polar": raise ValueError("radar needs a polar Axes: subplot_kw={'projection': 'polar'}")
     ang = np.linspace(0, 2 * np.pi, len(metrics), endpoint=False)
     ang_c = np.r_[ang, ang[:1]]

@@ -209,8 +209,8 @@ def plot_rejection_curve(curve: pd.DataFrame, *, ax=None, label: str | None = No
     -------
     The matplotlib `Axes`.
     """
-    from scaml.plots import _axes
-    ax = _axes(ax, (4, 3.2))
+    from scaml.plots import new_axes
+    ax = new_axes(ax, (4, 3.2))
     ax.plot(curve["rejected_frac"], curve["accuracy_labelled"], label=label or "accuracy (labelled cells)")
     if curve["unseen_rejected"].notna().any():
         ax.plot(curve["rejected_frac"], curve["unseen_rejected"], ls="--", label="unseen-class cells rejected")

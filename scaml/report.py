@@ -16,10 +16,11 @@ from pathlib import Path
 
 from .core import PathLike
 
+from .core import as_list
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'NOTEBOOK', 'analysis_notebook', 'as_list', 'split_name', 'run_report']
+__all__ = ['log', 'NOTEBOOK', 'analysis_notebook', 'split_name', 'run_report']
 
 # %% ../nbs/08f_report.ipynb #a5f483fb
 NOTEBOOK = "cross_batch.ipynb"
@@ -52,10 +53,6 @@ def analysis_notebook(name: str = NOTEBOOK) -> Path:
                             "reinstall scaml or pass notebook=PATH (--notebook)")
 
 # %% ../nbs/08f_report.ipynb #558585e9
-def as_list(v) -> list[str]:
-    if v is None: return []
-    return [str(v)] if isinstance(v, str) else [str(x) for x in v]
-
 def split_name(train: str | Sequence[str], test: str | Sequence[str]) -> str:
     """The folder name of a split: `'<train>_to_<test>'`, unsafe characters replaced by `_`.
 

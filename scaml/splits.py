@@ -12,7 +12,7 @@ import numpy as np
 from anndata import AnnData
 
 from .data import check_obs_key
-from .report import as_list
+from .core import as_list
 from .data import check_values
 from .data import clean_labels
 from .data import check_adata
