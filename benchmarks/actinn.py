@@ -48,7 +48,6 @@ from scaml.preprocess import Preprocessor  # noqa: E402
 SEEDS = [0, 1, 2]
 EPOCHS = [1, 2, 3, 4, 5]
 
-
 def machine() -> dict:
     "A description of the machine the numbers come from."
     cpu = platform.processor() or ""
@@ -58,7 +57,6 @@ def machine() -> dict:
     except OSError: pass
     return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
             "n_cpus": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
 
 def run(task_name: str, train, test, backend: str, seed: int, prep: str, class_weight: str | None = None,
         variant: str = "default", **params) -> dict:
@@ -84,7 +82,6 @@ def run(task_name: str, train, test, backend: str, seed: int, prep: str, class_w
     print(json.dumps(rec), flush=True)
     return rec
 
-
 def summarise(records: list[dict]) -> list[dict]:
     "Mean and standard deviation over seeds."
     groups: dict[tuple, list[dict]] = {}
@@ -99,7 +96,6 @@ def summarise(records: list[dict]) -> list[dict]:
             row[f"{k}_sd"] = round(statistics.stdev(v), 4) if len(v) > 1 else 0.0
         out.append(row)
     return out
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,7 +149,6 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     for r in summary: print(r)
     print(f"wrote {args.out}")
-
 
 if __name__ == "__main__":
     main()

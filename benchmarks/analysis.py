@@ -15,21 +15,24 @@ import time
 import warnings
 from pathlib import Path
 
-from scaml.benchmark import _json, _versions, run_benchmark
+from scaml.benchmark import run_benchmark
+from scaml.core import package_versions
+from scaml.results import to_json
 from scaml.datasets import load_dataset, load_task
 from scaml.explain import overlap_top_genes, save_top_genes, top_genes
-from scaml.matrix import filter_cells, run_matrix
+from scaml.matrix import run_matrix
+from scaml.splits import filter_cells
 from scaml.models import CellTypeModel
 from scaml.preprocess import Preprocessor
-from scaml.stats import ci_for_benchmark, compare_results_dir, save_stats_figures
+from scaml.metrics import ci_for_benchmark
+from scaml.results import compare_results_dir, save_stats_figures
 
 MODELS = ["lr", "rf", "xgb", "mlp"]
 B_MARKERS, T_MARKERS = ["Cd79a", "Cd79b", "Cd19", "Ms4a1"], ["Cd3e", "Cd3d", "Cd3g"]
 
-
 def main(outdir: Path) -> dict:
     warnings.simplefilter("ignore", UserWarning)
-    out: dict = {"versions": _versions()}
+    out: dict = {"versions": package_versions()}
 
     t = time.perf_counter()
     cb = filter_cells(load_dataset("cellbench_plate_based"), ["demuxlet_cls=SNG"])
@@ -45,7 +48,7 @@ def main(outdir: Path) -> dict:
     res = run_benchmark(task, label_key="label", split_key="split", train="train", test="test", models=MODELS,
                         progress=False, outdir=outdir / "tm_facs_to_droplet", overwrite=True)
     train_classes = sorted(res.manifest["train_class_counts"])
-    y = res.predictions["lr"]["true_label"].to_numpy()
+    y = res.predictions["lr"]["y_true"].to_numpy()
     tb = time.perf_counter()
     cis = {m: ci_for_benchmark(y, res.proba[m].to_numpy(), res.classes, train_classes, 0) for m in MODELS}
     boot_s = time.perf_counter() - tb
@@ -82,11 +85,10 @@ def main(outdir: Path) -> dict:
     out["tm_facs_to_droplet"]["top_genes_written"] = sorted(written)
     return out
 
-
 if __name__ == "__main__":
     base = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="scaml_analysis_"))
     result = main(base)
     dest = Path(__file__).with_name("analysis_results.json")
-    dest.write_text(_json(result))
+    dest.write_text(to_json(result))
     print(json.dumps({k: v for k, v in result.items() if k != "versions"}, indent=1)[:4000])
     print(f"results folders under {base}; summary in {dest}")

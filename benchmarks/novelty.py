@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scaml.benchmark import _json, _versions
+from scaml.core import package_versions
+from scaml.results import to_json
 from scaml.data import clean_labels
 from scaml.datasets import load_dataset
 from scaml.novelty import (METHODS, fit_rejection, filter_cells, novelty_split, parse_flag, predict_with_rejection,
@@ -22,7 +23,6 @@ from scaml.novelty import (METHODS, fit_rejection, filter_cells, novelty_split, 
 
 warnings.filterwarnings("ignore", category=UserWarning)
 OUT = Path(__file__).with_name("novelty_results.json")
-
 
 def novelty_block(adata, **kw):
     res = {}
@@ -36,7 +36,6 @@ def novelty_block(adata, **kw):
     res["maxproba_rf"] = {k: r.metrics[k] for k in ("auroc", "auprc", "fpr_at_95_recall", "auroc_by_value")}
     print("maxproba_rf", round(r.metrics["auroc"], 4), flush=True)
     return res
-
 
 def rejection_block(adata, *, flag_key, positive, label_key, split_key, train, group_key, n_top_genes, setups):
     flag = parse_flag(adata.obs[flag_key], positive=positive)
@@ -53,7 +52,6 @@ def rejection_block(adata, *, flag_key, positive, label_key, split_key, train, g
         print(name, {k: round(met[k], 3) for k in ("pct_unknown", "known_kept", "unseen_rejected", "f1_labelled")},
               flush=True)
     return out
-
 
 t0 = time.perf_counter()
 cb = filter_cells(load_dataset("cellbench_plate_based"), {"demuxlet_cls": "SNG"})
@@ -77,7 +75,7 @@ for ct in ["NK cell", "Hepatocyte"]:
                                        setups={"lr_proba": {"model": "lr"}}, **kw)
     results["tabula_muris_leave_one_out"][ct] = blk
 
-results["versions"] = _versions()
+results["versions"] = package_versions()
 results["total_s"] = round(time.perf_counter() - t0, 1)
-OUT.write_text(_json(results))
+OUT.write_text(to_json(results))
 print(f"wrote {OUT}")

@@ -41,7 +41,6 @@ WORKLOADS = {
 TARGETS_F1 = {"actinn_tutorial": 0.957, "tm_facs_to_droplet": 0.930, "cellbench_celseq2_to_dropseq": 1.0,
               "cellbench_plate1_to_plates23": 1.0}
 
-
 def cpu_model() -> str:
     "The processor's model name (from /proc/cpuinfo where there is one)."
     try:
@@ -50,11 +49,9 @@ def cpu_model() -> str:
     except OSError: pass
     return platform.processor() or platform.machine()
 
-
 def same_run(a: dict, b: dict) -> bool:
     "Whether two records measure the same workload, models and device on the same kind of processor."
     return all(a.get(k) == b.get(k) for k in ("workload", "models", "device", "cpu"))
-
 
 def machine() -> dict:
     pk = {}
@@ -64,7 +61,6 @@ def machine() -> dict:
     return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(), "cpu": cpu_model(), "packages": pk}
 
-
 def run_workload(name: str, models: list[str], device: str = "cpu", repeat: int = 3) -> dict:
     "Run `name` `repeat` times in fresh processes; the record of the median wall time, with every wall and the peak RSS."
     runs = sorted((_run_once(name, models, device) for _ in range(repeat)), key=lambda r: r["wall_s"])
@@ -72,7 +68,6 @@ def run_workload(name: str, models: list[str], device: str = "cpu", repeat: int 
     rec["wall_s_runs"] = [r["wall_s"] for r in runs]
     rec["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
     return rec
-
 
 def _run_once(name: str, models: list[str], device: str = "cpu") -> dict:
     dataset, extra = WORKLOADS[name]
@@ -111,7 +106,6 @@ def _run_once(name: str, models: list[str], device: str = "cpu") -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("workloads", nargs="*", help="workload names (default: the real tasks)")
@@ -148,7 +142,6 @@ def main(argv=None) -> int:
         out.write_text(json.dumps({"machine": machine(), "records": keep + new}, indent=1) + "\n")
         print(f"wrote {out}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

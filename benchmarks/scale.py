@@ -1,6 +1,6 @@
 """Scale-up workloads: synthetic atlases of 10k, 100k and 1M cells resampled from real Tabula Muris counts.
 
-Each atlas is built once by `scaml.scale.resample_counts` from the DeepChem/ACTINN Tabula Muris FACS task
+Each atlas is built once by `scaml.streaming.resample_counts` from the DeepChem/ACTINN Tabula Muris FACS task
 (2,000 genes, 12 cell types, its train/test split kept as the batch) into benchmarks/out/ (not committed), then
 `scaml train --backed` runs on it in a fresh process; wall time, peak RSS and metrics go to benchmarks/results.json.
 
@@ -21,18 +21,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run import RESULTS, cpu_model, machine, same_run  # noqa: E402
 
-
 def atlas(n: int) -> Path:
     out = HERE / "out"; out.mkdir(exist_ok=True)
     path = out / f"tm_facs_resampled_{n}.h5ad"
     if not path.exists():
         from scaml.datasets import load_task
-        from scaml.scale import resample_counts
+        from scaml.streaming import resample_counts
         t = time.perf_counter()
         resample_counts(load_task("actinn_tutorial"), n, path, keep_obs=["label", "split"], random_state=0)
         print(f"built {path.name} in {time.perf_counter() - t:.1f}s ({path.stat().st_size / 2**20:.0f} MiB)", flush=True)
     return path
-
 
 def run(n: int, models: list[str], device: str) -> dict:
     path = atlas(n)
@@ -63,7 +61,6 @@ def run(n: int, models: list[str], device: str) -> dict:
             "timings": {k: round(v, 1) for k, v in tm.items()}, "load_avg_1min": round(os.getloadavg()[0], 2),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
@@ -79,7 +76,6 @@ def main(argv=None) -> int:
         res["machine"] = machine()
         RESULTS.write_text(json.dumps(res, indent=1) + "\n")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

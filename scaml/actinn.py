@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .models import Backend, _softmax
+from .models import Backend, softmax
 from .preprocess import Preprocessor
+
+from fastcore.basics import patch
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class ActinnBackend(Backend):
         return self
 
 # %% ../nbs/03_actinn.ipynb #11e77cc7
+@patch
 def _fit(self: ActinnBackend, X, y: np.ndarray, sw: np.ndarray | None) -> None:
     "Train on `X` (CSR or dense) and contiguous labels `y`, with early stopping on a validation split."
     p = self.params
@@ -164,9 +167,8 @@ def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     z = logits - logits.max(1, keepdims=True)
     return np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]
 
-ActinnBackend._fit = _fit
-
 # %% ../nbs/03_actinn.ipynb #0d93841b
+@patch
 def _trainer(self: ActinnBackend):
     "Adam with the L2 penalty on the weights only, and the staircase learning-rate decay."
     import torch
@@ -177,6 +179,7 @@ def _trainer(self: ActinnBackend):
     except (RuntimeError, TypeError): opt = torch.optim.Adam(groups, lr=p["lr"])
     return opt, torch.optim.lr_scheduler.StepLR(opt, int(p["decay_steps"]), p["decay"])
 
+@patch
 def _train_epoch(self: ActinnBackend, trainer, X, y: np.ndarray, w: np.ndarray, order: np.ndarray) -> float:
     "One pass over the cells in `order`; returns the mean minibatch loss."
     import torch
@@ -198,10 +201,9 @@ def _train_epoch(self: ActinnBackend, trainer, X, y: np.ndarray, w: np.ndarray, 
     return float(total) / max(n, 1)
 
 ActinnBackend.block_rows = 4096
-ActinnBackend._trainer = _trainer
-ActinnBackend._train_epoch = _train_epoch
 
 # %% ../nbs/03_actinn.ipynb #9ecbc081
+@patch
 def _logits(self: ActinnBackend, X, rows: np.ndarray | None = None, chunk: int = 4096) -> np.ndarray:
     "Logits (float64) of the cells `rows` of `X` (all when `None`)."
     import torch
@@ -216,23 +218,23 @@ def _logits(self: ActinnBackend, X, rows: np.ndarray | None = None, chunk: int =
     self.net_.train(was_training)
     return out
 
+@patch
 def _proba(self: ActinnBackend, X) -> np.ndarray:
     "Class probabilities of the seen classes."
     if X.shape[1] != self.n_features_:
         raise ValueError(f"X has {X.shape[1]} features; the network was trained on {self.n_features_}. "
                          "Transform the data with the model's own preprocessor")
     X = X.tocsr() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
-    return _softmax(self._logits(X))
-
-ActinnBackend._logits = _logits
-ActinnBackend._proba = _proba
+    return softmax(self._logits(X))
 
 # %% ../nbs/03_actinn.ipynb #d18e44ba
+@patch
 def _save(self: ActinnBackend, path: Path) -> None:
     "Write the weights to `path / 'state_dict.pt'`."
     import torch
     torch.save({k: v.detach().cpu() for k, v in self.net_.state_dict().items()}, path / "state_dict.pt")
 
+@patch
 def _load(self: ActinnBackend, path: Path) -> None:
     "Rebuild the network from the configuration and read `state_dict.pt`."
     import torch
@@ -247,9 +249,6 @@ def _load(self: ActinnBackend, path: Path) -> None:
                          f"{self.params['hidden']}, {len(self.seen_)} outputs): {str(e).splitlines()[0]}. "
                          "The directory is damaged; retrain the model") from None
     self.net_.to(self.device_).eval()
-
-ActinnBackend._save = _save
-ActinnBackend._load = _load
 
 # %% ../nbs/03_actinn.ipynb #4bb158e7
 def actinn_preprocessor(**kwargs) -> Preprocessor:

@@ -6,8 +6,7 @@
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,13 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from .core import PathLike, format_values
+
 log = logging.getLogger(__name__)
-PathLike = str | os.PathLike
 
 # %% auto #0
-__all__ = ['log', 'PathLike', 'toy_adata', 'read_h5ad', 'check_obs_key', 'check_obsm_key', 'check_values', 'check_adata',
-           'clean_labels', 'describe_matrix']
+__all__ = ['log', 'toy_adata', 'read_h5ad', 'check_obs_key', 'check_obsm_key', 'check_values', 'check_adata', 'clean_labels',
+           'describe_matrix']
 
 # %% ../nbs/00_data.ipynb #efd9a3ca
 def toy_adata(n_obs: int = 300, n_vars: int = 200, n_classes: int = 3, *, n_batches: int = 2,
@@ -111,12 +111,6 @@ def read_h5ad(path: PathLike, *, backed: bool = False) -> AnnData:
                          "was not written by anndata. Copy it again or convert it with scaml.io.read") from None
 
 # %% ../nbs/00_data.ipynb #cf0e6163
-def _fmt(values: Iterable, limit: int = 20) -> str:
-    "Format values for an error message, cut after `limit`."
-    values = [repr(str(v)) for v in values]
-    more = f", ... ({len(values) - limit} more)" if len(values) > limit else ""
-    return ", ".join(values[:limit]) + more
-
 def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key") -> None:
     """Raise a `KeyError` listing the available columns if `key` is not in `adata.obs`.
 
@@ -131,12 +125,12 @@ def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key") -> None
     """
     if key not in adata.obs.columns:
         raise KeyError(f"{param}={key!r} is not a column of adata.obs; available: "
-                       f"{_fmt(adata.obs.columns) or 'none'}. Pass {param}=...")
+                       f"{format_values(adata.obs.columns) or 'none'}. Pass {param}=...")
 
 def check_obsm_key(adata: AnnData, key: str, *, param: str = "use_rep") -> None:
     "Raise a `KeyError` listing the available embeddings if `key` is not in `adata.obsm`."
     if key not in adata.obsm:
-        raise KeyError(f"{param}={key!r} is not in adata.obsm; available: {_fmt(adata.obsm.keys()) or 'none'}. "
+        raise KeyError(f"{param}={key!r} is not in adata.obsm; available: {format_values(adata.obsm.keys()) or 'none'}. "
                        f"Pass {param}=... or train on genes")
 
 def check_values(adata: AnnData, key: str, values: Sequence[str], *, param: str = "train") -> None:
@@ -144,8 +138,8 @@ def check_values(adata: AnnData, key: str, values: Sequence[str], *, param: str 
     present = pd.unique(adata.obs[key].astype(str))
     missing = [v for v in values if str(v) not in set(present)]
     if missing:
-        raise ValueError(f"{param}={_fmt(missing)} not found in adata.obs[{key!r}]; values there: "
-                         f"{_fmt(sorted(present))}")
+        raise ValueError(f"{param}={format_values(missing)} not found in adata.obs[{key!r}]; values there: "
+                         f"{format_values(sorted(present))}")
 
 def check_adata(adata: AnnData, *, obs_keys: Sequence[str] | dict[str, str] = (), use_rep: str | None = None,
                 unique_names: bool = True) -> None:
@@ -174,7 +168,7 @@ def check_adata(adata: AnnData, *, obs_keys: Sequence[str] | dict[str, str] = ()
         for axis, names in (("cell", adata.obs_names), ("gene", adata.var_names)):
             if not names.is_unique:
                 dup = names[names.duplicated()].unique()
-                raise ValueError(f"{len(dup)} duplicated {axis} names in adata (e.g. {_fmt(dup, 5)}); make them unique "
+                raise ValueError(f"{len(dup)} duplicated {axis} names in adata (e.g. {format_values(dup, 5)}); make them unique "
                                  f"with adata.{'obs' if axis == 'cell' else 'var'}_names_make_unique()")
 
 # %% ../nbs/00_data.ipynb #4054ea5e

@@ -19,8 +19,11 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .data import PathLike, _fmt, read_h5ad
+from .core import PathLike
 
+from .data import read_h5ad
+
+from .core import format_values
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -199,7 +202,7 @@ def content_sha256(adata: AnnData, label_key: str) -> str:
 def _get(name: str) -> Dataset:
     "The registry entry, or a KeyError listing the names."
     if name not in DATASETS:
-        raise KeyError(f"name={name!r} is not a registered dataset; available: {_fmt(DATASETS)}. "
+        raise KeyError(f"name={name!r} is not a registered dataset; available: {format_values(DATASETS)}. "
                        "See scaml.datasets.list_datasets()")
     return DATASETS[name]
 
@@ -248,14 +251,14 @@ def _build_actinn_tm_droplet(orig: Path) -> AnnData:
     "Rebuild the h5ad from ACTINN's test_data files."
     import h5py
 
-    from scaml.io import _read_labels, _to_str, read_table
+    from scaml.io import read_labels, as_str_array, read_table
     adata = read_table(orig / "train_set.csv.gz", transpose=True)
-    labels = _read_labels(orig / "train_label.txt.gz").reindex(adata.obs_names)
+    labels = read_labels(orig / "train_label.txt.gz").reindex(adata.obs_names)
     if labels.isna().any():
         raise ValueError(f"{int(labels.isna().sum())} cells of train_set.csv.gz have no label in train_label.txt.gz; "
                          f"remove the files in '{orig}' and try again")
     adata.obs["cell_type"] = pd.Categorical(labels.to_numpy())
-    with h5py.File(orig / "train_set.h5", "r") as f: h5genes = _to_str(f["dge/axis1"][:])
+    with h5py.File(orig / "train_set.h5", "r") as f: h5genes = as_str_array(f["dge/axis1"][:])
     adata.var["in_train_set_h5"] = adata.var_names.isin(h5genes)
     adata.obs["technology"] = pd.Categorical(["10x droplet (Tabula Muris droplet)"] * adata.n_obs)
     adata.uns["source"] = "mafeiyang/ACTINN test_data/train_set.csv.gz + train_label.txt.gz"
@@ -415,7 +418,7 @@ def load_task(name: str, *, data_dir: PathLike | None = None, cache_dir: PathLik
     Cells x shared genes with raw counts in `X`, `obs['label']` (categorical) and `obs['split']` (`train`/`test`).
     """
     if name not in TASKS:
-        raise KeyError(f"name={name!r} is not a benchmark task; available: {_fmt(TASKS)}. See scaml.datasets.list_tasks()")
+        raise KeyError(f"name={name!r} is not a benchmark task; available: {format_values(TASKS)}. See scaml.datasets.list_tasks()")
     load = lambda n: load_dataset(n, data_dir=data_dir, cache_dir=cache_dir)
     if name in ("actinn_tutorial", "tm_facs_to_droplet"):
         facs = load("deepchem_actinn_tm_facs")

@@ -15,15 +15,19 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .data import PathLike, _fmt, read_h5ad
+from .core import PathLike
 
+from .data import read_h5ad
+
+from .core import format_values
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SUPPORTED_FORMATS', 'read_10x_mtx', 'read_10x_h5', 'read_actinn_hdf', 'read_table', 'read']
+__all__ = ['log', 'SUPPORTED_FORMATS', 'as_str_array', 'read_10x_mtx', 'read_10x_h5', 'read_labels', 'read_actinn_hdf',
+           'read_table', 'read']
 
 # %% ../nbs/00b_io.ipynb #b1c80626
-def _to_str(a) -> np.ndarray:
+def as_str_array(a) -> np.ndarray:
     "Decode an array of bytes or strings to a numpy array of `str`."
     a = np.asarray(a)
     if a.dtype.kind == "S" or a.dtype == object:
@@ -34,15 +38,15 @@ def _make_adata(X, obs_names, var_names, var: dict | None = None, *, unique_cell
     "Build the AnnData every reader returns: CSR float32, unique names."
     X = sp.csr_matrix(X, dtype=np.float32)
     X.sort_indices()
-    genes = pd.Index(_to_str(var_names), dtype=object)
+    genes = pd.Index(as_str_array(var_names), dtype=object)
     if not genes.is_unique:
         from anndata.utils import make_index_unique
         log.info("made %d duplicated gene names unique (suffixes -1, -2, ...)", int(genes.duplicated().sum()))
         genes = make_index_unique(genes)
-    cells = pd.Index(_to_str(obs_names), dtype=object)
+    cells = pd.Index(as_str_array(obs_names), dtype=object)
     if unique_cells and not cells.is_unique:
         dup = cells[cells.duplicated()].unique()
-        raise ValueError(f"{len(dup)} duplicated cell names (e.g. {_fmt(dup, 5)}); cell ids must be unique, "
+        raise ValueError(f"{len(dup)} duplicated cell names (e.g. {format_values(dup, 5)}); cell ids must be unique, "
                          "fix the file or read the parts separately and concatenate with index_unique='-'")
     return AnnData(X, obs=pd.DataFrame(index=cells), var=pd.DataFrame(var or {}, index=genes))
 
@@ -83,7 +87,7 @@ def read_10x_mtx(path: PathLike, *, gex_only: bool = True) -> AnnData:
     if missing:
         found = sorted(p.name for p in folder.iterdir())
         raise FileNotFoundError(f"'{folder}' is not a complete 10x folder: missing {', '.join(missing)}; "
-                                f"found: {_fmt(found) or 'nothing'}. Point path at the folder CellRanger wrote "
+                                f"found: {format_values(found) or 'nothing'}. Point path at the folder CellRanger wrote "
                                 "(e.g. filtered_feature_bc_matrix/)")
     X = scipy.io.mmread(mtx)
     X = sp.csr_matrix(X.T)  # cells x genes
@@ -97,7 +101,7 @@ def read_10x_mtx(path: PathLike, *, gex_only: bool = True) -> AnnData:
                          f"and {bc.name} {len(barcodes)} cells; the three files come from different runs")
     keep = types == "Gene Expression" if gex_only else np.ones(len(f), bool)
     if not keep.any():
-        raise ValueError(f"no 'Gene Expression' features in {feat.name} (types: {_fmt(pd.unique(types))}); "
+        raise ValueError(f"no 'Gene Expression' features in {feat.name} (types: {format_values(pd.unique(types))}); "
                          "pass gex_only=False")
     return _make_adata(X[:, np.flatnonzero(keep)], barcodes, names[keep],
                        {"gene_ids": ids[keep], "feature_types": types[keep]})
@@ -144,31 +148,31 @@ def read_10x_h5(path: PathLike, *, genome: str | None = None, gex_only: bool = T
         if "matrix" in f:
             g = f["matrix"]
             ft = g["features"]
-            ids, names = _to_str(ft["id"][:]), _to_str(ft["name"][:])
-            types = _to_str(ft["feature_type"][:]) if "feature_type" in ft else np.full(len(ids), "Gene Expression", object)
+            ids, names = as_str_array(ft["id"][:]), as_str_array(ft["name"][:])
+            types = as_str_array(ft["feature_type"][:]) if "feature_type" in ft else np.full(len(ids), "Gene Expression", object)
             keep = types == "Gene Expression" if gex_only else np.ones(len(ids), bool)
             if genome is not None and "genome" in ft:
-                keep &= _to_str(ft["genome"][:]) == genome
+                keep &= as_str_array(ft["genome"][:]) == genome
         else:
             groups = [k for k in f if isinstance(f[k], h5py.Group) and "barcodes" in f[k]]
             if not groups:
                 raise ValueError(f"'{path}' is not a CellRanger HDF5 file: no /matrix group and no /<genome>/ group "
-                                 f"with barcodes (found: {_fmt(f.keys())}); scaml.io.read detects other formats")
+                                 f"with barcodes (found: {format_values(f.keys())}); scaml.io.read detects other formats")
             if genome is None and len(groups) > 1:
-                raise ValueError(f"'{path}' holds several genomes: {_fmt(groups)}; pass genome=...")
+                raise ValueError(f"'{path}' holds several genomes: {format_values(groups)}; pass genome=...")
             gname = genome or groups[0]
             if gname not in groups:
-                raise KeyError(f"genome={gname!r} is not in '{path}'; available: {_fmt(groups)}. Pass genome=...")
+                raise KeyError(f"genome={gname!r} is not in '{path}'; available: {format_values(groups)}. Pass genome=...")
             g = f[gname]
-            ids, names = _to_str(g["genes"][:]), _to_str(g["gene_names"][:])
+            ids, names = as_str_array(g["genes"][:]), as_str_array(g["gene_names"][:])
             types = np.full(len(ids), "Gene Expression", dtype=object)
             keep = np.ones(len(ids), bool)
         n_genes, n_cells = (int(x) for x in g["shape"][:])
         X = sp.csr_matrix((g["data"][:], g["indices"][:], g["indptr"][:]), shape=(n_cells, n_genes))
-        barcodes = _to_str(g["barcodes"][:])
+        barcodes = as_str_array(g["barcodes"][:])
     if not keep.any():
         raise ValueError(f"no 'Gene Expression' features{f' of genome {genome!r}' if genome else ''} in '{path}' "
-                         f"(types: {_fmt(pd.unique(types))}); pass gex_only=False")
+                         f"(types: {format_values(pd.unique(types))}); pass gex_only=False")
     return _make_adata(X[:, np.flatnonzero(keep)], barcodes, names[keep],
                        {"gene_ids": ids[keep], "feature_types": types[keep]})
 
@@ -197,7 +201,7 @@ def _read_pandas_fixed_frame(path: Path, key: str) -> tuple[np.ndarray, np.ndarr
     import h5py
     with h5py.File(path, "r") as f:
         if key not in f:
-            raise KeyError(f"key={key!r} is not in '{path}'; available: {_fmt(f.keys())}. Pass key=...")
+            raise KeyError(f"key={key!r} is not in '{path}'; available: {format_values(f.keys())}. Pass key=...")
         g = f[key]
         ptype = g.attrs.get("pandas_type", b"")
         ptype = ptype.decode() if isinstance(ptype, bytes) else str(ptype)
@@ -208,11 +212,11 @@ def _read_pandas_fixed_frame(path: Path, key: str) -> tuple[np.ndarray, np.ndarr
             var = g.attrs.get(f"{ax}_variety", b"regular")
             if (var.decode() if isinstance(var, bytes) else str(var)) != "regular":
                 raise ValueError(f"'{path}'[{key!r}] has a MultiIndex on {ax}; only a plain index of names is supported")
-        columns, index = _to_str(g["axis0"][:]), _to_str(g["axis1"][:])
+        columns, index = as_str_array(g["axis0"][:]), as_str_array(g["axis1"][:])
         col_pos = pd.Index(columns).get_indexer
         parts = []
         for b in range(int(g.attrs["nblocks"])):
-            items = _to_str(g[f"block{b}_items"][:])
+            items = as_str_array(g[f"block{b}_items"][:])
             ds = g[f"block{b}_values"]
             if ds.dtype.kind not in "biuf":
                 raise ValueError(f"'{path}'[{key!r}] holds non-numeric columns ({ds.dtype}); a count matrix is expected")
@@ -224,7 +228,7 @@ def _read_pandas_fixed_frame(path: Path, key: str) -> tuple[np.ndarray, np.ndarr
     M = sp.hstack([m for _, m in parts], format="csc")[:, np.argsort(order)]
     return index, columns, M
 
-def _read_labels(path: Path) -> pd.Series:
+def read_labels(path: Path) -> pd.Series:
     "Read a `cell<TAB>label` file (no header; .gz allowed)."
     lab = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False)
     if lab.shape[1] < 2:
@@ -258,14 +262,14 @@ def read_actinn_hdf(path: PathLike, labels: PathLike | None = None, *, key: str 
     genes, cells, M = _read_pandas_fixed_frame(path, key)
     adata = _make_adata(M.T, cells, genes)
     if labels is not None:
-        lab = _read_labels(Path(labels))
+        lab = read_labels(Path(labels))
         if not lab.index.is_unique:
             dup = lab.index[lab.index.duplicated()].unique()
-            raise ValueError(f"{len(dup)} cells appear twice in '{labels}' (e.g. {_fmt(dup, 5)}); keep one label per cell")
+            raise ValueError(f"{len(dup)} cells appear twice in '{labels}' (e.g. {format_values(dup, 5)}); keep one label per cell")
         missing = adata.obs_names.difference(lab.index, sort=False)
         if len(missing):
             raise ValueError(f"{len(missing)} of {adata.n_obs} cells in '{path.name}' have no label in '{Path(labels).name}' "
-                             f"(e.g. {_fmt(missing[:5])}); check that the label file belongs to this matrix "
+                             f"(e.g. {format_values(missing[:5])}); check that the label file belongs to this matrix "
                              "(first column = cell id, as in the HDF columns)")
         adata.obs[label_key] = pd.Categorical(lab.reindex(adata.obs_names).to_numpy())
     return adata
@@ -336,7 +340,7 @@ def read_table(path: PathLike, *, transpose: bool | None = None, sep: str | None
     for chunk in pd.read_csv(path, sep=sep, index_col=0, chunksize=chunksize, engine="c" if len(sep) == 1 else "python"):
         bad = [c for c, t in chunk.dtypes.items() if t.kind not in "biuf"]
         if bad:
-            raise ValueError(f"'{path}' has non-numeric columns {_fmt(bad, 5)}; a count table holds numbers only, "
+            raise ValueError(f"'{path}' has non-numeric columns {format_values(bad, 5)}; a count table holds numbers only, "
                              f"with names in the first row and column (sep={sep!r}; pass sep=... if it is wrong)")
         columns = chunk.columns
         rows.append(chunk.index.to_numpy())
@@ -351,7 +355,7 @@ def read_table(path: PathLike, *, transpose: bool | None = None, sep: str | None
         elif (r, c) in (("cells", "genes"), ("cells", None), (None, "genes")): transpose = False
         else:
             raise ValueError(f"cannot tell whether the rows of '{path.name}' are cells or genes (rows look like {r}: "
-                             f"{_fmt(rows[:3])}; columns look like {c}: {_fmt(columns[:3])}); "
+                             f"{format_values(rows[:3])}; columns look like {c}: {format_values(columns[:3])}); "
                              "pass transpose=True if rows are genes, transpose=False if rows are cells")
         log.info("read_table: rows of '%s' are %s", path.name, "genes" if transpose else "cells")
     if transpose: return _make_adata(M.T, columns, rows)
@@ -378,7 +382,7 @@ def _h5_kind(path: Path) -> str:
         if any(isinstance(f[k], h5py.Group) and "pandas_type" in f[k].attrs for k in f): return "actinn"
         if "X" in f and "obs" in f: return "h5ad"
         keys = sorted(f.keys())
-    raise ValueError(f"'{path}' is an HDF5 file of an unknown layout (top-level keys: {_fmt(keys) or 'none'}); "
+    raise ValueError(f"'{path}' is an HDF5 file of an unknown layout (top-level keys: {format_values(keys) or 'none'}); "
                      "expected a 10x HDF5 (/matrix or /<genome>/barcodes), a pandas HDF with a DataFrame, or AnnData")
 
 def read(path: PathLike, **kw) -> AnnData:

@@ -20,14 +20,17 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .data import PathLike, check_adata, clean_labels
+from .core import PathLike
+from .data import check_adata, clean_labels
 from .preprocess import Preprocessor
+
+from fastcore.basics import patch
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MODELS', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'LogRegBackend', 'RandomForestBackend',
-           'XGBoostBackend', 'MLPBackend', 'get_backend', 'CellTypeModel', 'annotate']
+__all__ = ['log', 'MODELS', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'softmax', 'LogRegBackend', 'RandomForestBackend',
+           'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel', 'annotate']
 
 # %% ../nbs/02_models.ipynb #5320e82c
 def balanced_weights(y: np.ndarray) -> np.ndarray:
@@ -100,7 +103,7 @@ class Backend:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
 
 # %% ../nbs/02_models.ipynb #a63a2606
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
     np.exp(z, out=z)
     return z / z.sum(1, keepdims=True)
@@ -174,7 +177,7 @@ class LogRegBackend(Backend):
             for s in range(0, n, p["batch_size"]):
                 idx = np.sort(order[s:s + p["batch_size"]])
                 Xb, yb, wb = X[idx], y[idx], w_all[idx]
-                P = _softmax(np.asarray(Xb @ W, dtype=np.float64) + b).astype(np.float32)
+                P = softmax(np.asarray(Xb @ W, dtype=np.float64) + b).astype(np.float32)
                 P[np.arange(len(idx)), yb] -= 1
                 P *= (wb / len(idx))[:, None]
                 gW = np.asarray(Xb.T @ P) + lam * W
@@ -186,7 +189,7 @@ class LogRegBackend(Backend):
                     prm -= lr * (m_ / (1 - b1 ** t)) / (np.sqrt(v_ / (1 - b2 ** t)) + eps)
         self.W_, self.b_ = W.astype(np.float64), b.astype(np.float64)
 
-    def _proba(self, X): return _softmax(_linear(X, self.W_, self.b_))
+    def _proba(self, X): return softmax(_linear(X, self.W_, self.b_))
     def _save(self, path): _save_npz(path / "weights.npz", W=self.W_, b=self.b_)
     def _load(self, path):
         z = _load_npz(path / "weights.npz"); self.W_, self.b_ = z["W"], z["b"]
@@ -344,7 +347,7 @@ class MLPBackend(Backend):
             h = _linear(h, W, b)
             if i < len(self.coefs_) - 1: np.maximum(h, 0, out=h)
         if h.shape[1] == 1: h = np.hstack([np.zeros_like(h), h])
-        return _softmax(h)
+        return softmax(h)
 
     def _save(self, path):
         _save_npz(path / "weights.npz", **{f"W{i}": w for i, w in enumerate(self.coefs_)},
@@ -353,6 +356,41 @@ class MLPBackend(Backend):
     def _load(self, path):
         z = _load_npz(path / "weights.npz"); n = len(z) // 2
         self.coefs_, self.intercepts_ = [z[f"W{i}"] for i in range(n)], [z[f"b{i}"] for i in range(n)]
+
+# %% ../nbs/02_models.ipynb #500b69ed
+class SklearnBackend(Backend):
+    "Any scikit-learn classifier, on the same features as the built-in models."
+    name = "sklearn"
+    defaults: dict = {}
+    savable = False
+
+    def __init__(self, estimator=None, *, class_weight: str | None = None, random_state: int | None = 0):
+        if estimator is None or not hasattr(estimator, "fit") or not (
+                hasattr(estimator, "predict_proba") or hasattr(estimator, "decision_function")):
+            raise TypeError(f"estimator={estimator!r} is not a scikit-learn classifier: it needs fit and predict_proba "
+                            "or decision_function")
+        super().__init__(class_weight=class_weight, random_state=random_state)
+        self.estimator = estimator
+        self.name = type(estimator).__name__
+
+    def _fit(self, X, y: np.ndarray, sw: np.ndarray | None) -> None:
+        from sklearn.base import clone
+        est = clone(self.estimator)
+        if est.get_params().get("random_state", 0) is None: est.set_params(random_state=self.random_state)
+        try: est.fit(X, y, sample_weight=sw)
+        except TypeError: est.fit(X, y)                        # an estimator without sample weights
+        self.estimator_ = est
+
+    def _proba(self, X) -> np.ndarray:
+        if hasattr(self.estimator_, "predict_proba"): return self.estimator_.predict_proba(X)
+        d = np.asarray(self.estimator_.decision_function(X), dtype=np.float64)
+        return softmax(np.c_[-d, d] if d.ndim == 1 else d)
+
+    def _save(self, path: Path) -> None:
+        raise ValueError(f"a {self.name} model cannot be saved: scaml saves models as data, not pickles, and only the "
+                         f"built-in models ({', '.join(MODELS)}) have such a form")
+
+    def __repr__(self) -> str: return f"SklearnBackend({self.estimator!r})"
 
 # %% ../nbs/02_models.ipynb #e49721ce
 MODELS: dict[str, str] = {
@@ -388,7 +426,7 @@ class CellTypeModel:
     Parameters
     ----------
     model
-        A name from `MODELS` (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, `'actinn'`, ...).
+        A name from `MODELS` (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, `'actinn'`, ...), or a scikit-learn classifier.
     preprocessor
         The preprocessing to fit; default: 2,000 highly variable genes, log1p CP10k, scaled.
     class_weight
@@ -398,13 +436,28 @@ class CellTypeModel:
     **params
         Estimator parameters, overriding the backend's defaults.
     """
-    def __init__(self, model: str = "lr", *, preprocessor: Preprocessor | None = None,
+    def __init__(self, model: str | object = "lr", *, preprocessor: Preprocessor | None = None,
                  class_weight: str | None = None, random_state: int | None = 0, **params):
-        self.name = model
-        self.backend = get_backend(model)(class_weight=class_weight, random_state=random_state, **params)
+        if isinstance(model, str):
+            self.name = model
+            self.backend = get_backend(model)(class_weight=class_weight, random_state=random_state, **params)
+        else:
+            if params: raise TypeError(f"parameters {sorted(params)} go to the estimator itself: set them on {model!r}")
+            self.backend = SklearnBackend(model, class_weight=class_weight, random_state=random_state)
+            self.name = self.backend.name
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor()
-        self.classes: list[str] = []
-        self.label_key: str | None = None
+        self.classes_: list[str] = []
+        self.label_key_: str | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        "The class list, in the order of the probability columns (empty before fitting)."
+        return self.classes_
+
+    @property
+    def label_key(self) -> str | None:
+        "The `obs` column the model was trained on."
+        return self.label_key_
 
     @property
     def features(self) -> list[str]: return self.preprocessor.features
@@ -421,46 +474,44 @@ class CellTypeModel:
                 f"{len(self.features)} features; {self.preprocessor!r}; {self.backend!r}")
 
 # %% ../nbs/02_models.ipynb #e0449ecb
-def _fit_model(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
+@patch
+def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
                classes: Sequence[str] | None = None) -> CellTypeModel:
     "Fit the preprocessing and the classifier on the labelled cells of `adata`."
     check_adata(adata, obs_keys={"label_key": label_key}, use_rep=self.preprocessor.use_rep)
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
-    self.classes = list(classes) if classes is not None else sorted(set(labels))
+    self.classes_ = list(classes) if classes is not None else sorted(set(labels))
     missing = sorted(set(labels) - set(self.classes))
     if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes}")
-    self.label_key = label_key
+    self.label_key_ = label_key
     X = self.preprocessor.fit_transform(adata)
     y = pd.Index(self.classes).get_indexer(labels)
     self.backend.fit(X, y, n_classes=len(self.classes))
     return self
 
-def _fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str], preprocessor: Preprocessor,
+@patch
+def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str], preprocessor: Preprocessor,
                 label_key: str | None = None) -> CellTypeModel:
     "Fit the classifier on an already preprocessed matrix (used by the benchmark to share preprocessing)."
-    self.preprocessor, self.classes, self.label_key = preprocessor, list(classes), label_key
+    self.preprocessor, self.classes_, self.label_key_ = preprocessor, list(classes), label_key
     self.backend.fit(X, y, n_classes=len(self.classes))
     return self
 
-CellTypeModel.fit = _fit_model
-CellTypeModel.fit_matrix = _fit_matrix
-
 # %% ../nbs/02_models.ipynb #383c9fc3
-def _predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
+@patch
+def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
     "Class probabilities, cells x classes."
     if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
     X = self.preprocessor.transform(adata)
     return pd.DataFrame(self.backend.predict_proba(X), index=adata.obs_names.copy(), columns=self.classes)
 
-def _predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
+@patch
+def predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
     "The most probable class of each cell."
     p = self.predict_proba(adata)
     return pd.Series(pd.Categorical(np.asarray(self.classes)[p.to_numpy().argmax(1)], categories=self.classes),
                      index=p.index, name="prediction")
-
-CellTypeModel.predict_proba = _predict_proba
-CellTypeModel.predict = _predict
 
 # %% ../nbs/02_models.ipynb #d7adf473
 _META = "meta.json"
@@ -472,7 +523,8 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
-def _save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Path:
+@patch
+def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Path:
     "Write the model into the directory `path`; returns it."
     path = Path(path)
     if path.exists() and any(path.iterdir()) and not overwrite:
@@ -487,7 +539,8 @@ def _save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pa
     (path / _META).write_text(json.dumps(meta, indent=1))
     return path
 
-def _load(path: PathLike) -> CellTypeModel:
+@patch(cls_method=True)
+def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     "Load a model directory written by `CellTypeModel.save`."
     path = Path(path)
     mf = path / _META
@@ -521,7 +574,7 @@ def _load(path: PathLike) -> CellTypeModel:
             raise ValueError(f"'{f}' does not match the checksum recorded in {_META}: the file was edited, truncated "
                              "or replaced. Refusing to load it; restore the original or retrain")
     self = CellTypeModel.__new__(CellTypeModel)
-    self.name, self.classes, self.label_key = meta["model"], meta["classes"], meta["label_key"]
+    self.name, self.classes_, self.label_key_ = meta["model"], meta["classes"], meta["label_key"]
     try:
         self.preprocessor = Preprocessor.from_dict(json.loads((path / "preprocess.json").read_text()))
         self.backend = get_backend(meta["model"]).load(path, meta["backend"])
@@ -541,9 +594,6 @@ def _check_loaded(model: CellTypeModel) -> None:
     if P.shape != (1, len(model.classes)) or not np.isfinite(P).all():
         raise ValueError(f"the estimator gives probabilities of shape {P.shape} for {n} features; expected "
                          f"(1, {len(model.classes)})")
-
-CellTypeModel.save = _save
-CellTypeModel.load = staticmethod(_load)
 
 # %% ../nbs/02_models.ipynb #a464e7c3
 def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str = "scaml",

@@ -5,29 +5,24 @@
 # %% ../nbs/06_plots.ipynb #ea104b0b
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .data import PathLike
-
+from collections.abc import Mapping
+from .metrics import ci_table
+from .metrics import METRIC_LABELS
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PNG_FAST', 'model_comparison', 'confusion_matrix', 'per_class_f1', 'save_figures']
+__all__ = ['log', 'PNG_FAST', 'model_comparison', 'confusion_matrix', 'per_class_f1', 'new_axes', 'metric_bars_ci', 'confusions',
+           'direction_comparison', 'radar']
 
 # %% ../nbs/06_plots.ipynb #c9e6bc3b
 PNG_FAST = {"compress_level": 1}   # zlib level 1: ~0.1 s less per figure than the default 6, files ~8% larger
 
-def _axes(ax, figsize):
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=figsize)
-    return ax
 
 # %% ../nbs/06_plots.ipynb #431465dd
 def model_comparison(summary: pd.DataFrame, *, metrics: Sequence[str] = ("accuracy", "f1_macro"),
@@ -51,7 +46,7 @@ def model_comparison(summary: pd.DataFrame, *, metrics: Sequence[str] = ("accura
     """
     missing = [m for m in metrics if m not in summary.columns]
     if missing: raise KeyError(f"metrics {missing} are not columns of the summary; available: {list(summary.columns)}")
-    ax = _axes(ax, (max(4.5, 1.2 + 1.1 * len(summary)), 3.2))
+    ax = new_axes(ax, (max(4.5, 1.2 + 1.1 * len(summary)), 3.2))
     width = 0.8 / len(metrics)
     x = np.arange(len(summary))
     for i, m in enumerate(metrics):
@@ -91,7 +86,7 @@ def confusion_matrix(cm: pd.DataFrame, *, normalize: bool = True, title: str | N
     n = counts.sum(1)
     vals = np.divide(counts, n[:, None], out=np.zeros_like(counts), where=n[:, None] > 0) if normalize else counts
     k = max(len(cm.index), len(cm.columns))
-    ax = _axes(ax, (2.5 + 0.45 * k, 2 + 0.4 * k))
+    ax = new_axes(ax, (2.5 + 0.45 * k, 2 + 0.4 * k))
     im = ax.imshow(vals, cmap="Blues", vmin=0, vmax=1 if normalize else None, aspect="auto")
     ax.set_xticks(range(len(cm.columns)), cm.columns, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(cm.index)), [f"{c} (n={int(m)})" for c, m in zip(cm.index, n)], fontsize=8)
@@ -121,7 +116,7 @@ def per_class_f1(per_class: pd.DataFrame, *, ax=None):
     -------
     The matplotlib `Axes`.
     """
-    ax = _axes(ax, (2 + 0.8 * per_class.shape[1], 1.5 + 0.35 * per_class.shape[0]))
+    ax = new_axes(ax, (2 + 0.8 * per_class.shape[1], 1.5 + 0.35 * per_class.shape[0]))
     im = ax.imshow(per_class.to_numpy(float), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(per_class.shape[1]), per_class.columns)
     ax.set_yticks(range(per_class.shape[0]), per_class.index, fontsize=8)
@@ -130,60 +125,138 @@ def per_class_f1(per_class: pd.DataFrame, *, ax=None):
     ax.figure.colorbar(im, ax=ax, fraction=0.05, label="F1")
     return ax
 
-# %% ../nbs/06_plots.ipynb #6d380f01
-def _final_path(path: Path) -> Path:
-    "Where a results folder will be once written (it is `.NAME.partial-PID` while being written)."
-    m = re.fullmatch(r"\.(.*)\.partial-\d+", path.name)
-    return path.with_name(m[1]) if m else path
+# %% ../nbs/06_plots.ipynb #d1db0364
+def new_axes(ax, figsize, polar: bool = False):
+    "`ax`, or the Axes of a new figure of `figsize` (polar with `polar`) when `ax` is None."
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, subplot_kw={"projection": "polar"} if polar else None)
+    return ax
 
-def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int = 110, stats: bool = True) -> list[Path]:
-    """Draw the standard figures of a benchmark results folder and save them as PNG.
+def metric_bars_ci(cis: Mapping[str, Mapping], *, metrics: Sequence[str] = ("accuracy", "f1_macro", "roc_auc_macro_ovr"),
+                   ax=None):
+    """Bars of each metric per model with bootstrap interval whiskers.
 
     Parameters
     ----------
-    results
-        A folder written by `run_benchmark` / `scaml_train`.
-    outdir
-        Where to write the PNGs; default `results`.
-    dpi
-        Resolution.
-    stats
-        Also draw the figures of `scaml.stats.save_stats_figures` when the metrics carry intervals.
+    cis
+        `{model: dict from bootstrap_metrics}` or `summary_metrics.json`'s `models` with `ci` entries.
+    metrics
+        Metrics to draw.
+    ax
+        Axes to draw on; a new figure when `None`.
 
     Returns
     -------
-    The paths written: `model_compare.png`, `<model>_confusion_matrix.png` per model, `per_class_f1.png`.
+    The matplotlib `Axes`.
     """
-    import matplotlib
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    results = Path(results); outdir = Path(outdir) if outdir else results
-    sf = results / "summary_metrics.json"
-    if not sf.exists():
-        raise FileNotFoundError(f"'{results}' has no summary_metrics.json; pass a folder written by scaml_train")
-    models = json.loads(sf.read_text())["models"]
-    summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in models.items()}).T
-    errors = None
-    if all("ci" in r for r in models.values()):
-        from scaml.stats import ci_errors
-        errors = ci_errors({m: r["ci"] for m, r in models.items()})
-    written = []
-    def _save(fig, name):
-        fig.tight_layout(); fig.savefig(outdir / name, dpi=dpi, pil_kwargs=PNG_FAST); plt.close(fig); written.append(outdir / name)
-    ax = model_comparison(summary[["accuracy", "f1_macro"]].astype(float), errors=errors)
-    run = _final_path(results).name
-    ax.set_title(f"{run}: test cells (95% CI)" if errors is not None else f"{run}: test cells", fontsize=10)
-    _save(ax.figure, "model_compare.png")
-    pcs = {}
-    for model in summary.index:
-        cm = pd.read_csv(results / model / "confusion_matrix.csv", index_col=0)
-        _save(confusion_matrix(cm, title=f"{model}: rows true, columns predicted").figure, f"{model}_confusion_matrix.png")
-        pc = results / model / "per_class.csv"
-        if pc.exists(): pcs[model] = pd.read_csv(pc, index_col=0)["f1"]
-    if pcs: _save(per_class_f1(pd.DataFrame(pcs)).figure, "per_class_f1.png")
-    if stats and errors is not None:
-        from scaml.stats import save_stats_figures
-        written += save_stats_figures(results, outdir=outdir, dpi=dpi)
-    log.info("wrote %d figures to %s", len(written), _final_path(outdir))
-    return written
+    t = ci_table(cis)
+    missing = sorted(set(metrics) - set(t.metric))
+    if missing: raise KeyError(f"metrics {missing} have no interval; available: {sorted(set(t.metric))}")
+    models = list(cis)
+    ax = new_axes(ax, (1.5 + 1.2 * len(models), 3.4))
+    w = 0.8 / len(metrics)
+    x = np.arange(len(models))
+    for i, m in enumerate(metrics):
+        s = t[t.metric == m].set_index("model").reindex(models)
+        err = np.vstack([s.estimate - s.lo, s.hi - s.estimate])
+        bars = ax.bar(x + (i - (len(metrics) - 1) / 2) * w, s.estimate, w, yerr=err, capsize=3, label=METRIC_LABELS.get(m, m))
+        ax.bar_label(bars, fmt="%.3f", fontsize=6, padding=1, label_type="center", color="white")
+    ax.set_xticks(x, models)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score (95% bootstrap CI)")
+    ax.legend(fontsize=7, loc="lower right")
+    return ax
+
+def confusions(table: pd.DataFrame, *, ax=None):
+    """Horizontal bars of the most frequent confusions, one colour per model.
+
+    Parameters
+    ----------
+    table
+        Output of `top_confusions`.
+    ax
+        Axes to draw on; a new figure when `None`.
+
+    Returns
+    -------
+    The matplotlib `Axes`.
+    """
+    ax = new_axes(ax, (5.5, 0.8 + 0.28 * len(table)))
+    models = list(dict.fromkeys(table.model))
+    colours = {m: f"C{i}" for i, m in enumerate(models)}
+    labels = [f"{r.model}: {r.true} -> {r.pred}" for r in table.itertuples()]
+    y = np.arange(len(table))[::-1]
+    ax.barh(y, table.frac_of_true, color=[colours[m] for m in table.model])
+    for yi, r in zip(y, table.itertuples()): ax.text(r.frac_of_true, yi, f" {r.n}", va="center", fontsize=7)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlabel("fraction of the true class's test cells")
+    return ax
+
+def direction_comparison(cis_by_direction: Mapping[str, Mapping[str, Mapping]], *, metric: str = "f1_macro", ax=None):
+    """Bars of one metric per model, one bar per split direction (e.g. H4 -> H8 beside H8 -> H4), with CI whiskers.
+
+    Parameters
+    ----------
+    cis_by_direction
+        `{direction label: {model: dict from bootstrap_metrics}}`.
+    metric
+        Metric to draw.
+    ax
+        Axes to draw on; a new figure when `None`.
+
+    Returns
+    -------
+    The matplotlib `Axes`.
+    """
+    dirs = list(cis_by_direction)
+    tabs = {d: ci_table(c) for d, c in cis_by_direction.items()}
+    models = list(dict.fromkeys(m for t in tabs.values() for m in t.model))
+    ax = new_axes(ax, (1.5 + 1.2 * len(models), 3.4))
+    w = 0.8 / len(dirs)
+    x = np.arange(len(models))
+    for i, d in enumerate(dirs):
+        s = tabs[d][tabs[d].metric == metric].set_index("model").reindex(models)
+        if s.estimate.isna().all(): raise KeyError(f"direction {d!r} has no interval for metric={metric!r}")
+        err = np.vstack([s.estimate - s.lo, s.hi - s.estimate])
+        bars = ax.bar(x + (i - (len(dirs) - 1) / 2) * w, s.estimate, w, yerr=err, capsize=3, label=d)
+        ax.bar_label(bars, fmt="%.3f", fontsize=6, padding=1, label_type="center", color="white")
+    ax.set_xticks(x, models)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"{METRIC_LABELS.get(metric, metric)} (95% CI)")
+    ax.legend(fontsize=7, loc="lower right", title="train -> test", title_fontsize=7)
+    return ax
+
+def radar(summary: pd.DataFrame, *, metrics: Sequence[str] = ("accuracy", "balanced_accuracy", "f1_macro",
+                                                               "f1_median", "roc_auc_macro_ovr"), ax=None):
+    """Radar chart of several metrics per model.
+
+    Parameters
+    ----------
+    summary
+        One row per model, one column per metric (`BenchmarkResult.summary` or `summary_metrics.json`'s `models`).
+    metrics
+        Columns to draw (at least three).
+    ax
+        A polar Axes to draw on; a new figure when `None`.
+
+    Returns
+    -------
+    The matplotlib polar `Axes`.
+    """
+    metrics = [m for m in metrics if m in summary.columns]
+    if len(metrics) < 3: raise ValueError(f"a radar chart needs at least 3 metrics; found {metrics} in the summary")
+    ax = new_axes(ax, (4.2, 4.2), polar=True)
+    if getattr(ax, "name", "") != "polar": raise ValueError("radar needs a polar Axes: subplot_kw={'projection': 'polar'}")
+    ang = np.linspace(0, 2 * np.pi, len(metrics), endpoint=False)
+    ang_c = np.r_[ang, ang[:1]]
+    for model, row in summary[metrics].astype(float).iterrows():
+        v = row.to_numpy()
+        ax.plot(ang_c, np.r_[v, v[:1]], label=str(model), lw=1.5)
+        ax.fill(ang_c, np.r_[v, v[:1]], alpha=0.08)
+    ax.set_xticks(ang, [METRIC_LABELS.get(m, m) for m in metrics], fontsize=7)
+    lo = float(np.nanmin(summary[metrics].astype(float).to_numpy()))
+    ax.set_ylim(max(0.0, np.floor(lo * 10) / 10 - 0.1), 1.0)
+    ax.tick_params(axis="y", labelsize=6)
+    ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.3, 1.1))
+    return ax

@@ -17,11 +17,13 @@ from anndata import AnnData
 
 from .data import check_obsm_key, describe_matrix
 
+from fastcore.basics import patch
+
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'Selection', 'normalize_log1p', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gene_filter',
-           'Preprocessor', 'align_genes']
+           'Preprocessor', 'pick_layer', 'align_genes']
 
 # %% ../nbs/01_preprocess.ipynb #f5033f99
 def normalize_log1p(X, *, target_sum: float = 1e4, log_base: float | None = None) -> sp.csr_matrix:
@@ -202,7 +204,7 @@ class Preprocessor:
         return f"Preprocessor({what}, scale={self.scale}; {state})"
 
 # %% ../nbs/01_preprocess.ipynb #ff70879f
-def _pick_layer(adata: AnnData, layer: str | None):
+def pick_layer(adata: AnnData, layer: str | None):
     "The matrix named by `layer` ('auto': counts layer when present, else X)."
     if layer == "auto": layer = "counts" if "counts" in adata.layers else None
     if layer is None: return adata.X, "X"
@@ -213,7 +215,7 @@ def _pick_layer(adata: AnnData, layer: str | None):
 
 def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str]:
     "Log-normalised CSR matrix of `adata` and the kind of input it came from."
-    X, where = _pick_layer(adata, pp.layer)
+    X, where = pick_layer(adata, pp.layer)
     if X is None: raise ValueError("adata.X is None; store the expression matrix in X or pass layer=...")
     info = describe_matrix(X)
     if info["nonfinite"] or info["negative"]:
@@ -230,7 +232,8 @@ def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str]:
     return sp.csr_matrix(X), info["kind"]
 
 # %% ../nbs/01_preprocess.ipynb #1268b984
-def _fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
+@patch
+def fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
     "Fit on the training cells in `adata`."
     if self.use_rep is not None:
         check_obsm_key(adata, self.use_rep)
@@ -257,8 +260,6 @@ def _fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
     log.info("preprocessing fitted on %d cells: %d of %d genes (%s), input %s", adata.n_obs, len(idx),
              X.shape[1], self.gene_selection, self.input_kind)
     return self
-
-Preprocessor.fit = _fit
 
 # %% ../nbs/01_preprocess.ipynb #9bb2a6f0
 def _scale_factors(std: np.ndarray) -> np.ndarray:
@@ -300,7 +301,8 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5) -
         else: log.info(msg)
     return pos, report
 
-def _transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False):
+@patch
+def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False):
     "Apply the fitted steps to `adata`: a CSR float32 matrix (dense for an embedding) in feature order."
     if not self.is_fitted: raise ValueError("this Preprocessor is not fitted; call .fit(train_adata) first")
     if self.use_rep is not None:
@@ -335,22 +337,21 @@ def _transform(self: Preprocessor, adata: AnnData, *, return_report: bool = Fals
     X.sort_indices()
     return (X, report) if return_report else X
 
-Preprocessor.transform = _transform
-
-def _fit_transform(self: Preprocessor, adata: AnnData):
+@patch
+def fit_transform(self: Preprocessor, adata: AnnData):
     "Fit on `adata` and return its transformed matrix."
     return self.fit(adata).transform(adata)
 
-Preprocessor.fit_transform = _fit_transform
-
 # %% ../nbs/01_preprocess.ipynb #d3c66057
-def _to_dict(self: Preprocessor) -> dict:
+@patch
+def to_dict(self: Preprocessor) -> dict:
     "A JSON-serialisable dict of the parameters and fitted state."
     d = asdict(self)
     for k in ("std", "mean"): d[k] = None if d[k] is None else [float(v) for v in d[k]]
     return d
 
-def _from_dict(d: dict) -> Preprocessor:
+@patch(cls_method=True)
+def from_dict(cls: Preprocessor, d: dict) -> Preprocessor:
     "Rebuild a Preprocessor from `to_dict` output."
     known = set(Preprocessor.__dataclass_fields__)
     unknown = set(d) - known
@@ -359,6 +360,3 @@ def _from_dict(d: dict) -> Preprocessor:
     for k in ("std", "mean"):
         if d.get(k) is not None: d[k] = np.asarray(d[k], dtype=np.float64)
     return Preprocessor(**d)
-
-Preprocessor.to_dict = _to_dict
-Preprocessor.from_dict = staticmethod(_from_dict)

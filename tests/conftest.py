@@ -11,12 +11,10 @@ import pytest
 DATA = Path(os.environ.get("SCAML_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
 BIN = Path(sys.executable).parent
 
-
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     assert (DATA / "deepchem_actinn_tm_facs").is_dir(), f"real datasets not found in {DATA}; set SCAML_DATA_DIR"
     return DATA
-
 
 @pytest.fixture
 def cli(data_dir):

@@ -11,7 +11,6 @@ import pytest
 B_MARKERS = ["Cd79a", "Cd79b", "Cd19", "Ms4a1"]
 T_MARKERS = ["Cd3e", "Cd3d", "Cd3g"]
 
-
 # ---------------------------------------------------------------- cross-batch matrix
 
 @pytest.fixture(scope="module")
@@ -28,7 +27,6 @@ def cellbench_matrix(tmp_path_factory, data_dir):
             "--outdir", str(out), "--quiet"], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stderr
     return out, p
-
 
 def test_matrix_csv_shape_and_rows(cellbench_matrix):
     out, p = cellbench_matrix
@@ -52,7 +50,6 @@ def test_matrix_csv_shape_and_rows(cellbench_matrix):
     assert loo.loc["sc_celseq2_5cl_p3", "n_test_unseen"] == 0
     assert loo.loc["sc_celseq2_5cl_p3", "f1_macro"] > 0.9
 
-
 def test_matrix_heatmaps_gap_and_manifest(cellbench_matrix):
     out, p = cellbench_matrix
     for f in ["heatmap_lr.png", "heatmap_mlp.png"]:
@@ -67,7 +64,6 @@ def test_matrix_heatmaps_gap_and_manifest(cellbench_matrix):
     assert "lr" in p.stdout and "within_group" in p.stdout
     assert not list(out.parent.glob(".*partial*"))
 
-
 def test_matrix_cli_errors(cli, tmp_path):
     p = cli("scaml_matrix", "--dataset", "cellbench_plate_based", "--label-key", "cell_line",
             "--filter", "demuxlet_cls=XX", "--outdir", tmp_path / "x", check=False)
@@ -75,7 +71,6 @@ def test_matrix_cli_errors(cli, tmp_path):
     (tmp_path / "exists").mkdir()
     p = cli("scaml_matrix", "--dataset", "cellbench_plate_based", "--outdir", tmp_path / "exists", check=False)
     assert p.returncode == 1 and "--overwrite" in p.stderr
-
 
 # ---------------------------------------------------------------- intervals and comparisons
 
@@ -88,12 +83,11 @@ def facs_to_droplet(data_dir):
     return run_benchmark(load_task("tm_facs_to_droplet"), label_key="label", split_key="split", train="train",
                          test="test", models=["lr", "mlp"], progress=False)
 
-
 def test_bootstrap_ci_contains_estimate_and_narrows(facs_to_droplet):
-    from scaml.benchmark import evaluate
-    from scaml.stats import bootstrap_metrics
+    from scaml.metrics import evaluate
+    from scaml.metrics import bootstrap_metrics
     res = facs_to_droplet
-    y = res.predictions["mlp"]["true_label"].to_numpy()
+    y = res.predictions["mlp"]["y_true"].to_numpy()
     P = res.proba["mlp"].to_numpy()
     assert len(y) == 1000
     full = bootstrap_metrics(y, P, res.classes, n_boot=300, random_state=1)
@@ -111,9 +105,8 @@ def test_bootstrap_ci_contains_estimate_and_narrows(facs_to_droplet):
     # seeded
     assert bootstrap_metrics(y, P, res.classes, n_boot=300, random_state=1) == full
 
-
 def test_mcnemar_known_table():
-    from scaml.stats import mcnemar
+    from scaml.metrics import mcnemar
     # 15 cells only A right, 5 only B right: exact two-sided p = 2 * P(X <= 5 | n=20, 1/2) = 0.04139
     a = np.r_[np.ones(15), np.zeros(5), np.ones(80)].astype(bool)
     b = np.r_[np.zeros(15), np.ones(5), np.ones(80)].astype(bool)
@@ -126,10 +119,10 @@ def test_mcnemar_known_table():
     assert r["method"].startswith("chi-square") and abs(r["statistic"] - 29**2 / 90) < 1e-12
     assert abs(r["p_value"] - 0.002235) < 1e-5
 
-
 def test_compare_verdicts(facs_to_droplet, tmp_path):
-    from scaml.benchmark import write_results
-    from scaml.stats import compare_models, compare_results_dir
+    from scaml.results import write_results
+    from scaml.metrics import compare_models
+    from scaml.results import compare_results_dir
     res = facs_to_droplet
     write_results(res, tmp_path / "f2d", plots=False, save_models=False)
     c = compare_results_dir(tmp_path / "f2d", "mlp", "lr", n_boot=500)
@@ -140,7 +133,7 @@ def test_compare_verdicts(facs_to_droplet, tmp_path):
     else: assert c["verdict"].startswith("no detectable difference in macro-F1 between mlp and lr")
     assert "McNemar p = " in c["verdict"]
     # a model against a copy of itself with 10% of its calls broken: a detectable difference
-    y = res.predictions["lr"]["true_label"].to_numpy()
+    y = res.predictions["lr"]["y_true"].to_numpy()
     P = res.proba["lr"].to_numpy()
     broken = P.copy()
     idx = np.random.default_rng(0).choice(len(y), 100, replace=False)
@@ -150,7 +143,6 @@ def test_compare_verdicts(facs_to_droplet, tmp_path):
     assert c2["mcnemar"]["p_value"] < 1e-6
     c3 = compare_models(y, P, P, res.classes, names=("lr", "same"), n_boot=100)
     assert c3["verdict"].startswith("no detectable difference") and c3["mcnemar"]["p_value"] == 1.0
-
 
 # ---------------------------------------------------------------- top genes on Tabula Muris droplet
 
@@ -168,7 +160,6 @@ def droplet_models(data_dir):
               for m in ("lr", "xgb")}
     return ad, models
 
-
 @pytest.mark.parametrize("model", ["lr", "xgb"])
 def test_top_genes_find_known_markers(droplet_models, model):
     from scaml.explain import top_genes
@@ -182,7 +173,6 @@ def test_top_genes_find_known_markers(droplet_models, model):
     print(f"{model}: B cell markers in top 20: {hits_b}; T cell markers in top 20: {hits_t}")
     assert len(hits_b) >= 2, (model, sorted(b))
     assert len(hits_t) >= 2, (model, sorted(tc))
-
 
 def test_top_genes_overlap_and_dotplot(droplet_models):
     import matplotlib

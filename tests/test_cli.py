@@ -12,7 +12,6 @@ import pytest
 
 MODELS = ["lr", "rf", "xgb", "mlp"]
 
-
 @pytest.fixture(scope="module")
 def facs_to_droplet(tmp_path_factory, data_dir):
     "One full run of the default task with the four default models, shared by the tests below."
@@ -23,7 +22,6 @@ def facs_to_droplet(tmp_path_factory, data_dir):
                         "--outdir", str(out), "--quiet"], capture_output=True, text=True, env=env, timeout=900)
     assert p.returncode == 0, p.stderr
     return out, p
-
 
 def test_results_folder_is_complete(facs_to_droplet):
     out, p = facs_to_droplet
@@ -45,9 +43,9 @@ def test_results_folder_is_complete(facs_to_droplet):
         for k in ["accuracy", "balanced_accuracy", "f1_macro", "f1_macro_seen", "f1_median", "roc_auc_macro_ovr"]:
             assert 0 <= metrics[k] <= 1, (m, k)
         pred = pd.read_csv(d / "predictions.csv", index_col="cell")
-        assert list(pred.columns) == ["true_label", "pred_label", "true_index", "pred_index", "max_proba"]
-        assert len(pred) == 1000 and set(pred.true_label) <= set(classes)
-        assert np.isclose(metrics["accuracy"], (pred.true_label == pred.pred_label).mean())
+        assert list(pred.columns) == ["y_true", "y_pred", "y_true_idx", "y_pred_idx", "max_proba"]
+        assert len(pred) == 1000 and set(pred.y_true) <= set(classes)
+        assert np.isclose(metrics["accuracy"], (pred.y_true == pred.y_pred).mean())
         proba = pd.read_csv(d / "proba.csv", index_col="cell")
         assert list(proba.columns) == classes and np.allclose(proba.sum(1), 1, atol=1e-4)
         assert (proba.index == pred.index).all()
@@ -57,13 +55,11 @@ def test_results_folder_is_complete(facs_to_droplet):
     assert manifest["n_train"] == 1957 and manifest["n_test"] == 1000
     assert manifest["gene_overlap"]["n_missing"] == 0 and "timings" in manifest and "versions" in manifest
 
-
 def test_models_generalise_across_technologies(facs_to_droplet):
     out, _ = facs_to_droplet
     summary = json.loads((out / "summary_metrics.json").read_text())["models"]
     assert max(m["f1_macro"] for m in summary.values()) >= 0.9
     assert summary["lr"]["accuracy"] >= 0.93
-
 
 def test_predict_with_saved_model_on_the_raw_droplet_file(facs_to_droplet, cli, data_dir, tmp_path):
     """The saved model applies its own preprocessing and gene alignment to a file with 19k genes."""
@@ -76,13 +72,12 @@ def test_predict_with_saved_model_on_the_raw_droplet_file(facs_to_droplet, cli, 
     run = pd.read_csv(out / "lr" / "predictions.csv", index_col="cell")
     assert (pred.label == truth.loc[pred.index]).mean() >= 0.93
     # genes the training cells lacked stay out of the library sizes: the benchmark's calls exactly
-    assert (pred.label.loc[run.index] == run.pred_label).all()
+    assert (pred.label.loc[run.index] == run.y_pred).all()
     a = anndata.read_h5ad(tmp_path / "annotated.h5ad")
     assert {"scaml_pred", "scaml_conf"} <= set(a.obs.columns) and a.obsm["scaml_proba"].shape == (1000, 5)
     assert "predictions:" in p.stdout
     again = cli("scaml_predict", "--model", out / "lr" / "model", "--adata", src, "--out", tmp_path / "p.csv", check=False)
     assert again.returncode == 1 and "already exists" in again.stderr
-
 
 def test_predict_reproduces_the_benchmark_calls(facs_to_droplet, cli, data_dir, tmp_path, monkeypatch):
     """The same test cells through scaml_predict give exactly the benchmark's predictions and probabilities."""
@@ -96,16 +91,14 @@ def test_predict_reproduces_the_benchmark_calls(facs_to_droplet, cli, data_dir, 
         pred = pd.read_csv(tmp_path / f"{m}.csv", index_col="cell")
         run = pd.read_csv(out / m / "predictions.csv", index_col="cell")
         proba = pd.read_csv(out / m / "proba.csv", index_col="cell")
-        assert (pred.label == run.pred_label).all()
+        assert (pred.label == run.y_pred).all()
         assert np.allclose(pred.filter(like="proba_").to_numpy(), proba.to_numpy(), atol=2e-6)
-
 
 def test_plot_redraws_figures(facs_to_droplet, cli, tmp_path):
     out, _ = facs_to_droplet
     cli("scaml_plot", "--results", out, "--outdir", tmp_path)
     assert (tmp_path / "model_compare.png").stat().st_size > 10_000
     assert len(list(tmp_path.glob("*_confusion_matrix.png"))) == 4
-
 
 def test_two_files_with_different_class_sets(cli, data_dir, tmp_path):
     """Train on all 12 FACS types, test on the 5 droplet types: one label encoding, genes matched by name."""
@@ -120,7 +113,6 @@ def test_two_files_with_different_class_sets(cli, data_dir, tmp_path):
     m = json.loads((tmp_path / "o" / "lr" / "metrics.json").read_text())
     assert m["n_test_unseen"] == 0 and m["accuracy"] > 0.8
 
-
 def test_reruns_are_byte_identical(cli, tmp_path):
     for run in ("a", "b"):
         cli("scaml_train", "--dataset", "cellbench_celseq2_to_dropseq", "--models", *MODELS, "--seed", "3",
@@ -128,7 +120,6 @@ def test_reruns_are_byte_identical(cli, tmp_path):
     for m in MODELS:
         for f in ["predictions.csv", "proba.csv", "metrics.json", "confusion_matrix.csv"]:
             assert (tmp_path / "a" / m / f).read_bytes() == (tmp_path / "b" / m / f).read_bytes(), f"{m}/{f}"
-
 
 def test_clear_errors(cli, data_dir, tmp_path):
     facs = data_dir / "deepchem_actinn_tm_facs" / "deepchem_actinn_tm_facs.h5ad"
@@ -143,7 +134,6 @@ def test_clear_errors(cli, data_dir, tmp_path):
             "--outdir", tmp_path / "o", check=False)
     assert p.returncode == 1 and "unknown model(s) ['svm']" in p.stderr
     assert not (tmp_path / "o").exists()
-
 
 def test_import_is_cheap():
     code = "import sys, scaml; bad = [m for m in ('torch', 'anndata', 'sklearn', 'xgboost', 'scanpy', 'deepchem', " \

@@ -25,7 +25,6 @@ from scaml.data import read_h5ad
 
 DATA = Path(os.environ.get("SCAML_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
 
-
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     "SCAML_DATA_DIR at the shared data, SCAML_CACHE in tmp_path."
@@ -33,13 +32,11 @@ def env(monkeypatch, tmp_path):
     monkeypatch.setenv("SCAML_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
-
 @pytest.fixture(scope="module")
 def tenx_slice():
     a = anndata.read_h5ad(DATA / "cellbench_lung_celllines/cellbench_10x_3cl.h5ad")[:60].copy()
     a.obs_names = [f"AAACCTGA{i.split('_')[-1]}-1" for i in a.obs_names]
     return a
-
 
 # ---------------------------------------------------------------- datasets
 @pytest.mark.parametrize("name", list(sd.DATASETS))
@@ -52,7 +49,6 @@ def test_load_every_dataset(env, name):
     assert sd.content_sha256(a, ds.label_key) == ds.content_sha256
     assert not (env / "cache").exists()  # nothing downloaded or created
 
-
 def test_data_and_cache_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("SCAML_DATA_DIR", raising=False)
     monkeypatch.delenv("SCAML_CACHE", raising=False)
@@ -61,7 +57,6 @@ def test_data_and_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("SCAML_CACHE", str(tmp_path / "c"))
     assert sd.cache_dir() == tmp_path / "c" and not (tmp_path / "c").exists()
 
-
 def test_list_datasets_and_tasks():
     df = sd.list_datasets()
     assert set(df.name) == {"deepchem_actinn_tm_facs", "actinn_tm_droplet", "cellbench_plate_based",
@@ -69,7 +64,6 @@ def test_list_datasets_and_tasks():
     assert {"description", "n_obs", "label_key", "citation"} <= set(df.columns)
     assert list(sd.list_tasks().name) == ["actinn_tutorial", "tm_facs_to_droplet", "cellbench_celseq2_to_dropseq",
                                          "cellbench_plate1_to_plates23"]
-
 
 def test_missing_dataset_offline(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
@@ -87,13 +81,11 @@ def test_missing_dataset_offline(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="needs R"):
         sd.load_dataset("cellbench_10x_3cl")
 
-
 def test_unknown_dataset_and_task():
     with pytest.raises(KeyError, match="available: 'deepchem_actinn_tm_facs'"):
         sd.load_dataset("pbmc3k")
     with pytest.raises(KeyError, match="available: 'actinn_tutorial'"):
         sd.load_task("pbmc3k")
-
 
 def test_checksum_mismatch_local_and_cache(tmp_path):
     ds = sd.DATASETS["deepchem_actinn_tm_facs"]
@@ -109,12 +101,10 @@ def test_checksum_mismatch_local_and_cache(tmp_path):
         sd.load_dataset(ds.name, data_dir=tmp_path / "none", cache_dir=tmp_path)
     assert not p.exists()
 
-
 def _with_sources(monkeypatch, name, folder):
     ds = sd.DATASETS[name]
     files = tuple(dataclasses.replace(f, url=(folder / f.name).as_uri()) for f in ds.files)
     monkeypatch.setitem(sd.DATASETS, name, dataclasses.replace(ds, files=files))
-
 
 def test_download_rebuild_facs(monkeypatch, tmp_path):
     _with_sources(monkeypatch, "deepchem_actinn_tm_facs", DATA / "deepchem_actinn_tm_facs/original")
@@ -133,7 +123,6 @@ def test_download_rebuild_facs(monkeypatch, tmp_path):
         sd.load_dataset("deepchem_actinn_tm_facs", data_dir=tmp_path / "none", cache_dir=tmp_path / "c2")
     assert not (tmp_path / "c2/deepchem_actinn_tm_facs/original/train_sample.h5").exists()
 
-
 def test_download_rebuild_droplet(monkeypatch, tmp_path):
     "ACTINN's train_set.csv.gz (genes x cells) is rebuilt into exactly the registered content."
     ref = anndata.read_h5ad(DATA / "actinn_tm_droplet/actinn_tm_droplet.h5ad")
@@ -150,14 +139,12 @@ def test_download_rebuild_droplet(monkeypatch, tmp_path):
     assert (a.var.in_train_set_h5 == ref.var.in_train_set_h5).all()
     assert (tmp_path / "c/actinn_tm_droplet/actinn_tm_droplet.h5ad.sha256").exists()
 
-
 def test_pbmc_from_scanpy_package(tmp_path):
     a = sd.load_dataset("scanpy_pbmc68k_reduced", data_dir=tmp_path / "none", cache_dir=tmp_path)
     assert a.shape == (700, 765) and a.obs.cell_type.nunique() == 10
     # second call reads the cache (checked against the recorded checksum)
     b = sd.load_dataset("scanpy_pbmc68k_reduced", data_dir=tmp_path / "none", cache_dir=tmp_path)
     assert np.array_equal(a.X, b.X)
-
 
 def test_load_task_matches_make_tasks(env):
     out = env / "tasks"
@@ -172,7 +159,6 @@ def test_load_task_matches_make_tasks(env):
         assert (got.obs.split.astype(str).values == ref.obs.split.astype(str).values).all()
         assert (got.X != ref.X).nnz == 0
 
-
 # ---------------------------------------------------------------- readers
 def test_read_actinn_hdf_facs():
     orig = DATA / "deepchem_actinn_tm_facs/original"
@@ -185,7 +171,6 @@ def test_read_actinn_hdf_facs():
         assert (a.X != r.X).nnz == 0
         assert (a.obs.cell_type.astype(str).values == r.obs.cell_type.astype(str).values).all()
 
-
 def test_read_actinn_hdf_droplet():
     orig = DATA / "actinn_tm_droplet/original"
     ref = anndata.read_h5ad(DATA / "actinn_tm_droplet/actinn_tm_droplet.h5ad")
@@ -197,7 +182,6 @@ def test_read_actinn_hdf_droplet():
     assert a.X.sum() == pytest.approx(float(r.X.sum()))
     assert (a.obs.cell_type.astype(str).values == r.obs.cell_type.astype(str).values).all()
 
-
 def test_read_actinn_missing_labels(tmp_path):
     orig = DATA / "deepchem_actinn_tm_facs/original"
     lines = (orig / "test_label_sample.txt").read_text().splitlines()
@@ -205,7 +189,6 @@ def test_read_actinn_missing_labels(tmp_path):
     with pytest.raises(ValueError, match="3 of 1000 cells in 'test_sample.h5' have no label") as e:
         sio.read_actinn_hdf(orig / "test_sample.h5", tmp_path / "lab.txt")
     assert lines[0].split("\t")[0] in str(e.value)
-
 
 def _write_mtx_v3(a, folder, names, ids, types):
     folder.mkdir()
@@ -215,7 +198,6 @@ def _write_mtx_v3(a, folder, names, ids, types):
         fh.write("\n".join(a.obs_names) + "\n")
     with gzip.open(folder / "features.tsv.gz", "wt") as fh:
         fh.write("".join(f"{i}\t{n}\t{t}\n" for i, n, t in zip(ids, names, types)))
-
 
 def test_read_10x_mtx_and_h5(tmp_path, tenx_slice):
     a = tenx_slice
@@ -259,7 +241,6 @@ def test_read_10x_mtx_and_h5(tmp_path, tenx_slice):
         s = sc.read_10x_mtx(tmp_path / "mtx")
     assert list(s.var_names) == list(m.var_names) and (sp.csr_matrix(s.X) != m.X).nnz == 0
 
-
 def test_read_10x_h5_v2(tmp_path, tenx_slice):
     a = tenx_slice
     X = sp.csr_matrix(a.X)
@@ -275,7 +256,6 @@ def test_read_10x_h5_v2(tmp_path, tenx_slice):
     with pytest.raises(KeyError, match="available: 'hg19'"):
         sio.read_10x_h5(tmp_path / "v2.h5", genome="mm10")
 
-
 def test_read_table(tmp_path):
     ref = anndata.read_h5ad(DATA / "actinn_tm_droplet/actinn_tm_droplet.h5ad")[:50, :400]
     gxc = pd.DataFrame(ref.X.T.toarray().astype(int), index=ref.var_names, columns=ref.obs_names)
@@ -289,7 +269,6 @@ def test_read_table(tmp_path):
     a = sio.read_table(tmp_path / "genes_by_cells.csv.gz", transpose=False)
     assert a.shape == (400, 50)
 
-
 def test_read_table_cellbench_ensembl(tmp_path):
     ref = anndata.read_h5ad(DATA / "cellbench_lung_celllines/cellbench_plate_based.h5ad")
     ref = ref[ref.obs.batch == "sc_celseq2"][:40]
@@ -298,7 +277,6 @@ def test_read_table_cellbench_ensembl(tmp_path):
     pd.DataFrame(ref.X.T.toarray(), index=ref.var_names, columns=wells).to_csv(tmp_path / "sc_celseq2.count.csv.gz")
     a = sio.read_table(tmp_path / "sc_celseq2.count.csv.gz")
     assert list(a.obs_names) == wells and list(a.var_names) == list(ref.var_names)
-
 
 # ---------------------------------------------------------------- errors
 def test_not_h5ad(tmp_path):
@@ -309,7 +287,6 @@ def test_not_h5ad(tmp_path):
     with pytest.raises(ValueError, match="not an HDF5"):
         sio.read(p)
 
-
 def test_empty_seuratdisk_h5ad(tmp_path):
     p = tmp_path / "seurat_v5.h5ad"
     with h5py.File(p, "w") as f:
@@ -319,7 +296,6 @@ def test_empty_seuratdisk_h5ad(tmp_path):
     with pytest.raises(ValueError, match="SeuratDisk"):
         sio.read(p)
 
-
 def test_unknown_format(tmp_path):
     p = tmp_path / "x.loom"
     p.write_bytes(b"\x89HDF\r\n\x1a\n")
@@ -327,7 +303,6 @@ def test_unknown_format(tmp_path):
         sio.read(p)
     with pytest.raises(FileNotFoundError, match="missing matrix.mtx"):
         sio.read_10x_mtx(tmp_path)
-
 
 def test_import_is_cheap():
     code = "import sys, scaml.io, scaml.datasets; print('scanpy' in sys.modules)"

@@ -18,10 +18,8 @@ TASK = "tm_facs_to_droplet"
 # sampling, the runs differ only by the merged quantile sketches, which is what these tests compare.
 XGB = {"subsample": 1.0, "colsample_bynode": 1.0, "max_bin": 256}
 
-
 def _files(d: Path) -> set[str]:
     return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file()}
-
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -30,12 +28,10 @@ def cluster():
                       processes=True) as c:
         yield c
 
-
 @pytest.fixture(scope="module")
 def task(data_dir):
     from scaml.datasets import load_task
     return load_task(TASK)
-
 
 @pytest.fixture(scope="module")
 def local(task, tmp_path_factory):
@@ -47,17 +43,18 @@ def local(task, tmp_path_factory):
     print(f"local: macro-F1 {res.metrics['xgb']['f1_macro']:.4f} in {time.perf_counter() - t:.1f} s")
     return res, out
 
+SEED_CHECK = Path(__file__).resolve().parents[2] / "shared" / "compat" / "check_seed_layout.py"
 
 def test_dask_matches_local(cluster, task, local, tmp_path):
     from distributed import Client
 
-    from scaml.distributed import run_benchmark_dask
+    from scaml.benchmark import run_benchmark
     from scaml.models import CellTypeModel
     loc, loc_dir = local
     out = tmp_path / "res"
     t = time.perf_counter()
     with Client(cluster) as client:
-        res = run_benchmark_dask(task, client=client, label_key="label", split_key="split", train="train", test="test",
+        res = run_benchmark(task, client=client, label_key="label", split_key="split", train="train", test="test",
                                  models=["xgb"], random_state=0, block_size=500, model_params={"xgb": XGB},
                                  outdir=out, progress=False)
     f_loc, f_dask = loc.metrics["xgb"]["f1_macro"], res.metrics["xgb"]["f1_macro"]
@@ -70,10 +67,12 @@ def test_dask_matches_local(cluster, task, local, tmp_path):
     man = json.loads((out / "manifest.json").read_text())
     assert man["dask"]["n_workers"] == 2 and man["dask"]["n_train_blocks"] == 4
     assert man["n_train"] == loc.manifest["n_train"] and man["n_test"] == loc.manifest["n_test"]
+    assert man["engine"] == "dask"
+    chk = subprocess.run([sys.executable, str(SEED_CHECK), str(out)], capture_output=True, text=True)
+    assert chk.returncode == 0, chk.stdout                 # the original SCAML tools read it
     model = CellTypeModel.load(out / "xgb" / "model")      # an ordinary saved model
     test = task[task.obs.split == "test"]
     np.testing.assert_allclose(model.predict_proba(test).to_numpy(), res.proba["xgb"].to_numpy(), atol=1e-5)
-
 
 SCRIPT = """
 import sys
@@ -84,14 +83,13 @@ if __name__ == "__main__":
     scheduler, path, outdir = sys.argv[1:]
     adata = read_h5ad(path, backed=True)
     with get_client(scheduler) as client:
-        res = run_benchmark_dask(adata, client=client, label_key="label", split_key="split", train="train",
+        res = run_benchmark(adata, client=client, label_key="label", split_key="split", train="train",
                                  test="test", models=["xgb", "lr"], block_size=500,
                                  model_params={"xgb": {"subsample": 1.0, "colsample_bynode": 1.0}},
                                  outdir=outdir, progress=False,
                                  plots=False)
     print("F1", res.metrics["xgb"]["f1_macro"], res.metrics["lr"]["f1_macro"])
 """
-
 
 def test_script_on_existing_cluster_backed(cluster, task, local, tmp_path, data_dir):
     """A script with a main guard connects to a running scheduler; workers read their rows from a backed file."""
@@ -109,7 +107,6 @@ def test_script_on_existing_cluster_backed(cluster, task, local, tmp_path, data_
     man = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert man["dask"]["backed"] is True and man["models"] == ["xgb", "lr"]
     assert {"xgb/model/meta.json", "lr/model/meta.json", "lr/predictions.csv"} <= _files(tmp_path / "out")
-
 
 def test_get_client_errors():
     from scaml.distributed import get_client

@@ -14,7 +14,11 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaml.benchmark import evaluate, run_benchmark, split_by_key, split_random
+from scaml.benchmark import run_benchmark
+
+from scaml.metrics import evaluate
+
+from scaml.splits import split_by_key, split_random
 from scaml.data import clean_labels, describe_matrix
 from scaml.preprocess import Preprocessor
 
@@ -23,7 +27,6 @@ MISSING = [None, np.nan, "", "nan", "NA", " "]
 EXPECTED = ("single class", "has no labelled cells", "every value of", "test side is empty", "not found in",
             "both the training and the test", "must be at least", "only ", "kept none of the",
             "random split left the test side empty")
-
 
 @st.composite
 def adatas(draw, max_obs: int = 40, max_vars: int = 30):
@@ -46,10 +49,8 @@ def adatas(draw, max_obs: int = 40, max_vars: int = 30):
                         var=pd.DataFrame(index=[f"g{j}" for j in range(n_vars)]))
     return a
 
-
 def _expected(e: Exception) -> bool:
     return isinstance(e, (ValueError, KeyError)) and any(p in str(e) for p in EXPECTED)
-
 
 @SETTINGS
 @given(adatas(), st.lists(st.sampled_from(["b0", "b1", "b2", "H4"]), min_size=0, max_size=2, unique=True),
@@ -64,7 +65,6 @@ def test_split_by_key(a, train, test):
     assert not (tr & te).any() and tr.any() and te.any()
     assert set(col[tr]) == set(train) & set(col)
 
-
 @SETTINGS
 @given(st.lists(st.sampled_from(["A", "B", "C", "D"]), min_size=1, max_size=60), st.floats(0.05, 0.95),
        st.integers(0, 100))
@@ -76,7 +76,6 @@ def test_split_random(labels, test_size, seed):
         assert tr[labels == c].any()
     tr2, te2 = split_random(labels, test_size=test_size, random_state=seed)
     assert (te == te2).all()
-
 
 @SETTINGS
 @given(adatas())
@@ -95,7 +94,6 @@ def test_clean_labels(a):
     dropped = int((~keep).sum())
     assert (len(w) == 1 and f"dropped {dropped} of {a.n_obs}" in str(w[0].message)) if dropped else not w
 
-
 @SETTINGS
 @given(st.integers(1, 50), st.integers(1, 6), st.integers(0, 2**32 - 1), st.booleans())
 def test_evaluate_bounds(n, k, seed, ties):
@@ -113,7 +111,6 @@ def test_evaluate_bounds(n, k, seed, ties):
     assert np.isnan(m["roc_auc_macro_ovr"]) == (len(set(y)) < 2)
     assert m["n_test"] == n and m["n_test_unseen"] == int((~np.isin(y, train_classes)).sum())
 
-
 @SETTINGS
 @given(adatas(), st.sampled_from(["hvg", "all", "actinn"]), st.integers(1, 40))
 def test_preprocessor(a, selection, n_top):
@@ -129,7 +126,6 @@ def test_preprocessor(a, selection, n_top):
     expect = min(n_top, a.n_vars) if selection == "hvg" else a.n_vars if selection == "all" else None
     assert X.shape == (a.n_obs, expect if expect is not None else len(pp.features))
     assert len(set(pp.features)) == len(pp.features) and len(pp.features) >= 1
-
 
 @SETTINGS
 @given(adatas(max_obs=60), st.sampled_from(["key", "random", "files"]), st.sampled_from(["lr", "mlp", "xgb"]))
@@ -154,7 +150,6 @@ def test_run_benchmark(a, layout, model):
         assert 0 <= m[key] <= 1
     assert np.isnan(m["roc_auc_macro_ovr"]) or 0 <= m["roc_auc_macro_ovr"] <= 1
     assert list(res.proba[model].columns) == res.classes
-
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0])
 def test_preprocessor_refuses_bad_values(bad):

@@ -21,7 +21,6 @@ CELLBENCH = ["--dataset", "cellbench_plate_based", "--filter", "demuxlet_cls=SNG
              "--n-hvg", "3000", "--quiet"]
 TRAIN_BATCHES = {"sc_celseq2", "sc_dropseq"}
 
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, data_dir):
     """All real-data runs of this file, started at once (they are independent) and awaited together."""
@@ -46,10 +45,8 @@ def runs(tmp_path_factory, data_dir):
         done[k] = so
     return out, done
 
-
 def _metrics(out, name):
     return json.loads((out / name / "metrics.json").read_text())
-
 
 def test_cellbench_novelty_every_method(runs):
     out, stdout = runs
@@ -77,7 +74,6 @@ def test_cellbench_novelty_every_method(runs):
     assert auroc["lof"] >= 0.95 and auroc["maxproba"] >= 0.95
     assert min(auroc.values()) > 0.85
 
-
 def test_rejection_turns_unseen_cell_lines_into_unknown(runs):
     """Split: train on sc_celseq2 + sc_dropseq (3 lines), test on the 5-line plates; A549/H838 are unseen.
 
@@ -91,13 +87,12 @@ def test_rejection_turns_unseen_cell_lines_into_unknown(runs):
     assert met["known_kept"] >= 0.95, met
     assert met["accuracy_known_labelled"] >= 0.98
     pred = pd.read_csv(d / "predictions.csv", index_col="cell")
-    unseen = pred.true_label.str.startswith("novel:")
+    unseen = pred.y_true.str.startswith("novel:")
     assert abs((pred.pred[unseen] == "unknown").mean() - met["unseen_rejected"]) < 1e-9
     curve = pd.read_csv(d / "curve.csv")
     assert list(curve.columns) == ["rejected_frac", "threshold", "accuracy_labelled", "accuracy_with_rejection",
                                    "known_kept", "unseen_rejected"]
     assert curve.unseen_rejected.is_monotonic_increasing and (d / "rejection.png").is_file()
-
 
 def test_tabula_muris_leave_one_cell_type_out(runs):
     out, _ = runs
@@ -108,7 +103,6 @@ def test_tabula_muris_leave_one_cell_type_out(runs):
     man = json.loads((out / "tm_hepatocyte" / "manifest.json").read_text())
     assert man["n_fit"] == 4000 - 74                 # the training split without its Hepatocytes
     assert met["auroc"] >= 0.9, met                  # measured 0.975
-
 
 def test_flag_parsing_errors(cli, tmp_path):
     p = cli("scaml_novelty", "--dataset", "cellbench_10x_3cl", "--hek-key", "cell_line", "--hek-positive", "A549",
@@ -121,7 +115,6 @@ def test_flag_parsing_errors(cli, tmp_path):
     p = cli("scaml_novelty", "--dataset", "cellbench_10x_3cl", "--hek-key", "is_hek", "--outdir", tmp_path / "o",
             check=False)
     assert p.returncode == 1 and "flag_key='is_hek'" in p.stderr and "cell_line" in p.stderr
-
 
 def test_learning_curve_cli(runs):
     out, stdout = runs

@@ -28,12 +28,10 @@ CB10X = "cellbench_lung_celllines/cellbench_10x_3cl.h5ad"          # 895 cells x
 PBMC = "scanpy_pbmc68k_reduced/scanpy_pbmc68k_reduced.h5ad"         # scaled X (negative values), obsm X_pca/X_umap
 FAST = ["--label-key", "cell_line", "--models", "lr", "--no-plots", "--no-save-models", "--quiet"]
 
-
 # ------------------------------------------------------------------ helpers
 @pytest.fixture(scope="module")
 def cb(data_dir) -> anndata.AnnData:
     return anndata.read_h5ad(data_dir / CB10X)
-
 
 @pytest.fixture
 def write(tmp_path):
@@ -44,17 +42,14 @@ def write(tmp_path):
         return p
     return w
 
-
 def run(capsys, f, *argv) -> tuple[int, str]:
     "Call an entry point in-process; returns (exit status, stderr)."
     capsys.readouterr()
     code = f([str(a) for a in argv])
     return code, capsys.readouterr().err
 
-
 def train(capsys, *argv):
     return run(capsys, scaml_train, *argv)
-
 
 def assert_error(code: int, err: str, *phrases: str) -> None:
     "Exit 1, exactly one `error:` line with every phrase, a hint, no traceback."
@@ -65,22 +60,18 @@ def assert_error(code: int, err: str, *phrases: str) -> None:
     for p in phrases:
         assert p in errors[0], (p, errors[0])
 
-
 def warnings_of(err: str) -> list[str]:
     return [ln for ln in err.splitlines() if ln.startswith("warning: ")]
-
 
 def split_col(a: anndata.AnnData, values: np.ndarray, key: str = "part") -> anndata.AnnData:
     a = a.copy()
     a.obs[key] = pd.Categorical(values)
     return a
 
-
 # ------------------------------------------------------------------ 1. files
 def test_1_path_missing(capsys, tmp_path):
     code, err = train(capsys, "--adata", tmp_path / "nope.h5ad", "--split", "random", *FAST, "--outdir", tmp_path / "o")
     assert_error(code, err, "no such file", "nope.h5ad", "check the path")
-
 
 def test_1_not_hdf5(capsys, data_dir, tmp_path):
     bad = tmp_path / "cells.h5ad"
@@ -88,13 +79,11 @@ def test_1_not_hdf5(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", bad, "--split", "random", *FAST, "--outdir", tmp_path / "o")
     assert_error(code, err, "is not an HDF5/.h5ad file", "convert it with scaml.io.read")
 
-
 def test_1_truncated_h5ad(capsys, data_dir, tmp_path):
     bad = tmp_path / "cut.h5ad"
     bad.write_bytes((data_dir / CB10X).read_bytes()[:20_000])
     code, err = train(capsys, "--adata", bad, "--split", "random", *FAST, "--outdir", tmp_path / "o")
     assert_error(code, err, "damaged or truncated HDF5 file", "copy or download it again")
-
 
 def test_1_seuratdisk_v5_empty_h5ad(capsys, tmp_path):
     bad = tmp_path / "seurat_v5.h5ad"
@@ -103,7 +92,6 @@ def test_1_seuratdisk_v5_empty_h5ad(capsys, tmp_path):
     assert bad.stat().st_size == 800
     code, err = train(capsys, "--adata", bad, "--split", "random", *FAST, "--outdir", tmp_path / "o")
     assert_error(code, err, "without the AnnData 'X'/'obs' groups", "SeuratDisk", "scaml_export_seurat")
-
 
 # ------------------------------------------------------------------ 2. keys
 def test_2_label_and_split_key_absent(capsys, data_dir, tmp_path):
@@ -115,7 +103,6 @@ def test_2_label_and_split_key_absent(capsys, data_dir, tmp_path):
     assert_error(code, err, "split_key='harvest' is not a column", "'cell_line_demuxlet'", "'batch'")
     assert not (tmp_path / "o").exists()
 
-
 def test_2_embedding_absent(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", data_dir / PBMC, "--label-key", "bulk_labels", "--split", "random",
                       "--embedding", "X_harmony", "--models", "lr", "--outdir", tmp_path / "o")
@@ -124,13 +111,11 @@ def test_2_embedding_absent(capsys, data_dir, tmp_path):
                       "--outdir", tmp_path / "o")
     assert_error(code, err, "available: none")
 
-
 def test_2_embedding_present_trains(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", data_dir / PBMC, "--label-key", "bulk_labels", "--split", "random",
                       "--embedding", "X_pca", "--models", "lr", "--no-plots", "--quiet", "--outdir", tmp_path / "o")
     assert code == 0, err
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["features"] == "obsm['X_pca']"
-
 
 # ------------------------------------------------------------------ 3. splits
 def test_3_split_value_absent_and_empty_test(capsys, data_dir, tmp_path):
@@ -140,7 +125,6 @@ def test_3_split_value_absent_and_empty_test(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", data_dir / CB10X, "--split-key", "batch", "--split-train", "sc_10x", *FAST,
                       "--outdir", tmp_path / "o")
     assert_error(code, err, "the test side is empty", "pass test values")
-
 
 def test_3_training_side_unlabelled_or_single_class(capsys, cb, write, tmp_path):
     a = split_col(cb, np.where(cb.obs.cell_line == "HCC827", "x", "y"))
@@ -152,7 +136,6 @@ def test_3_training_side_unlabelled_or_single_class(capsys, cb, write, tmp_path)
                       "--outdir", tmp_path / "o")
     assert_error(code, err, "the training side has no labelled cells", "is missing (NaN or empty)")
     assert not (tmp_path / "o").exists()
-
 
 # ------------------------------------------------------------------ 4. labels
 def test_4_missing_labels_dropped_with_counted_warning(capsys, cb, write, tmp_path):
@@ -166,20 +149,17 @@ def test_4_missing_labels_dropped_with_counted_warning(capsys, cb, write, tmp_pa
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert m["n_train"] + m["n_test"] == 835
 
-
 def test_4_all_labels_missing(capsys, cb, write, tmp_path):
     a = cb.copy()
     a.obs["cell_line"] = ""
     code, err = train(capsys, "--adata", write(a, "nolab"), "--split", "random", *FAST, "--outdir", tmp_path / "o")
     assert_error(code, err, "every value of adata.obs['cell_line'] is missing", "pass a label_key that holds labels")
 
-
 # ------------------------------------------------------------------ 5. expression values
 def test_5_negative_values(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", data_dir / PBMC, "--label-key", "bulk_labels", "--split", "random",
                       "--models", "lr", "--outdir", tmp_path / "o")                   # scaled X, as scanpy ships it
     assert_error(code, err, "X holds negative values (minimum", "--layer counts")
-
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_5_nonfinite_values_anywhere(capsys, cb, write, tmp_path, value):
@@ -188,7 +168,6 @@ def test_5_nonfinite_values_anywhere(capsys, cb, write, tmp_path, value):
     a.X.data[-1] = value                     # the very last stored value: found even beyond the sampled ones
     code, err = train(capsys, "--adata", write(a, "bad"), "--split", "random", *FAST, "--outdir", tmp_path / "o")
     assert_error(code, err, "X holds NaN or infinite values", "neither counts nor log-normalised")
-
 
 def test_5_lognormalised_input_is_not_logged_twice(capsys, cb, write, tmp_path):
     import scanpy as sc
@@ -205,7 +184,6 @@ def test_5_lognormalised_input_is_not_logged_twice(capsys, cb, write, tmp_path):
     pc, pl = (pd.read_csv(tmp_path / n / "lr/proba.csv", index_col=0) for n in ("counts", "lognorm"))
     assert np.abs(pc.to_numpy() - pl.to_numpy()).max() < 1e-3          # logged twice would change everything
 
-
 def test_5_integer_valued_floats_are_counts(capsys, cb, write, tmp_path):
     runs = {"int64": cb.X.astype(np.int64), "float64": cb.X.astype(np.float64)}
     for name, X in runs.items():
@@ -215,7 +193,6 @@ def test_5_integer_valued_floats_are_counts(capsys, cb, write, tmp_path):
         assert code == 0, err
         assert json.loads((tmp_path / name / "manifest.json").read_text())["input_kind"] == "counts"
     assert (tmp_path / "int64/lr/proba.csv").read_bytes() == (tmp_path / "float64/lr/proba.csv").read_bytes()
-
 
 # ------------------------------------------------------------------ 6. genes and names
 def test_6_gene_overlap_too_small(capsys, cb, data_dir, write, tmp_path):
@@ -237,7 +214,6 @@ def test_6_gene_overlap_too_small(capsys, cb, data_dir, write, tmp_path):
                       "--outdir", tmp_path / "o2")
     assert_error(code, err, "only 394 of the model's 894 genes", "minimum 50%")
 
-
 def test_6_duplicated_names(capsys, cb, data_dir, write, tmp_path):
     a = cb.copy()
     a.var_names = list(a.var_names[:-3]) + list(a.var_names[:3])
@@ -249,7 +225,6 @@ def test_6_duplicated_names(capsys, cb, data_dir, write, tmp_path):
                       "--outdir", tmp_path / "o")
     assert_error(code, err, "5 duplicated cell names in adata", "obs_names_make_unique()")
 
-
 # ------------------------------------------------------------------ 7. gene selection
 def test_7_n_hvg_larger_than_genes(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", data_dir / CB10X, "--split", "random", "--n-hvg", "100000",
@@ -260,7 +235,6 @@ def test_7_n_hvg_larger_than_genes(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", data_dir / CB10X, "--split", "random", "--n-hvg", "0", *FAST,
                       "--outdir", tmp_path / "o2")
     assert_error(code, err, "n_top_genes=0 (--n-hvg) must be at least 1")
-
 
 def test_7_degenerate_hvg_fits(capsys, cb, write, tmp_path):
     tiny = cb[np.r_[0:3, 300:303, 600:603]].copy()           # 9 cells, 3 per class
@@ -274,7 +248,6 @@ def test_7_degenerate_hvg_fits(capsys, cb, write, tmp_path):
     proba = pd.read_csv(tmp_path / "o" / "lr" / "proba.csv", index_col=0)
     n_test = json.loads((tmp_path / "o" / "manifest.json").read_text())["n_test"]
     assert len(proba) == n_test >= 3 and np.allclose(proba.sum(1), 1, atol=1e-5)
-
 
 # ------------------------------------------------------------------ 8. test classes
 def test_8_unseen_test_classes_and_single_class_test(capsys, cb, write, tmp_path):
@@ -300,7 +273,6 @@ def test_8_unseen_test_classes_and_single_class_test(capsys, cb, write, tmp_path
     m = json.loads((tmp_path / "unseen" / "lr" / "metrics.json").read_text())
     assert m["n_test_unseen"] == n_h1975 and 0 <= m["f1_macro_seen"] <= 1
 
-
 # ------------------------------------------------------------------ 9. model directories
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir):
@@ -315,7 +287,6 @@ def models(tmp_path_factory, data_dir):
         a, label_key="cell_line").save(out / "actinn" / "model")
     return out
 
-
 @pytest.fixture
 def model_copy(models, tmp_path):
     def cp(name: str) -> Path:
@@ -324,19 +295,16 @@ def model_copy(models, tmp_path):
         return d
     return cp
 
-
 def rehash(d: Path) -> None:
     "Update the checksums in meta.json after editing files, as an attacker would."
     meta = json.loads((d / "meta.json").read_text())
     meta["files"] = {p.name: _sha256(p) for p in sorted(d.iterdir()) if p.is_file() and p.name != "meta.json"}
     (d / "meta.json").write_text(json.dumps(meta))
 
-
 def edit_meta(d: Path, **changes) -> None:
     meta = json.loads((d / "meta.json").read_text())
     meta.update(changes)
     (d / "meta.json").write_text(json.dumps(meta))
-
 
 class Payload:
     "Unpickling this creates a marker file: proof that code from the file ran."
@@ -345,11 +313,9 @@ class Payload:
     def __reduce__(self):
         return (Path.touch, (Path(self.marker),))
 
-
 def predict(capsys, model: Path, data_dir, tmp_path):
     return run(capsys, scaml_predict, "--model", model, "--adata", data_dir / CB10X, "--out", tmp_path / "p.csv",
                "--overwrite", "--quiet")
-
 
 def test_9_model_from_another_scaml_version(capsys, model_copy, data_dir, tmp_path):
     d = model_copy("lr")
@@ -360,7 +326,6 @@ def test_9_model_from_another_scaml_version(capsys, model_copy, data_dir, tmp_pa
     edit_meta(d, format_version=99)
     code, err = predict(capsys, d, data_dir, tmp_path)
     assert_error(code, err, "uses model format 99", "Retrain with this version")
-
 
 @pytest.mark.parametrize("name,file", [("lr", "weights.npz"), ("rf", "forest.npz"), ("xgb", "model.json"),
                                        ("mlp", "weights.npz"), ("actinn", "state_dict.pt")])
@@ -374,7 +339,6 @@ def test_9_truncated_or_edited_model_file(capsys, model_copy, data_dir, tmp_path
     code, err = predict(capsys, d, data_dir, tmp_path)
     assert_error(code, err, f"could not be loaded as a '{name}' model", "Restore the original or retrain")
 
-
 @pytest.mark.parametrize("name,file", [("lr", "weights.npz"), ("rf", "forest.npz"), ("xgb", "model.json"),
                                        ("actinn", "state_dict.pt")])
 def test_9_pickle_in_place_of_a_model_file_never_runs(capsys, model_copy, data_dir, tmp_path, name, file):
@@ -386,7 +350,6 @@ def test_9_pickle_in_place_of_a_model_file_never_runs(capsys, model_copy, data_d
     assert_error(code, err, f"could not be loaded as a '{name}' model")
     assert not (tmp_path / "PWNED").exists()
 
-
 def test_9_npz_with_object_array_refused(capsys, model_copy, data_dir, tmp_path):
     d = model_copy("lr")
     Payload.marker = str(tmp_path / "PWNED")
@@ -395,7 +358,6 @@ def test_9_npz_with_object_array_refused(capsys, model_copy, data_dir, tmp_path)
     code, err = predict(capsys, d, data_dir, tmp_path)
     assert_error(code, err, "could not be loaded as a 'lr' model", "Object arrays cannot be loaded")
     assert not (tmp_path / "PWNED").exists()
-
 
 def test_9_crafted_forest_files_refused(capsys, model_copy, data_dir, tmp_path):
     """Node tables are checked before trees are rebuilt: indices outside a tree, or another layout, are refused."""
@@ -415,7 +377,6 @@ def test_9_crafted_forest_files_refused(capsys, model_copy, data_dir, tmp_path):
     rehash(d)
     code, err = predict(capsys, d, data_dir, tmp_path)
     assert_error(code, err, "another scikit-learn version")
-
 
 def test_9_wrong_shapes_and_edited_meta(capsys, model_copy, data_dir, tmp_path):
     d = model_copy("lr")
@@ -445,17 +406,14 @@ def test_9_wrong_shapes_and_edited_meta(capsys, model_copy, data_dir, tmp_path):
     code, err = predict(capsys, d, data_dir, tmp_path)
     assert_error(code, err, "lacks ['classes']", "damaged")
 
-
 def test_9_not_a_model_directory(capsys, models, data_dir, tmp_path):
     code, err = predict(capsys, models, data_dir, tmp_path)                   # the results folder, not <model>/model
     assert_error(code, err, "is not a scaml model directory (no meta.json)", "results/<model>/model")
-
 
 def test_9_intact_models_still_load(capsys, models, data_dir, tmp_path):
     for name in ["lr", "rf", "xgb", "mlp", "actinn"]:
         code, err = predict(capsys, models / name / "model", data_dir, tmp_path)
         assert code == 0, (name, err)
-
 
 # ------------------------------------------------------------------ 10. argument combinations
 def test_10_wrong_argument_combinations(capsys, data_dir, tmp_path):
@@ -476,7 +434,6 @@ def test_10_wrong_argument_combinations(capsys, data_dir, tmp_path):
         assert_error(code, err, phrase)
     assert not (tmp_path / "o").exists()
 
-
 def test_10_unknown_model_through_the_console_script(cli, data_dir, tmp_path):
     p = cli("scaml_train", "--adata", data_dir / CB10X, "--label-key", "cell_line", "--split", "random",
             "--models", "svm", "--outdir", tmp_path / "o", check=False)
@@ -484,7 +441,6 @@ def test_10_unknown_model_through_the_console_script(cli, data_dir, tmp_path):
     p = cli("scaml_train", "--adata", data_dir / CB10X, "--class-weight", "equal", "--outdir", tmp_path / "o",
             check=False)                                           # argparse's own usage error
     assert p.returncode == 2 and "invalid choice: 'equal'" in p.stderr and "Traceback" not in p.stderr
-
 
 # ------------------------------------------------------------------ nothing lost
 def test_existing_results_folder_is_kept(capsys, data_dir, tmp_path):
@@ -499,19 +455,15 @@ def test_existing_results_folder_is_kept(capsys, data_dir, tmp_path):
     assert (out / "manifest.json").is_file() and not (out / "mine.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]               # no .partial or .old folder left
 
-
 TASK = ["--dataset", "cellbench_celseq2_to_dropseq", "--models", "lr", "rf", "mlp", "--quiet"]
-
 
 # the interrupt-while-training test signals when lr has finished, while rf, xgb and mlp still train (seconds of work)
 TASK_LONG = ["--dataset", "actinn_tutorial", "--models", "lr", "rf", "xgb", "mlp"]
-
 
 def start_train(data_dir, out: Path, task: list[str] = TASK) -> subprocess.Popen:
     env = {**os.environ, "SCAML_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"}
     return subprocess.Popen([str(Path(sys.executable).parent / "scaml_train"), *task, "--outdir", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
 
 def wait_for_partial(proc: subprocess.Popen, out: Path, timeout: float = 300) -> Path | None:
     "Poll for the `.NAME.partial-PID` folder of `proc`; None if the process ended first."
@@ -523,13 +475,11 @@ def wait_for_partial(proc: subprocess.Popen, out: Path, timeout: float = 300) ->
         time.sleep(0.005)
     raise AssertionError("no .partial folder appeared")
 
-
 def no_manifest_outside(out: Path) -> None:
     "Only a complete results folder may hold manifest.json."
     for p in out.parent.rglob("manifest.json"):
         assert p.parent == out, p
     assert not out.exists() or (out / "manifest.json").is_file()
-
 
 @pytest.mark.parametrize("when", ["training", "writing"])
 def test_sigint_leaves_nothing(data_dir, tmp_path, when):
@@ -559,7 +509,6 @@ def test_sigint_leaves_nothing(data_dir, tmp_path, when):
         assert not out.exists()
         assert list(tmp_path.iterdir()) == []                      # the .partial folder was removed
 
-
 def test_sigkill_leaves_no_folder_that_looks_complete(data_dir, tmp_path):
     out = tmp_path / "res"
     proc = start_train(data_dir, out)
@@ -572,7 +521,6 @@ def test_sigkill_leaves_no_folder_that_looks_complete(data_dir, tmp_path):
     if not out.exists():                                           # killed before the rename
         left = list(tmp_path.iterdir())
         assert left == [] or (left == [partial] and not (partial / "manifest.json").exists())
-
 
 # ------------------------------------------------------------------ 2. keys of the other commands
 @pytest.mark.parametrize("script,argv,phrase", [

@@ -6,7 +6,6 @@ import json
 import nbformat
 import pytest
 
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, data_dir):
     import os
@@ -21,7 +20,6 @@ def report(tmp_path_factory, data_dir):
     assert p.returncode == 0, f"scaml_report exited {p.returncode}\n{p.stdout}\n{p.stderr}"
     return out, p
 
-
 def test_both_directions(report):
     out, p = report
     assert sorted(d.name for d in out.iterdir()) == ["test_to_train", "train_to_test"]
@@ -34,7 +32,6 @@ def test_both_directions(report):
         assert man["split"]["train"] == [train] and man["split"]["test"] == [test]
         assert man["models"] == ["lr"] and man["n_train"] > 900 and man["n_test"] > 900
         assert (d / "results" / "lr_confusion_matrix.png").is_file()
-
 
 @pytest.mark.parametrize("name", ["train_to_test", "test_to_train"])
 def test_executed_notebook(report, name):
@@ -53,7 +50,6 @@ def test_executed_notebook(report, name):
     text = "".join(o.get("text", "") for c in code for o in c.outputs if o.output_type == "stream")
     assert "5 cell types" in text
 
-
 @pytest.mark.parametrize("name", ["train_to_test", "test_to_train"])
 def test_html(report, name):
     out, _ = report
@@ -61,7 +57,6 @@ def test_html(report, name):
     assert html.count('<img') >= 4 and html.count("data:image/png;base64,") >= 4
     assert "Traceback" not in html and "Class balance per split" in html and "Where the models disagree" in html
     assert "In&nbsp;[" not in html
-
 
 def test_refuses_to_overwrite(report, cli):
     out, _ = report

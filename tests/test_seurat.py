@@ -74,7 +74,6 @@ writeLines(cols, file.path(out, "cols.tsv"))
 cat(as.character(packageVersion("SeuratObject")), "\n")
 """
 
-
 def _r_ready() -> str | None:
     "None when R with SeuratObject and hdf5r works, else what is missing."
     if shutil.which("Rscript") is None:
@@ -83,7 +82,6 @@ def _r_ready() -> str | None:
     if res.returncode != 0:
         return f"R cannot load SeuratObject and hdf5r ({res.stderr.strip().splitlines()[-1:]})"
     return None
-
 
 @pytest.fixture(scope="module")
 def r_dir(tmp_path_factory) -> Path:
@@ -99,7 +97,6 @@ def r_dir(tmp_path_factory) -> Path:
     subprocess.run(["Rscript", str(script), str(d)], check=True, capture_output=True, text=True)
     return d
 
-
 @pytest.fixture(scope="module")
 def exported(r_dir) -> anndata.AnnData:
     path = export_seurat(r_dir / "pbmc.rds", r_dir / "pbmc.h5ad", label_col="RNA_snn_res.1",
@@ -107,17 +104,14 @@ def exported(r_dir) -> anndata.AnnData:
     assert path == r_dir / "pbmc.h5ad"
     return anndata.read_h5ad(path)
 
-
 def _cli() -> str:
     exe = shutil.which("scaml_export_seurat", path=str(Path(sys.executable).parent)) or shutil.which("scaml_export_seurat")
     if exe is None:
         pytest.fail("the console script scaml_export_seurat is not installed; run `pip install -e .`", pytrace=False)
     return exe
 
-
 def _run_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([_cli(), *map(str, args)], capture_output=True, text=True, check=False)
-
 
 def _sparse(d: Path, name: str, shape) -> sp.csr_matrix:
     "The cells x genes CSR matrix from R's genes x cells dgCMatrix slots."
@@ -126,10 +120,8 @@ def _sparse(d: Path, name: str, shape) -> sp.csr_matrix:
     x = np.fromfile(d / f"{name}.x", dtype="<f8")
     return sp.csc_matrix((x, i, p), shape=shape[::-1]).T.tocsr()
 
-
 def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split("\n")[:-1]
-
 
 def _meta(d: Path) -> list[tuple[str, str, bool, list[str], list[str | None]]]:
     out = []
@@ -139,23 +131,19 @@ def _meta(d: Path) -> list[tuple[str, str, bool, list[str], list[str | None]]]:
         out.append((name, kind, ordered == "TRUE", levels.split("\x02") if kind == "factor" else [], values))
     return out
 
-
 def _assert_same_sparse(a, b):
     assert a.shape == b.shape
     a, b = sp.csr_matrix(a), sp.csr_matrix(b)
     assert (a != b).nnz == 0
 
-
 # ---------------------------------------------------------------------------------------------
 # Round trip
-
 
 def test_names_and_shape(exported, r_dir):
     genes, cells = _lines(r_dir / "genes.txt"), _lines(r_dir / "cells.txt")
     assert exported.shape == (80, 230)
     assert exported.obs_names.tolist() == cells
     assert exported.var_names.tolist() == genes
-
 
 def test_counts_exact(exported, r_dir):
     counts = _sparse(r_dir, "counts", exported.shape)
@@ -164,14 +152,12 @@ def test_counts_exact(exported, r_dir):
     _assert_same_sparse(exported.X.astype(np.float64), counts)
     assert exported.X.sum() == counts.sum()
 
-
 def test_logcounts_exact(exported, r_dir):
     data = _sparse(r_dir, "data", exported.shape)
     lc = exported.layers["logcounts"]
     assert lc.dtype == np.float64 and lc.format == "csr"
     _assert_same_sparse(lc, data)
     np.testing.assert_array_equal(lc.data, data.data)
-
 
 def test_every_meta_column(exported, r_dir):
     meta = _meta(r_dir)
@@ -210,7 +196,6 @@ def test_every_meta_column(exported, r_dir):
     assert exported.obs["fac_na"].cat.categories.tolist() == ["y", "x", "unused"]
     assert exported.obs["RNA_snn_res.1"].cat.categories.tolist() == ["0", "1", "2"]
 
-
 def test_embeddings_exact(exported, r_dir):
     reductions = dict(line.split("\t") for line in _lines(r_dir / "reductions.tsv"))
     assert sorted(exported.obsm) == sorted(f"X_{r}" for r in reductions) == ["X_pca", "X_tsne"]
@@ -220,7 +205,6 @@ def test_embeddings_exact(exported, r_dir):
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, emb)
 
-
 def test_label_and_hek(exported):
     label = exported.obs["label"]
     assert isinstance(label.dtype, pd.CategoricalDtype)
@@ -229,7 +213,6 @@ def test_label_and_hek(exported):
     assert exported.obs["is_hek"].dtype == bool
     np.testing.assert_array_equal(exported.obs["is_hek"].to_numpy(), (exported.obs["groups"] == "g1").to_numpy())
     assert 0 < exported.obs["is_hek"].sum() < 80
-
 
 def test_var_and_format(exported, r_dir):
     assert exported.var["highly_variable"].dtype == bool
@@ -243,7 +226,6 @@ def test_var_and_format(exported, r_dir):
     exported.write_h5ad(r_dir / "rewritten.h5ad")
     assert anndata.read_h5ad(r_dir / "rewritten.h5ad").shape == (80, 230)
     assert not [p.name for p in r_dir.iterdir() if ".tmp-" in p.name]
-
 
 def test_console_script_and_logical_hek(r_dir):
     out = r_dir / "cli.h5ad"
@@ -259,24 +241,20 @@ def test_console_script_and_logical_hek(r_dir):
     ref = anndata.read_h5ad(r_dir / "pbmc.h5ad")
     _assert_same_sparse(a.X, ref.X)
 
-
 def test_no_reductions_and_label_in_place(r_dir):
     out = export_seurat(r_dir / "pbmc.rds", r_dir / "none.h5ad", reductions=[], label_col="groups", label_key="groups")
     a = anndata.read_h5ad(out)
     assert len(a.obsm) == 0
     assert isinstance(a.obs["groups"].dtype, pd.CategoricalDtype)
 
-
 # ---------------------------------------------------------------------------------------------
 # Errors
-
 
 def _one_line_error(res: subprocess.CompletedProcess) -> str:
     assert res.returncode == 1
     err = [l for l in res.stderr.splitlines() if l.startswith("scaml_export_seurat: error:")]
     assert len(err) == 1, res.stderr
     return err[0]
-
 
 def test_missing_input(r_dir):
     err = _one_line_error(_run_cli("--input", r_dir / "nope.rds", "--output", r_dir / "x.h5ad"))
@@ -285,7 +263,6 @@ def test_missing_input(r_dir):
                           str(r_dir / "x.h5ad")], capture_output=True, text=True, check=False)
     assert res.returncode == 1 and "does not exist" in res.stderr
     assert not (r_dir / "x.h5ad").exists()
-
 
 def test_missing_column_lists_available(r_dir):
     err = _one_line_error(_run_cli("--input", r_dir / "pbmc.rds", "--output", r_dir / "x.h5ad",
@@ -296,13 +273,11 @@ def test_missing_column_lists_available(r_dir):
         export_seurat(r_dir / "pbmc.rds", r_dir / "x.h5ad", hek_from="nope")
     assert not (r_dir / "x.h5ad").exists()
 
-
 def test_hek_value_checks(r_dir):
     with pytest.raises(RuntimeError, match=r"--hek-positive 'g9' does not occur .* values: 'g1', 'g2'"):
         export_seurat(r_dir / "pbmc.rds", r_dir / "x.h5ad", hek_from="groups", hek_positive="g9")
     with pytest.raises(RuntimeError, match=r"is a character column, not logical; pass --hek-positive"):
         export_seurat(r_dir / "pbmc.rds", r_dir / "x.h5ad", hek_from="groups")
-
 
 def test_missing_assay_and_reduction(r_dir):
     with pytest.raises(RuntimeError, match=r"--assay 'SCT' is not in the object; available: 'RNA', 'DATAONLY'"):
@@ -310,11 +285,9 @@ def test_missing_assay_and_reduction(r_dir):
     with pytest.raises(RuntimeError, match=r"--reductions 'umap' not in the object; available: 'pca', 'tsne'"):
         export_seurat(r_dir / "pbmc.rds", r_dir / "x.h5ad", reductions="pca,umap")
 
-
 def test_empty_counts(r_dir):
     with pytest.raises(RuntimeError, match=r"assay 'DATAONLY' has an empty counts matrix"):
         export_seurat(r_dir / "pbmc.rds", r_dir / "x.h5ad", assay="DATAONLY")
-
 
 def test_not_a_seurat_object(r_dir):
     with pytest.raises(RuntimeError, match=r"holds a list, not a Seurat object"):
@@ -322,7 +295,6 @@ def test_not_a_seurat_object(r_dir):
     (r_dir / "garbage.rds").write_text("not an rds")
     with pytest.raises(RuntimeError, match=r"cannot read --input .* with readRDS"):
         export_seurat(r_dir / "garbage.rds", r_dir / "x.h5ad")
-
 
 def test_refuses_to_overwrite(r_dir):
     out = r_dir / "keep.h5ad"
@@ -338,7 +310,6 @@ def test_refuses_to_overwrite(r_dir):
     res = _run_cli("--input", r_dir / "pbmc.rds", "--output", out, "--overwrite")
     assert res.returncode == 0, res.stderr
     assert anndata.read_h5ad(out).shape == (80, 230)
-
 
 def test_rscript_not_found(r_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="r-cran-seurat r-cran-hdf5r"):
