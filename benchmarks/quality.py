@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from scaml.benchmark import _json, _versions
+from scaml.core import package_versions as _versions
+from scaml.results import to_json as _json
 from scaml.datasets import load_task
 from scaml.models import get_backend
 from scaml.preprocess import Preprocessor, normalize_log1p
-from scaml.stats import bootstrap_metrics
+from scaml.metrics import bootstrap_metrics
 
 warnings.filterwarnings("ignore")
 OUT = Path(__file__).with_name("quality.json")
@@ -279,7 +280,6 @@ def loto_task(name, *, train, test, feature_kinds=("base", "query_std"), min_tes
 
 
 def part_loto():
-    from scaml.novelty import NoveltyDetector
     out = {"protocol": "train without type T, score every test cell; AUROC with T's test cells as positives; types with "
                        ">= 20 test cells; every score fitted on training cells only (combinations: quantiles among "
                        "2-fold cross-fitted held-out training cells)", "tasks": {}}
