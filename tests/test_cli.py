@@ -32,7 +32,7 @@ def test_results_folder_is_complete(facs_to_droplet):
     assert classes == ["B cell", "Granulocyte", "Monocyte", "NK cell", "T cell"]
     assert len((out / "features.txt").read_text().splitlines()) == 1685   # all shared genes (< 2000 HVGs asked)
     summary = json.loads((out / "summary_metrics.json").read_text())
-    assert set(summary["models"]) == set(MODELS)
+    assert set(summary) == set(MODELS)
     for m in MODELS:
         d = out / m
         for f in ["metrics.json", "classification_report.txt", "confusion_matrix.csv", "per_class.csv",
@@ -57,7 +57,7 @@ def test_results_folder_is_complete(facs_to_droplet):
 
 def test_models_generalise_across_technologies(facs_to_droplet):
     out, _ = facs_to_droplet
-    summary = json.loads((out / "summary_metrics.json").read_text())["models"]
+    summary = json.loads((out / "summary_metrics.json").read_text())
     assert max(m["f1_macro"] for m in summary.values()) >= 0.9
     assert summary["lr"]["accuracy"] >= 0.93
 
