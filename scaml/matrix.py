@@ -316,9 +316,9 @@ def write_matrix(res: MatrixResult, outdir: PathLike, *, overwrite: bool = False
     with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf:
         rf.write_csv("matrix.csv", res.matrix, index=False)
         rf.write_csv("gap.csv", res.gap, index=False)
-        rf.writeto_json("gap.json", {"metric": res.metric, "models": res.summary.to_dict(orient="index")})
+        rf.write_json("gap.json", {"metric": res.metric, "models": res.summary.to_dict(orient="index")})
         if plots:
-            rf.writeto_json("manifest.json", res.manifest)
+            rf.write_json("manifest.json", res.manifest)
             save_matrix_figures(rf.path)
         rf.write_manifest(res.manifest)
     res.outdir = outdir

@@ -391,7 +391,7 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
 def write_novelty(res: NoveltyResult, rf: ResultsFolder, *, plots: bool = True) -> None:
     "Write the scores, the metrics and (with `plots`) `novelty.png` of `res` into an open `ResultsFolder`."
     rf.write_csv("scores.csv", res.scores)
-    rf.writeto_json("metrics.json", res.metrics)
+    rf.write_json("metrics.json", res.metrics)
     if plots:
         import matplotlib
         matplotlib.use("Agg", force=False)

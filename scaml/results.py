@@ -173,7 +173,7 @@ class ResultsFolder:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
-    def writeto_json(self, name: str, obj) -> Path:
+    def write_json(self, name: str, obj) -> Path:
         "Write `obj` as JSON (see `to_json`)."
         p = self.file(name); p.write_text(to_json(obj)); return p
 
@@ -199,7 +199,7 @@ class ResultsFolder:
         manifest["files"] = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()
                                    and p.name != "manifest.json")
         self.manifest = manifest
-        return self.writeto_json("manifest.json", manifest)
+        return self.write_json("manifest.json", manifest)
 
 # %% ../nbs/07_results.ipynb #0102c4b1
 @dataclass
