@@ -17,11 +17,11 @@ from .benchmark import DEFAULT_MODELS
 from .splits import filter_cells
 from .matrix import run_matrix
 from .results import check_outdir
-from .learning_curve import learning_curve
-from .learning_curve import summarize_learning_curve
+from .learning_curves import learning_curve
+from .learning_curves import summarize_learning_curve
 import scaml
 from .core import package_versions
-from .learning_curve import plot_learning_curves
+from .learning_curves import plot_learning_curves
 import pandas as pd
 from .novelty import METHODS
 from .novelty import CLASSIFIER_SCORES
