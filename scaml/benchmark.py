@@ -19,7 +19,8 @@ from anndata import AnnData
 import scaml
 from .core import PathLike
 from .data import check_adata
-from .models import MODELS, CellTypeModel, get_backend
+from .core import MODELS
+from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
 from .metrics import ci_for_benchmark
 
@@ -31,14 +32,13 @@ from .core import format_sorted
 from .metrics import evaluate
 from .core import package_versions
 from .results import write_results
+from .core import DEFAULT_MODELS
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DEFAULT_MODELS', 'run_benchmark']
+__all__ = ['log', 'run_benchmark']
 
 # %% ../nbs/08_benchmark.ipynb #ae850c0c
-DEFAULT_MODELS = ("lr", "rf", "xgb", "mlp")
-
 def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:
     "The engine a run uses (see `run_benchmark`)."
     if engine not in ("auto", "memory", "streaming", "dask"):

@@ -17,7 +17,8 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .benchmark import DEFAULT_MODELS, run_benchmark
+from .benchmark import run_benchmark
+from .core import DEFAULT_MODELS
 from .metrics import evaluate
 from .core import PathLike
 from .data import check_adata, check_values

@@ -26,10 +26,11 @@ from .preprocess import Preprocessor
 
 from fastcore.basics import patch
 
+from .core import MODELS
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MODELS', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'softmax', 'LogRegBackend', 'RandomForestBackend',
+__all__ = ['log', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'softmax', 'LogRegBackend', 'RandomForestBackend',
            'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel', 'annotate']
 
 # %% ../nbs/02_models.ipynb #5320e82c
@@ -393,15 +394,6 @@ class SklearnBackend(Backend):
     def __repr__(self) -> str: return f"SklearnBackend({self.estimator!r})"
 
 # %% ../nbs/02_models.ipynb #e49721ce
-MODELS: dict[str, str] = {
-    "lr": "scaml.models:LogRegBackend",
-    "rf": "scaml.models:RandomForestBackend",
-    "xgb": "scaml.models:XGBoostBackend",
-    "mlp": "scaml.models:MLPBackend",
-    "actinn": "scaml.actinn:ActinnBackend",
-    "actinn_deepchem": "scaml.actinn:ActinnDeepChemBackend",
-}
-
 def get_backend(name: str) -> type[Backend]:
     """The backend class registered under `name`.
 
