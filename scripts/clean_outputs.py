@@ -2,8 +2,8 @@
 """Strip run-to-run noise from the saved outputs of executed notebooks, so that re-running them changes nothing.
 
 - progress bars: tqdm lines in stderr streams (`\\r` redraws, `42%|####  |`), and progress widgets;
-- warnings in stderr streams (`file.py:12: UserWarning: ...` and the source line after it); a stderr stream left
-  empty is removed;
+- warnings in stderr streams (`file.py:12: UserWarning: ...` and the source line after it), and what optional
+  dependencies print when imported (`_IMPORT_NOISE`); a stderr stream left empty is removed;
 - absolute paths: those in the repository become relative to the notebook's folder, `$SCAML_DATA_DIR` and the home
   folder are written as such, temporary folders (`/tmp/tmpab12cd/...`) become `<tmp>/...`;
 - memory addresses (`at 0x7f3a...`) become `at 0x...`;
@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _TQDM = re.compile(r"\r|\d+%\|.*\||\d+(\.\d+)?(it/s|s/it)\]|\|\s*\d+/\d+\s*\[")
 _WARNING = re.compile(r"^\S.*:\d+: \w*(Warning|Deprecation\w*): ")
+# messages optional dependencies print on import (deepchem's list of what it could not load, rdkit's descriptors)
+_IMPORT_NOISE = re.compile(r"^(Skipped loading .*missing a dependency|Skipped loading modules with|No normalization for \w+\. "
+                           r"Feature removed!|cannot import name '\w+' from 'deepchem|.*IProgress not found)")
 _ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]{4,}\b")
 _DURATION = re.compile(r"(?<![\w.])\d+(\.\d+)?(e-?\d+)?\s?(ns|µs|us|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hours?"
                        r"|it/s|s/it|[kMG]i?B|[kMG]B/s)\b|(Wall time|CPU times): [^\n]*")
@@ -50,7 +54,7 @@ def clean_stderr(text: str) -> str:
             skip_source = False
             continue
         skip_source = False
-        if _TQDM.search(ln.rstrip("\n")): continue
+        if _TQDM.search(ln.rstrip("\n")) or _IMPORT_NOISE.match(ln): continue
         if _WARNING.match(ln):
             skip_source = True
             continue
@@ -61,9 +65,9 @@ def clean_stderr(text: str) -> str:
 def path_subs(nb_dir: Path) -> list[tuple[re.Pattern, object]]:
     "(pattern, replacement) for the absolute paths of this machine, longest first."
     nb_dir = Path(nb_dir).resolve()
-    named = [(nb_dir, "."), (ROOT, os.path.relpath(ROOT, nb_dir))]
+    named = [(nb_dir, "."), (ROOT, os.path.relpath(ROOT, nb_dir) if nb_dir.is_relative_to(ROOT) else "<repo>")]
     if os.environ.get("SCAML_DATA_DIR"): named.append((Path(os.environ["SCAML_DATA_DIR"]).resolve(), "$SCAML_DATA_DIR"))
-    named.append((Path.home(), "~"))
+    named += [(Path(sys.prefix), "<venv>"), (Path.home(), "~")]
     subs = []
     for p, name in sorted(named, key=lambda x: -len(str(x[0]))):
         if len(p.parts) < 2: continue
