@@ -66,7 +66,8 @@ def path_subs(nb_dir: Path) -> list[tuple[re.Pattern, object]]:
     "(pattern, replacement) for the absolute paths of this machine, longest first."
     nb_dir = Path(nb_dir).resolve()
     named = [(nb_dir, "."), (ROOT, os.path.relpath(ROOT, nb_dir) if nb_dir.is_relative_to(ROOT) else "<repo>")]
-    if os.environ.get("SCAML_DATA_DIR"): named.append((Path(os.environ["SCAML_DATA_DIR"]).resolve(), "$SCAML_DATA_DIR"))
+    data = os.environ.get("SCAML_DATA_DIR")
+    if data: named += [(Path(os.path.abspath(data)), "$SCAML_DATA_DIR"), (Path(data).resolve(), "$SCAML_DATA_DIR")]
     named += [(Path(sys.prefix), "<venv>"), (Path.home(), "~")]
     subs = []
     for p, name in sorted(named, key=lambda x: -len(str(x[0]))):

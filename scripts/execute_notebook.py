@@ -53,6 +53,8 @@ def main(argv=None) -> int:
     os.chdir(path.parent)
     shell = CaptureShell(path.parent, mpl_format="png")
     shell._fname = path
+    # pandas formats text as in Jupyter (at most 20 columns, wrapped at 80 characters), not to a terminal's width
+    shell.run_cell("import pandas as _pd; _pd.set_option('display.max_columns', 20); _pd.set_option('display.width', 80); del _pd")
     try:
         shell.run_all(nb, exc_stop=True, preproc=skip)
     except Exception:
