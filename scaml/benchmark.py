@@ -17,22 +17,14 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .core import PathLike
+from .core import DEFAULT_MODELS, MODELS, PathLike, format_sorted, package_versions, resolve_device
 from .data import check_adata
-from .core import MODELS
+from .metrics import ci_for_benchmark, evaluate
 from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
-from .metrics import ci_for_benchmark
-
-from .results import BenchmarkResult
-from .results import check_outdir
-from .core import resolve_device
+from .results import BenchmarkResult, check_outdir, write_results
 from .splits import split_cells
-from .core import format_sorted
-from .metrics import evaluate
-from .core import package_versions
-from .results import write_results
-from .core import DEFAULT_MODELS
+
 log = logging.getLogger(__name__)
 
 # %% auto #0

@@ -462,7 +462,7 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
     rm = fit_rejection(adata[fit], label_key=args.label_key, model=args.model if args.model in MODELS else "lr",
                        group_key=gk, coverage=args.coverage,
                        features=args.features, n_top_genes=args.n_hvg, random_state=args.seed)
-    pred = predict_with_rejection(rm, adata[te])
+    pred = predict_with_rejection(adata[te], rm)
     labels, _ = clean_labels(adata[te], args.label_key)
     y = np.where(flag[te], np.char.add("novel:", labels.astype(str)), labels).astype(object)
     pred.insert(0, "y_true", y)

@@ -18,7 +18,7 @@ from anndata import AnnData
 
 from .data import describe_matrix
 from .models import CellTypeModel, XGBoostBackend
-from .preprocess import Preprocessor, align_genes, hvg_from_moments, normalize_log1p
+from .preprocess import Preprocessor, align_genes, hvg_from_moments, normalize_log1p, pick_layer
 from .streaming import iter_blocks
 
 try:                        # for the type hints; every function checks for dask with a clear error when it runs
@@ -28,7 +28,6 @@ except ImportError:
     from types import SimpleNamespace
     da, Client = SimpleNamespace(Array=Any), Any
 
-from .preprocess import pick_layer
 log = logging.getLogger(__name__)
 
 # %% auto #0

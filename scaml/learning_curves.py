@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .metrics import evaluate
 from .data import check_adata, clean_labels
+from .metrics import evaluate
 from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
-
 from .splits import pick_test_groups
+
 log = logging.getLogger(__name__)
 
 # %% auto #0

@@ -18,14 +18,11 @@ from anndata import AnnData
 
 import scaml
 from .benchmark import run_benchmark
-from .core import DEFAULT_MODELS
-from .metrics import evaluate
-from .core import PathLike
+from .core import DEFAULT_MODELS, PathLike, package_versions
 from .data import check_adata, check_values
+from .metrics import evaluate
+from .results import ResultsFolder, check_outdir
 
-from .results import check_outdir
-from .core import package_versions
-from .results import ResultsFolder
 log = logging.getLogger(__name__)
 
 # %% auto #0

@@ -18,15 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from fastcore.basics import patch
 
 import scaml
-from .core import PathLike
+from .core import MODELS, PathLike
 from .data import check_adata, clean_labels
 from .preprocess import Preprocessor
 
-from fastcore.basics import patch
-
-from .core import MODELS
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -597,7 +595,8 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     adata
         Cells x genes (counts or log-normalised; the model's preprocessing is applied).
     model
-        A fitted model, or a directory written by `CellTypeModel.save`.
+        A fitted model, a directory written by `CellTypeModel.save`, or a model with rejection
+        (`scaml.rejection.fit_rejection`), which labels cells unlike every training class `'unknown'`.
     key_added
         Prefix of the keys written to `adata`.
     copy
@@ -606,14 +605,29 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     Returns
     -------
     `None`, or the copy if `copy=True`. Writes `obs['{key_added}_pred']` (categorical),
-    `obs['{key_added}_conf']` (max probability), `obsm['{key_added}_proba']` (DataFrame) and `uns['{key_added}']`.
+    `obs['{key_added}_conf']` (max probability), `obsm['{key_added}_proba']` (DataFrame) and `uns['{key_added}']`;
+    with a rejection model also `obs['{key_added}_novelty']`, and `'unknown'` among the predictions.
     """
-    if not isinstance(model, CellTypeModel): model = CellTypeModel.load(model)
+    if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
+    if not (isinstance(model, CellTypeModel) or getattr(model, "rejects", False)):
+        raise TypeError(f"model={type(model).__name__}: pass a fitted CellTypeModel, a model folder, or a model with "
+                        "rejection from scaml.rejection.fit_rejection")
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"adata={type(adata).__name__}: pass an AnnData (cells x genes), e.g. from scaml.read(path)")
     if copy: adata = adata.copy()
-    proba = model.predict_proba(adata)
-    P = proba.to_numpy()
-    adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
-    adata.obs[f"{key_added}_conf"] = P.max(1)
+    if getattr(model, "rejects", False):
+        t = model.predict_table(adata)
+        cats = [*model.classes, "unknown"]
+        adata.obs[f"{key_added}_pred"] = pd.Categorical(t["pred"].to_numpy(), categories=cats)
+        adata.obs[f"{key_added}_conf"] = t["conf"].to_numpy()
+        adata.obs[f"{key_added}_novelty"] = t["novelty"].to_numpy()
+        model = model.model
+        proba = model.predict_proba(adata)
+    else:
+        proba = model.predict_proba(adata)
+        P = proba.to_numpy()
+        adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
+        adata.obs[f"{key_added}_conf"] = P.max(1)
     adata.obsm[f"{key_added}_proba"] = proba
     adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes),
                             "features_used": list(model.features), "scaml_version": scaml.__version__}

@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from collections.abc import Mapping
-from .metrics import ci_table
-from .metrics import METRIC_LABELS
+from .metrics import METRIC_LABELS, ci_table
+
 log = logging.getLogger(__name__)
 
 # %% auto #0

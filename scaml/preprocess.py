@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
+from fastcore.basics import patch
 
 from .data import check_obsm_key, describe_matrix
-
-from fastcore.basics import patch
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,10 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core import PathLike
-
-from .core import as_list
-from .results import ResultsFolder
 import scaml
+from .core import PathLike, as_list
+from .results import ResultsFolder
+
 log = logging.getLogger(__name__)
 
 # %% auto #0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import warnings
@@ -18,18 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import PathLike
-from .core import format_values
-from .plots import PNG_FAST
-from .metrics import compare_models
-import re
-from .plots import model_comparison
-from .plots import confusion_matrix
-from .plots import per_class_f1
-from .metrics import ci_for_benchmark
-from .plots import metric_bars_ci
-from .plots import radar
-from .plots import confusions
+from .core import PathLike, format_values
+from .metrics import ci_for_benchmark, compare_models
+from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model_comparison, per_class_f1, radar
+
 log = logging.getLogger(__name__)
 
 # %% auto #0

@@ -15,7 +15,6 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .core import PathLike
-
 from .data import describe_matrix
 from .preprocess import Preprocessor, hvg_from_moments, normalize_log1p
 
