@@ -5,12 +5,17 @@
    notebooks, directives applied and `show_doc` cells executed.
 2. Each processed notebook is rendered to one HTML page with nbconvert (title and summary from the front matter, a
    navigation bar from `nbs/sidebar.yml`, links between notebooks pointing at the rendered pages).
-3. The pages are served on 127.0.0.1 and loaded in Debian's chromium, headless. In the browser: the page loads, its
-   text has no raw `#|` directive and no Python traceback, and every image is decoded (`naturalWidth > 0`), as many as
-   the notebook has image outputs. A screenshot of each page is saved.
+3. The notebooks behind the pages hold their results (the site shows the outputs saved in them, it does not run
+   them): every demonstration cell has its output (`scripts/check_outputs.py`), the home page has a table of results
+   that names the models `lr`, `rf`, `xgb` and `mlp`, and each tutorial at least one figure.
+4. The pages are served on 127.0.0.1 and loaded in Debian's chromium, headless. In the browser: the page loads, its
+   text has no raw `#|` directive and no Python traceback, every image is decoded (`naturalWidth > 0`), as many as
+   the notebook has image outputs, and the key results of step 3 are on the page (the model table in a cell
+   output, the figures). A screenshot of each page is saved.
 
-Usage: `python .ci/docs_check.py [--out docs_check] [--pages NAME ...] [--chromium PATH]`; exits 1 on any failure.
-Writes `<out>/site/` (the pages), `<out>/screenshots/*.png` and `<out>/report.json`.
+Usage: `python .ci/docs_check.py [--out docs_check] [--pages NAME ...] [--chromium PATH] [--no-browser]`; exits 1 on
+any failure. Writes `<out>/site/` (the pages), `<out>/screenshots/*.png` and `<out>/report.json`. `--no-browser` does
+steps 1-3 only (where chromium is not installed: .ci/install_chromium.sh).
 """
 from __future__ import annotations
 
@@ -32,13 +37,47 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
+sys.path.insert(0, str(ROOT / "scripts"))
+import check_outputs  # noqa: E402
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--disable-dev-shm-usage"]
 RESULT_ID = "scaml-docs-check"
 # pages that must be on the site, with the least number of figures each must show
+# (every page under tutorials/ must show at least one figure)
 REQUIRED = {"index.ipynb": 0, "getting_started.ipynb": 1, "gallery.ipynb": 3, "09_report.ipynb": 0,
-            "tutorials/cross_batch.ipynb": 3, "tutorials/actinn.ipynb": 0, "analysis/cross_batch.ipynb": 0}
+            "tutorials/cross_batch.ipynb": 3, "tutorials/actinn.ipynb": 1, "analysis/cross_batch.ipynb": 0}
+# words one cell output of the page must show together: the home page's table of results names every default model
+KEY_RESULTS = {"index.ipynb": ["lr", "rf", "xgb", "mlp"]}
+
+
+def min_figures(page: str) -> int:
+    return max(REQUIRED.get(page, 0), 1 if page.startswith("tutorials/") else 0)
+
+
+def _has_words(text: str, words: list[str]) -> bool:
+    return all(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text) for w in words)
+
+
+def notebook_problems(page: str) -> list[str]:
+    """What the notebook behind `page` (relative to nbs/) lacks: outputs of demonstration cells, key results, figures.
+
+    Analysis notebooks (papermill, committed unexecuted) are not checked."""
+    path = NBS / page
+    if not path.is_file() or page.split("/")[0] in check_outputs.UNEXECUTED: return []
+    problems = [ln.split(": ", 1)[1] for ln in check_outputs.report([path])]
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    outs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    n_fig = sum(1 for o in outs if any(k.startswith("image/") for k in o.get("data", {})))
+    if n_fig < min_figures(page):
+        problems.append(f"the notebook has {n_fig} figure outputs, the page must show >= {min_figures(page)}")
+    words = KEY_RESULTS.get(page)
+    if words:
+        texts = ["".join(o.get("text", "")) + "".join("".join(v) for k, v in o.get("data", {}).items()
+                                                     if k in ("text/plain", "text/html", "text/markdown")) for o in outs]
+        if not any(_has_words(t, words) for t in texts):
+            problems.append(f"no cell output is a table of results naming the models {', '.join(words)}")
+    return problems
 
 # Runs in the page: collect what the checks need once everything (images included) has loaded.
 CHECK_JS = """
@@ -53,6 +92,7 @@ window.addEventListener('load', function () {
     ready: document.readyState,
     title: (document.querySelector('h1') || {}).innerText || '',
     n_img: imgs.length,
+    outputs: Array.from(document.querySelectorAll('.jp-OutputArea-output')).map(function (e) { return e.innerText.slice(0, 20000); }),
     img_ok: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
     img_bad: imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).map(function (i) { return i.src.slice(0, 80); }),
     directives: text.split('\\n').filter(function (l) { return /^\\s*#\\|/.test(l); }).slice(0, 5),
@@ -284,6 +324,10 @@ def check_page(exe: str, base: str, rel: str, n_expected: int, shots: Path) -> d
             problems.append(f"no 'Open in Colab' link to {want}")
         if res["img_ok"] < n_expected:
             problems.append(f"{res['img_ok']} images shown, the notebook has {n_expected} image outputs")
+        words = KEY_RESULTS.get(rel)
+        if words and not any(_has_words(t, words) for t in res["outputs"]):
+            problems.append(f"no cell output on the page names the models {', '.join(words)}")
+        res["outputs"] = len(res["outputs"])
     if not shot.is_file() or shot.stat().st_size < 5000: problems.append("no screenshot")
     return {"page": rel, "url": url, "images_expected": n_expected, **res, "screenshot": str(shot),
             "problems": problems}
@@ -296,9 +340,10 @@ def main(argv=None) -> int:
     ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"),
                     help="chromium executable")
     ap.add_argument("--skip-proc", action="store_true", help="reuse an existing _proc/ folder")
+    ap.add_argument("--no-browser", action="store_true", help="build the pages and check the notebooks, without chromium")
     args = ap.parse_args(argv)
-    if not args.chromium:
-        print("error: chromium not found; install it with .ci/install_chromium.sh", file=sys.stderr)
+    if not args.chromium and not args.no_browser:
+        print("error: chromium not found; install it with .ci/install_chromium.sh (or pass --no-browser)", file=sys.stderr)
         return 1
     out = Path(args.out)
     t0 = time.perf_counter()
@@ -312,29 +357,38 @@ def main(argv=None) -> int:
     shots = out / "screenshots"
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
-    srv, base = serve(out / "site")
     results = []
+    srv, base = serve(out / "site") if not args.no_browser else (None, "")
     try:
         for rel, n in pages.items():
-            r = check_page(args.chromium, base, rel, n, shots)
+            static = notebook_problems(rel)
+            if args.no_browser: r = {"page": rel, "images_expected": n, "img_ok": n, "problems": static}
+            else:
+                r = check_page(args.chromium, base, rel, n, shots)
+                r["problems"] = static + r["problems"]
             results.append(r)
             status = "ok  " if not r["problems"] else "FAIL"
-            print(f"{status} {rel:40s} {r.get('img_ok', 0):3d}/{r.get('n_img', 0):<3d} images  "
-                  f"{'; '.join(r['problems'])}")
+            print(f"{status} {rel:40s} {r.get('img_ok', 0):3d}/{r.get('n_img', n):<3d} images")
+            for prob in r["problems"]: print(f"       nbs/{rel}: {prob}")
     finally:
-        srv.shutdown()
+        if srv: srv.shutdown()
     n_checked = len(results)
     results += [{"page": nb, "problems": [f"docs processing failed: {err}"]} for nb, err in proc_errors.items()]
     if not args.pages:
         shown = {r["page"]: r.get("img_ok", 0) for r in results}
-        for page, n in REQUIRED.items():
+        for page in sorted(set(REQUIRED) | {p for p in shown if p.startswith("tutorials/")}):
+            n = min_figures(page)
             if page not in shown: results.append({"page": page, "problems": ["missing from the site (nbs/sidebar.yml)"]})
             elif shown[page] < n: results.append({"page": page, "problems": [f"shows {shown[page]} figures, expected >= {n}"]})
         for r in results[n_checked:]: print(f"FAIL {r['page']:40s} {'; '.join(r['problems'])}")
     (out / "report.json").write_text(json.dumps(results, indent=1))
     bad = [r for r in results if r["problems"]]
-    print(f"{len(results) - len(bad)} of {len(results)} pages pass; screenshots in {shots} "
-          f"({time.perf_counter() - t0:.0f}s)")
+    print(f"{len(results) - len(bad)} of {len(results)} pages pass"
+          + (f"; screenshots in {shots}" if not args.no_browser else " (notebook checks only, no browser)")
+          + f" ({time.perf_counter() - t0:.0f}s)")
+    if any("has no saved output" in p for r in bad for p in r["problems"]):
+        print("the site shows the outputs saved in the notebooks: run scripts/run_notebooks.sh on the notebooks above "
+              "and commit them")
     return 1 if bad or not results else 0
 
 

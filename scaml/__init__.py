@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 # cheap (no anndata, scikit-learn, torch or XGBoost until they are needed).
 _API = {
     "CellTypeModel": "models", "annotate": "models", "Preprocessor": "preprocess",
-    "run_benchmark": "benchmark", "run_matrix": "matrix", "learning_curve": "learning_curve",
+    "run_benchmark": "benchmark", "run_matrix": "matrix", "learning_curve": "learning_curves",
     "NoveltyDetector": "novelty", "run_novelty": "novelty", "fit_rejection": "rejection",
     "predict_with_rejection": "rejection", "evaluate": "metrics", "read": "io", "read_h5ad": "data",
     "load_dataset": "datasets", "load_task": "datasets", "read_results": "results", "toy_adata": "data",

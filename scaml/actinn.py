@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from fastcore.basics import patch
 
 from .models import Backend, softmax
 from .preprocess import Preprocessor
-
-from fastcore.basics import patch
 
 log = logging.getLogger(__name__)
 

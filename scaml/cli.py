@@ -12,34 +12,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .benchmark import DEFAULT_MODELS
-from .splits import filter_cells
-from .matrix import run_matrix
-from .results import check_outdir
-from .learning_curve import learning_curve
-from .learning_curve import summarize_learning_curve
-import scaml
-from .core import package_versions
-from .learning_curve import plot_learning_curves
-import pandas as pd
-from .novelty import METHODS
-from .novelty import CLASSIFIER_SCORES
-from .novelty import run_novelty
-from anndata import AnnData
-from .novelty import parse_flag
-from .novelty import novelty_split
-from .rejection import fit_rejection
-from .rejection import predict_with_rejection
-from .data import clean_labels
-import numpy as np
-from .metrics import rejection_metrics
-from .metrics import rejection_curve
-from .rejection import plot_rejection_curve
-from .report import run_report
-from .results import ResultsFolder
-from .novelty import write_novelty
-from .seurat import seurat_to_h5ad
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from scaml.results import ResultsFolder
+
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -117,7 +96,7 @@ def _read_input(path: str | None = None, dataset: str | None = None, *, backed: 
 # %% ../nbs/09_cli.ipynb #10de559b
 def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     "The argument parser of `scaml_train`."
-    from scaml.models import MODELS
+    from scaml.core import MODELS
     p = argparse.ArgumentParser(prog=prog, description="Train cell-type classifiers on one batch and test them on another.")
     src = p.add_argument_group("input")
     src.add_argument("--adata", help="training cells: .h5ad, 10x folder or .h5, ACTINN HDF, CSV/TSV table")
@@ -161,7 +140,8 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     return p
 
 def _train(args: argparse.Namespace) -> None:
-    from scaml.models import MODELS
+    from scaml.results import check_outdir
+    from scaml.core import MODELS
     if bool(args.adata) == bool(args.dataset):
         raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     from scaml.datasets import DATASETS, TASKS
@@ -225,6 +205,10 @@ def predict_parser(prog: str = "scaml_predict") -> argparse.ArgumentParser:
     p.add_argument("--out", "--out-csv", dest="out", help="predictions CSV to write (default: <adata stem>_scaml_predictions.csv)")
     p.add_argument("--h5ad-out", help="also write the annotated AnnData here")
     p.add_argument("--key-added", default="scaml", help="prefix of the keys written to the AnnData")
+    m = p.add_argument_group("checks against the saved model (flags of the original scripts; the model's own settings apply)")
+    m.add_argument("--features", choices=["hvg", "all", "actinn"], help="the gene selection the model was trained with")
+    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=int, help="its number of genes")
+    m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY", help="its obsm embedding")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     _common(p)
     return p
@@ -238,6 +222,7 @@ def _predict(args: argparse.Namespace) -> None:
         if f.exists() and not args.overwrite:
             raise FileExistsError(f"'{f}' already exists; choose another output path or pass --overwrite")
     model = CellTypeModel.load(args.model)
+    _check_model_flags(args, model)
     adata = _read_input(args.adata)
     annotate(adata, model, key_added=args.key_added)
     k = args.key_added
@@ -255,6 +240,17 @@ def _predict(args: argparse.Namespace) -> None:
     counts = df["label"].value_counts()
     print(counts.to_string())
     print(f"predictions: {out}")
+
+def _check_model_flags(args: argparse.Namespace, model) -> None:
+    "The original scripts passed the training settings again; they must match the saved model's."
+    pp = model.preprocessor
+    saved = {"--features": (args.features, None if pp.use_rep else pp.gene_selection),
+             "--n-top-genes": (args.n_hvg, pp.n_top_genes if (pp.gene_selection == "hvg" and not pp.use_rep) else None),
+             "--use-rep": (args.embedding, pp.use_rep)}
+    for flag, (given, value) in saved.items():
+        if given is not None and given != value:
+            raise ValueError(f"{flag} {given} does not match the model in '{args.model}', which was trained with "
+                             f"{flag} {value}; drop {flag} (the model applies its own preprocessing) or pass another --model")
 
 def scaml_predict(argv: Sequence[str] | None = None) -> int:
     "Console entry point: annotate new cells with a saved model."
@@ -282,7 +278,8 @@ def scaml_plot(argv: Sequence[str] | None = None) -> int:
 # %% ../nbs/09_cli.ipynb #6f8b4910
 def matrix_parser(prog: str = "scaml_matrix") -> argparse.ArgumentParser:
     "The argument parser of `scaml_matrix`."
-    from scaml.models import MODELS
+    from scaml.core import DEFAULT_MODELS
+    from scaml.core import MODELS
     p = argparse.ArgumentParser(prog=prog, description="Train on every group of a split key and test on every other.")
     p.add_argument("--adata", help="cells: .h5ad, 10x folder or .h5, ACTINN HDF, CSV/TSV table")
     p.add_argument("--dataset", help="a built-in dataset by name instead of --adata")
@@ -305,6 +302,8 @@ def matrix_parser(prog: str = "scaml_matrix") -> argparse.ArgumentParser:
     return p
 
 def _matrix(args: argparse.Namespace) -> None:
+    from scaml.matrix import run_matrix
+    from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     if Path(args.outdir).exists() and not args.overwrite:
         raise FileExistsError(f"results folder '{args.outdir}' already exists; choose another --outdir or pass --overwrite")
@@ -326,7 +325,7 @@ def scaml_matrix(argv: Sequence[str] | None = None) -> int:
 # %% ../nbs/09_cli.ipynb #7ac20131
 def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.ArgumentParser:
     "The argument parser of `scaml_learning_curve`."
-    from scaml.models import MODELS
+    from scaml.core import MODELS
     p = argparse.ArgumentParser(prog=prog, description="Learning curves with whole groups (cultures, donors, plates) "
                                 "held out for testing.")
     i = p.add_argument_group("input")
@@ -355,6 +354,13 @@ def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.Argume
     return p
 
 def _lc_main(args: argparse.Namespace) -> None:
+    import pandas as pd
+    import scaml
+    from scaml.core import package_versions
+    from scaml.learning_curves import learning_curve, plot_learning_curves, summarize_learning_curve
+    from scaml.results import check_outdir
+    from scaml.results import ResultsFolder
+    from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     outdir = check_outdir(args.outdir, overwrite=args.overwrite, inputs=[args.adata], param="--outdir")
     t0 = time.perf_counter()
@@ -385,6 +391,7 @@ def scaml_learning_curve(argv: Sequence[str] | None = None) -> int:
 # %% ../nbs/09_cli.ipynb #2ba22e62
 def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
     "The argument parser of `scaml_novelty`."
+    from scaml.novelty import METHODS
     p = argparse.ArgumentParser(prog=prog, description="Score cells unlike the training cells (e.g. HEK293 in "
                                 "microglia cultures) and evaluate the score against a flag column.")
     i = p.add_argument_group("input")
@@ -425,6 +432,10 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
 
 # %% ../nbs/09_cli.ipynb #bed805d3
 def _novelty_main(args: argparse.Namespace) -> None:
+    from scaml.novelty import CLASSIFIER_SCORES, run_novelty, write_novelty
+    from scaml.results import check_outdir
+    from scaml.results import ResultsFolder
+    from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     if args.split_key and not args.split_train: raise ValueError("--split-key needs --split-train VALUE(S)")
     if args.split_train and not args.split_key: raise ValueError("--split-train needs --split-key KEY")
@@ -434,7 +445,7 @@ def _novelty_main(args: argparse.Namespace) -> None:
     rec = {k: v for k, v in vars(args).items() if k not in ("quiet", "debug")}
     model = args.model
     if args.method in CLASSIFIER_SCORES and model and not Path(model).is_dir():
-        from scaml.models import MODELS
+        from scaml.core import MODELS
         if model not in MODELS:
             raise ValueError(f"--model {model!r} is neither a saved model folder nor a model name ({', '.join(MODELS)})")
     kw = dict(flag_key=args.hek_key, positive=args.hek_positive, split_key=args.split_key, train=args.split_train,
@@ -454,15 +465,20 @@ def _novelty_main(args: argparse.Namespace) -> None:
 
 def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bool) -> None:
     "Fit a rejection rule on the non-novel training cells, evaluate on the test side, write `rejection/` into `rf`."
+    import numpy as np
+    from scaml.data import clean_labels
+    from scaml.metrics import rejection_curve, rejection_metrics
+    from scaml.novelty import novelty_split, parse_flag
+    from scaml.rejection import fit_rejection, plot_rejection_curve, predict_with_rejection
     flag = parse_flag(adata.obs[args.hek_key], positive=args.hek_positive, name=f"obs[{args.hek_key!r}]")
     fit, te, _ = novelty_split(adata, flag=flag, **{k: kw[k] for k in ("split_key", "train", "test", "group_key",
                                                                          "test_groups", "test_size", "random_state")})
     gk = args.group_key or args.split_key
-    from scaml.models import MODELS
+    from scaml.core import MODELS
     rm = fit_rejection(adata[fit], label_key=args.label_key, model=args.model if args.model in MODELS else "lr",
                        group_key=gk, coverage=args.coverage,
                        features=args.features, n_top_genes=args.n_hvg, random_state=args.seed)
-    pred = predict_with_rejection(rm, adata[te])
+    pred = predict_with_rejection(adata[te], rm)
     labels, _ = clean_labels(adata[te], args.label_key)
     y = np.where(flag[te], np.char.add("novel:", labels.astype(str)), labels).astype(object)
     pred.insert(0, "y_true", y)
@@ -512,6 +528,7 @@ def report_parser(prog: str = "scaml_report") -> argparse.ArgumentParser:
     return p
 
 def _report(args: argparse.Namespace) -> None:
+    from scaml.report import run_report
     name = args.dataset or (Path(args.adata).stem if args.adata else "report")
     folders = run_report(args.adata, dataset=args.dataset, label_key=args.label_key, split_key=args.split_key,
                          train=args.split_train, test=args.split_test, both_directions=not args.one_way,
@@ -558,6 +575,7 @@ def scaml_export_seurat(argv: Sequence[str] | None = None) -> None:
     -------
     `None`; prints what was written. Exits with status 1 and a one-line message on errors.
     """
+    from scaml.seurat import seurat_to_h5ad
     args = export_seurat_parser().parse_args(argv)
     try:
         _, stdout, stderr = seurat_to_h5ad(args.input, args.output, assay=args.assay, label_col=args.label_col,

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 
 # %% auto #0
-__all__ = ['log', 'PathLike', 'format_values', 'format_sorted', 'as_list', 'resolve_device', 'package_versions']
+__all__ = ['log', 'PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'resolve_device',
+           'package_versions']
 
 # %% ../nbs/00_core.ipynb #55ceb223
 def format_values(values: Iterable, limit: int = 20) -> str:
@@ -44,6 +45,17 @@ def as_list(v) -> list[str]:
     "`None` -> `[]`, a string -> `[it]`, any other iterable -> a list of strings."
     if v is None: return []
     return [str(x) for x in ([v] if isinstance(v, str) else v)]
+
+# %% ../nbs/00_core.ipynb #e1c0de02
+MODELS: dict[str, str] = {
+    "lr": "scaml.models:LogRegBackend",
+    "rf": "scaml.models:RandomForestBackend",
+    "xgb": "scaml.models:XGBoostBackend",
+    "mlp": "scaml.models:MLPBackend",
+    "actinn": "scaml.actinn:ActinnBackend",
+    "actinn_deepchem": "scaml.actinn:ActinnDeepChemBackend",
+}
+DEFAULT_MODELS = ("lr", "rf", "xgb", "mlp")
 
 # %% ../nbs/00_core.ipynb #1802442c
 def resolve_device(device: str = "auto") -> str:

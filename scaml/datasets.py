@@ -19,11 +19,9 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .core import PathLike
-
+from .core import PathLike, format_values
 from .data import read_h5ad
 
-from .core import format_values
 log = logging.getLogger(__name__)
 
 # %% auto #0

@@ -18,7 +18,7 @@ from anndata import AnnData
 
 from .data import describe_matrix
 from .models import CellTypeModel, XGBoostBackend
-from .preprocess import Preprocessor, align_genes, hvg_from_moments, normalize_log1p
+from .preprocess import Preprocessor, align_genes, hvg_from_moments, normalize_log1p, pick_layer
 from .streaming import iter_blocks
 
 try:                        # for the type hints; every function checks for dask with a clear error when it runs
@@ -28,7 +28,6 @@ except ImportError:
     from types import SimpleNamespace
     da, Client = SimpleNamespace(Array=Any), Any
 
-from .preprocess import pick_layer
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -211,9 +210,9 @@ def fit_preprocessor_dask(X: da.Array, pp: Preprocessor, *, var_names: Sequence[
     mE, vE = mv(S[0], S[1])
     idx = hvg_from_moments(mE, vE, pp.n_top_genes) if pp.gene_selection == "hvg" else np.arange(g)
     mL, vL = mv(S[2], S[3])
-    pp.features = [str(var_names[i]) for i in idx]
-    pp.mean, pp.std = (mL[idx], np.sqrt(vL[idx])) if pp.scale else (None, None)
-    pp.input_kind, pp.n_input_genes, pp.input_genes = kind, g, [str(x) for x in var_names]
+    pp.features_ = [str(var_names[i]) for i in idx]
+    pp.mean_, pp.std_ = (mL[idx], np.sqrt(vL[idx])) if pp.scale else (None, None)
+    pp.input_kind_, pp.n_input_genes_, pp.input_genes_ = kind, g, [str(x) for x in var_names]
     log.info("preprocessing fitted on %d cells in %d blocks: %d of %d genes", n, len(blocks), len(idx), g)
     return pp
 

@@ -15,7 +15,6 @@ import pandas as pd
 from anndata import AnnData
 
 from .core import PathLike
-
 from .data import check_obs_key
 from .models import CellTypeModel
 

@@ -17,14 +17,12 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .benchmark import DEFAULT_MODELS, run_benchmark
-from .metrics import evaluate
-from .core import PathLike
+from .benchmark import run_benchmark
+from .core import DEFAULT_MODELS, PathLike, package_versions
 from .data import check_adata, check_values
+from .metrics import evaluate
+from .results import ResultsFolder, check_outdir
 
-from .results import check_outdir
-from .core import package_versions
-from .results import ResultsFolder
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -316,9 +314,9 @@ def write_matrix(res: MatrixResult, outdir: PathLike, *, overwrite: bool = False
     with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf:
         rf.write_csv("matrix.csv", res.matrix, index=False)
         rf.write_csv("gap.csv", res.gap, index=False)
-        rf.writeto_json("gap.json", {"metric": res.metric, "models": res.summary.to_dict(orient="index")})
+        rf.write_json("gap.json", {"metric": res.metric, "models": res.summary.to_dict(orient="index")})
         if plots:
-            rf.writeto_json("manifest.json", res.manifest)
+            rf.write_json("manifest.json", res.manifest)
             save_matrix_figures(rf.path)
         rf.write_manifest(res.manifest)
     res.outdir = outdir

@@ -18,18 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from fastcore.basics import patch
 
 import scaml
-from .core import PathLike
+from .core import MODELS, PathLike
 from .data import check_adata, clean_labels
 from .preprocess import Preprocessor
-
-from fastcore.basics import patch
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MODELS', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'softmax', 'LogRegBackend', 'RandomForestBackend',
+__all__ = ['log', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'softmax', 'LogRegBackend', 'RandomForestBackend',
            'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel', 'annotate']
 
 # %% ../nbs/02_models.ipynb #5320e82c
@@ -393,15 +392,6 @@ class SklearnBackend(Backend):
     def __repr__(self) -> str: return f"SklearnBackend({self.estimator!r})"
 
 # %% ../nbs/02_models.ipynb #e49721ce
-MODELS: dict[str, str] = {
-    "lr": "scaml.models:LogRegBackend",
-    "rf": "scaml.models:RandomForestBackend",
-    "xgb": "scaml.models:XGBoostBackend",
-    "mlp": "scaml.models:MLPBackend",
-    "actinn": "scaml.actinn:ActinnBackend",
-    "actinn_deepchem": "scaml.actinn:ActinnDeepChemBackend",
-}
-
 def get_backend(name: str) -> type[Backend]:
     """The backend class registered under `name`.
 
@@ -605,7 +595,8 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     adata
         Cells x genes (counts or log-normalised; the model's preprocessing is applied).
     model
-        A fitted model, or a directory written by `CellTypeModel.save`.
+        A fitted model, a directory written by `CellTypeModel.save`, or a model with rejection
+        (`scaml.rejection.fit_rejection`), which labels cells unlike every training class `'unknown'`.
     key_added
         Prefix of the keys written to `adata`.
     copy
@@ -614,14 +605,29 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     Returns
     -------
     `None`, or the copy if `copy=True`. Writes `obs['{key_added}_pred']` (categorical),
-    `obs['{key_added}_conf']` (max probability), `obsm['{key_added}_proba']` (DataFrame) and `uns['{key_added}']`.
+    `obs['{key_added}_conf']` (max probability), `obsm['{key_added}_proba']` (DataFrame) and `uns['{key_added}']`;
+    with a rejection model also `obs['{key_added}_novelty']`, and `'unknown'` among the predictions.
     """
-    if not isinstance(model, CellTypeModel): model = CellTypeModel.load(model)
+    if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
+    if not (isinstance(model, CellTypeModel) or getattr(model, "rejects", False)):
+        raise TypeError(f"model={type(model).__name__}: pass a fitted CellTypeModel, a model folder, or a model with "
+                        "rejection from scaml.rejection.fit_rejection")
+    if not isinstance(adata, AnnData):
+        raise TypeError(f"adata={type(adata).__name__}: pass an AnnData (cells x genes), e.g. from scaml.read(path)")
     if copy: adata = adata.copy()
-    proba = model.predict_proba(adata)
-    P = proba.to_numpy()
-    adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
-    adata.obs[f"{key_added}_conf"] = P.max(1)
+    if getattr(model, "rejects", False):
+        t = model.predict_table(adata)
+        cats = [*model.classes, "unknown"]
+        adata.obs[f"{key_added}_pred"] = pd.Categorical(t["pred"].to_numpy(), categories=cats)
+        adata.obs[f"{key_added}_conf"] = t["conf"].to_numpy()
+        adata.obs[f"{key_added}_novelty"] = t["novelty"].to_numpy()
+        model = model.model
+        proba = model.predict_proba(adata)
+    else:
+        proba = model.predict_proba(adata)
+        P = proba.to_numpy()
+        adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
+        adata.obs[f"{key_added}_conf"] = P.max(1)
     adata.obsm[f"{key_added}_proba"] = proba
     adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes),
                             "features_used": list(model.features), "scaml_version": scaml.__version__}

@@ -14,23 +14,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from anndata import AnnData
-
-import scaml
-from .splits import split_by_key, split_random
-from .core import PathLike
-from .data import check_adata, check_obs_key, clean_labels
-from .models import CellTypeModel
-from .preprocess import Preprocessor
-
 from fastcore.basics import patch
 
-from .core import format_values
-from .core import as_list
-from .splits import pick_test_groups
-from .results import check_outdir
+import scaml
+from .core import PathLike, as_list, format_values, package_versions
+from .data import check_adata, check_obs_key, clean_labels
 from .metrics import novelty_metrics
-from .core import package_versions
-from .results import ResultsFolder
+from .models import CellTypeModel
+from .preprocess import Preprocessor
+from .results import ResultsFolder, check_outdir
+from .splits import pick_test_groups, split_by_key, split_random
+
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -391,7 +385,7 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
 def write_novelty(res: NoveltyResult, rf: ResultsFolder, *, plots: bool = True) -> None:
     "Write the scores, the metrics and (with `plots`) `novelty.png` of `res` into an open `ResultsFolder`."
     rf.write_csv("scores.csv", res.scores)
-    rf.writeto_json("metrics.json", res.metrics)
+    rf.write_json("metrics.json", res.metrics)
     if plots:
         import matplotlib
         matplotlib.use("Agg", force=False)

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
+from fastcore.basics import patch
 
 from .data import check_obsm_key, describe_matrix
-
-from fastcore.basics import patch
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +177,6 @@ class Preprocessor:
         Train on this `obsm` embedding instead of genes.
     min_overlap
         Smallest fraction of the training features that new data must contain.
-    input_scale
-        Scale of the expression values: `'auto'` detects it per matrix (`scaml.input_scale.detect_input_scale`), or
-        one of `'counts'`, `'linear'` (CPM, TPM), `'log1p'`, `'log2'`, `'scaled'` to override the detection.
     """
     gene_selection: Selection = "hvg"
     n_top_genes: int = 2000
@@ -191,17 +187,32 @@ class Preprocessor:
     layer: str | None = "auto"
     use_rep: str | None = None
     min_overlap: float = 0.5
-    input_scale: str = "auto"
-    features: list[str] = field(default_factory=list)
-    std: np.ndarray | None = None
-    mean: np.ndarray | None = None
-    input_kind: str | None = None
-    n_input_genes: int | None = None
-    input_genes: list[str] | None = None
-    input_scale_detected: str | None = None
+    features_: list[str] = field(default_factory=list)
+    std_: np.ndarray | None = None
+    mean_: np.ndarray | None = None
+    input_kind_: str | None = None
+    n_input_genes_: int | None = None
+    input_genes_: list[str] | None = None
 
     @property
-    def is_fitted(self) -> bool: return bool(self.features)
+    def is_fitted(self) -> bool: return bool(self.features_)
+
+    @property
+    def features(self) -> list[str]:
+        "The fitted feature names (genes or embedding columns), in the order of the transformed matrix's columns."
+        return self.features_
+
+    @property
+    def mean(self) -> np.ndarray | None: return self.mean_
+
+    @property
+    def std(self) -> np.ndarray | None: return self.std_
+
+    @property
+    def input_kind(self) -> str | None: return self.input_kind_
+
+    @property
+    def input_genes(self) -> list[str] | None: return self.input_genes_
 
     def __repr__(self) -> str:
         what = f"embedding {self.use_rep!r}" if self.use_rep else f"{self.gene_selection} genes, log1p CP{self.target_sum:g}"
@@ -218,38 +229,23 @@ def pick_layer(adata: AnnData, layer: str | None):
                        "Pass layer=None to use X")
     return adata.layers[layer], f"layers[{layer!r}]"
 
-_SCALES = ("auto", "counts", "linear", "log1p", "log2", "scaled")
-
-def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]:
-    "Log-normalised CSR matrix of `adata`, the kind of input it came from, and its scale (detected or given)."
+def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str]:
+    "Log-normalised CSR matrix of `adata` and the kind of input it came from."
     X, where = pick_layer(adata, pp.layer)
     if X is None: raise ValueError("adata.X is None; store the expression matrix in X or pass layer=...")
-    if pp.input_scale not in _SCALES:
-        raise ValueError(f"input_scale={pp.input_scale!r}; choose from {', '.join(_SCALES)} (--input-scale)")
     info = describe_matrix(X)
-    if pp.input_scale == "scaled":
-        log.info("%s: scaled values (input_scale='scaled'), used as they are", where)
-        return sp.csr_matrix(X, dtype=np.float32), info["kind"], "scaled"
     if info["nonfinite"] or info["negative"]:
         bad = "NaN or infinite values" if info["nonfinite"] else f"negative values (minimum {info['min']:.3g})"
         raise ValueError(f"{where} holds {bad}, so it is neither counts nor log-normalised expression (scaled or "
-                         "corrupted data?); pass raw counts (layer='counts', --layer counts) or log1p-normalised values, "
-                         "or input_scale='scaled' (--input-scale scaled) to use z-scores as they are")
-    scale = pp.input_scale
-    if scale == "auto":
-        from scaml.input_scale import detect_input_scale
-        scale = detect_input_scale(X)
-    if scale in ("counts", "linear"):
-        if scale == "linear": log.info("%s: linear non-integer values (CPM, TPM, ...): normalised to CP%g and log1p",
-                                       where, pp.target_sum)
-        return normalize_log1p(X, target_sum=pp.target_sum, log_base=pp.log_base), info["kind"], scale
+                         "corrupted data?); pass raw counts (layer='counts', --layer counts) or log1p-normalised values")
+    if info["kind"] == "counts":
+        return normalize_log1p(X, target_sum=pp.target_sum, log_base=pp.log_base), "counts"
+    if info["kind"] == "other":
+        warnings.warn(f"{where} is not integer counts and has values up to {info['max']:.3g}, too large for log1p "
+                      "data; using it as it is. Pass raw counts for the normal pipeline", UserWarning, stacklevel=3)
     X = sp.csr_matrix(X, dtype=np.float32)
-    if scale == "log2":                                # log2(x + 1) * ln 2 = log1p(x)
-        log.info("%s: log2(x + 1) values, converted to log1p", where)
-        X = X * np.float32(np.log(2))
     if pp.log_base is not None: X = X / np.float32(np.log(pp.log_base))
-    return sp.csr_matrix(X), info["kind"], scale
-
+    return sp.csr_matrix(X), info["kind"]
 
 # %% ../nbs/01_preprocess.ipynb #1268b984
 @patch
@@ -258,12 +254,12 @@ def fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
     if self.use_rep is not None:
         check_obsm_key(adata, self.use_rep)
         E = np.asarray(adata.obsm[self.use_rep], dtype=np.float64)
-        self.features = [f"{self.use_rep}_{i}" for i in range(E.shape[1])]
-        self.mean, self.std = E.mean(0), E.std(0)
-        self.input_kind, self.n_input_genes = "embedding", E.shape[1]
+        self.features_ = [f"{self.use_rep}_{i}" for i in range(E.shape[1])]
+        self.mean_, self.std_ = E.mean(0), E.std(0)
+        self.input_kind_, self.n_input_genes_ = "embedding", E.shape[1]
         return self
-    X, self.input_kind, self.input_scale_detected = _lognorm(adata, self)
-    self.n_input_genes, self.input_genes = X.shape[1], [str(g) for g in adata.var_names]
+    X, self.input_kind_ = _lognorm(adata, self)
+    self.n_input_genes_, self.input_genes_ = X.shape[1], [str(g) for g in adata.var_names]
     if self.gene_selection == "hvg" and self.n_top_genes >= X.shape[1]:
         log.info("n_top_genes=%d is not smaller than the %d genes: keeping all of them", self.n_top_genes, X.shape[1])
     if self.gene_selection == "hvg": idx = highly_variable_genes(X, self.n_top_genes, log_base=self.log_base)
@@ -273,10 +269,10 @@ def fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
     if len(idx) == 0:
         raise ValueError(f"gene_selection={self.gene_selection!r} kept none of the {X.shape[1]} genes of {adata.n_obs} "
                          "training cells (too few genes or cells); use gene_selection='all' or 'hvg' (--features)")
-    self.features = [str(g) for g in adata.var_names[idx]]
+    self.features_ = [str(g) for g in adata.var_names[idx]]
     if self.scale:
         mean, var = _mean_var(X[:, idx])
-        self.mean, self.std = mean, np.sqrt(var)
+        self.mean_, self.std_ = mean, np.sqrt(var)
     log.info("preprocessing fitted on %d cells: %d of %d genes (%s), input %s", adata.n_obs, len(idx),
              X.shape[1], self.gene_selection, self.input_kind)
     return self
@@ -341,8 +337,8 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
         n_extra = int((~inside).sum())
         if n_extra: adata = adata[:, inside]
     pos, report = align_genes(adata, self.features, min_overlap=self.min_overlap)
-    X, kind, scale = _lognorm(adata, self)
-    report["input_kind"], report["input_scale"], report["n_genes_not_in_training"] = kind, scale, n_extra
+    X, kind = _lognorm(adata, self)
+    report["input_kind"], report["n_genes_not_in_training"] = kind, n_extra
     X = X[:, np.where(pos >= 0, pos, 0)].tocsr()
     if report["n_missing"]:
         X = X @ sp.diags((pos >= 0).astype(np.float32))
@@ -367,16 +363,17 @@ def fit_transform(self: Preprocessor, adata: AnnData):
 def to_dict(self: Preprocessor) -> dict:
     "A JSON-serialisable dict of the parameters and fitted state."
     d = asdict(self)
-    for k in ("std", "mean"): d[k] = None if d[k] is None else [float(v) for v in d[k]]
+    for k in ("std_", "mean_"): d[k] = None if d[k] is None else [float(v) for v in d[k]]
     return d
 
 @patch(cls_method=True)
 def from_dict(cls: Preprocessor, d: dict) -> Preprocessor:
     "Rebuild a Preprocessor from `to_dict` output."
     known = set(Preprocessor.__dataclass_fields__)
+    d = {(k + "_" if k + "_" in known and k not in known else k): v for k, v in d.items()}   # names of scaml 0.1
     unknown = set(d) - known
     if unknown: raise ValueError(f"unknown preprocessing fields {sorted(unknown)}; the model was saved by another scaml version")
     d = dict(d)
-    for k in ("std", "mean"):
+    for k in ("std_", "mean_"):
         if d.get(k) is not None: d[k] = np.asarray(d[k], dtype=np.float64)
     return Preprocessor(**d)

@@ -6,30 +6,26 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .data import check_adata, clean_labels
+from .metrics import UNKNOWN
 from .models import CellTypeModel
-from .novelty import NoveltyDetector
-from .novelty import DETECTORS
-from .data import check_adata
-from .data import clean_labels
-from .splits import heldout_folds
+from .novelty import DETECTORS, NoveltyDetector, one_minus_max, temper
 from .preprocess import Preprocessor
-from .novelty import one_minus_max
-from .novelty import temper
+from .splits import heldout_folds
+
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'UNKNOWN', 'RejectionModel', 'fit_temperature', 'fit_rejection', 'predict_with_rejection',
-           'plot_rejection_curve']
+__all__ = ['log', 'RejectionModel', 'fit_temperature', 'fit_rejection', 'predict_with_rejection', 'plot_rejection_curve']
 
 # %% ../nbs/08d_rejection.ipynb #1002c4d0
-UNKNOWN = "unknown"
-
 @dataclass
 class RejectionModel:
     """A classifier with an abstention rule (see `fit_rejection`)."""
@@ -40,6 +36,17 @@ class RejectionModel:
     coverage: float = 0.98
     detector: NoveltyDetector | None = None
     calibration: dict = field(default_factory=dict)
+
+    rejects = True                       # `annotate` writes 'unknown' and the novelty score for such a model
+
+    @property
+    def classes(self) -> list[str]:
+        "The classes the model can name (`'unknown'` is not one of them)."
+        return self.model.classes
+
+    def predict_table(self, adata: AnnData) -> pd.DataFrame:
+        "`predict_with_rejection(adata, self)`."
+        return predict_with_rejection(adata, self)
 
     def __repr__(self) -> str:
         rule = (f"1 - calibrated max probability > {self.calibration.get('novelty_threshold', 1 - self.threshold):.3g} "
@@ -167,21 +174,27 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str = "lr", group_ke
     return rm
 
 # %% ../nbs/08d_rejection.ipynb #e2d2debe
-def predict_with_rejection(rm: RejectionModel, adata: AnnData) -> pd.DataFrame:
-    """Predict a label or `'unknown'` for each cell.
+def predict_with_rejection(adata: AnnData, rm: RejectionModel) -> pd.DataFrame:
+    """Predict a label or `'unknown'` for each cell (`scaml.models.annotate` writes the same into `adata.obs`).
 
     Parameters
     ----------
-    rm
-        A `RejectionModel` from `fit_rejection`.
     adata
         Cells to label.
+    rm
+        A `RejectionModel` from `fit_rejection`.
 
     Returns
     -------
     A DataFrame indexed by cell: `pred` (label or `'unknown'`), `pred_forced` (the label without rejection), `conf`
     (calibrated max probability), `novelty` (the score the rule thresholds), `rejected` (bool).
     """
+    if isinstance(adata, RejectionModel):            # the order of scaml 0.1: (model, adata)
+        warnings.warn("predict_with_rejection(model, adata) is deprecated; pass (adata, model) as annotate does",
+                      FutureWarning, stacklevel=2)
+        adata, rm = rm, adata
+    if not isinstance(rm, RejectionModel):
+        raise TypeError(f"rm={type(rm).__name__}: pass the RejectionModel that fit_rejection returns")
     P = temper(rm.model.predict_proba(adata).to_numpy(np.float64), rm.temperature)
     forced = np.asarray(rm.model.classes, dtype=object)[P.argmax(1)]
     conf = P.max(1)

@@ -14,9 +14,10 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core import PathLike
+import scaml
+from .core import PathLike, as_list
+from .results import ResultsFolder
 
-from .core import as_list
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -146,7 +147,6 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
     `report.html` (its rendering) and `results/` (the `run_benchmark` results folder).
     """
     import papermill as pm
-    from scaml.benchmark import atomic_outdir
     from scaml.datasets import DATASETS, TASKS
     if (adata is None) == (dataset is None):
         raise ValueError("pass exactly one of adata=PATH (--adata) or dataset=NAME (--dataset)")
@@ -180,10 +180,11 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
     for (tr, te), final in zip(splits, targets):
         params = {"dataset": dataset, "adata_path": str(Path(adata).resolve()) if adata is not None else None,
                   "label_key": label_key, "split_key": split_key, "train": tr, "test": te, "models": models,
-                  "n_hvg": n_top_genes, "embedding": use_rep, "seed": random_state, "outdir": "results",
+                  "n_top_genes": n_top_genes, "use_rep": use_rep, "random_state": random_state, "outdir": "results",
                   "learning_curve": learning_curve, "novelty": novelty}
         log.info("running %s -> %s", nb.name, final)
-        with atomic_outdir(final, overwrite=overwrite) as tmp:
+        with ResultsFolder(final, overwrite=overwrite, inputs=[adata]) as rf:
+            tmp = rf.path
             try:
                 pm.execute_notebook(str(nb), str(tmp / "report.ipynb"), parameters=params, kernel_name=kernel_name,
                                     language="python", cwd=str(tmp), progress_bar=False, log_output=False,
@@ -197,6 +198,7 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
             if errors: raise RuntimeError(f"the {final.name} report has error outputs: {errors}")
             title = f"scaml report: {dataset or Path(adata).name}, {' + '.join(tr)} → {' + '.join(te)}"
             _export_html(tmp / "report.ipynb", tmp / "report.html", title=title, show_code=show_code)
+            rf.write_manifest({"scaml_version": scaml.__version__, "notebook": str(nb.name), "parameters": params})
         log.info("report written to %s", final / "report.html")
         written.append(final)
     return written

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import warnings
@@ -18,18 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import PathLike
-from .core import format_values
-from .plots import PNG_FAST
-from .metrics import compare_models
-import re
-from .plots import model_comparison
-from .plots import confusion_matrix
-from .plots import per_class_f1
-from .metrics import ci_for_benchmark
-from .plots import metric_bars_ci
-from .plots import radar
-from .plots import confusions
+from .core import PathLike, format_values
+from .metrics import ci_for_benchmark, compare_models
+from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model_comparison, per_class_f1, radar
+
 log = logging.getLogger(__name__)
 
 # %% auto #0
@@ -173,7 +166,7 @@ class ResultsFolder:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
-    def writeto_json(self, name: str, obj) -> Path:
+    def write_json(self, name: str, obj) -> Path:
         "Write `obj` as JSON (see `to_json`)."
         p = self.file(name); p.write_text(to_json(obj)); return p
 
@@ -199,7 +192,7 @@ class ResultsFolder:
         manifest["files"] = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()
                                    and p.name != "manifest.json")
         self.manifest = manifest
-        return self.writeto_json("manifest.json", manifest)
+        return self.write_json("manifest.json", manifest)
 
 # %% ../nbs/07_results.ipynb #0102c4b1
 @dataclass
@@ -344,11 +337,8 @@ def read_results(results_dir: PathLike, models: Sequence[str] | None = None) -> 
     `{'y_true', 'classes', 'train_classes', 'proba': {model: DataFrame}}`.
     """
     results_dir = Path(results_dir)
-    sf = results_dir / "summary_metrics.json"
-    if not sf.exists(): raise FileNotFoundError(f"'{results_dir}' has no summary_metrics.json; pass a results folder")
-    summary = json.loads(sf.read_text())
-    models = list(models) if models else list(summary["models"])
-    classes = [str(c) for c in summary["classes"]]
+    models = list(models) if models else list(read_summary(results_dir))
+    classes = read_classes(results_dir)
     mf = results_dir / "manifest.json"
     train_classes = list(json.loads(mf.read_text()).get("train_class_counts", {})) if mf.exists() else None
     y, probas = None, {}
@@ -395,7 +385,7 @@ def per_class_table(results_dir: PathLike) -> pd.DataFrame:
     Columns `model`, `class`, `precision`, `recall`, `f1`, `support`.
     """
     results_dir = Path(results_dir)
-    models = json.loads((results_dir / "summary_metrics.json").read_text())["models"]
+    models = read_summary(results_dir)
     out = [pd.read_csv(results_dir / m / "per_class.csv").assign(model=m) for m in models]
     return pd.concat(out, ignore_index=True)[["model", "class", "precision", "recall", "f1", "support"]]
 
@@ -414,7 +404,7 @@ def top_confusions(results_dir: PathLike, *, n_top: int = 5) -> pd.DataFrame:
     Columns `model`, `true`, `pred`, `n`, `frac_of_true` (share of the true class's test cells), most frequent first.
     """
     results_dir = Path(results_dir)
-    models = json.loads((results_dir / "summary_metrics.json").read_text())["models"]
+    models = read_summary(results_dir)
     rows = []
     for m in models:
         cm = pd.read_csv(results_dir / m / "confusion_matrix.csv", index_col=0)
@@ -454,10 +444,7 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     results = Path(results); outdir = Path(outdir) if outdir else results
-    sf = results / "summary_metrics.json"
-    if not sf.exists():
-        raise FileNotFoundError(f"'{results}' has no summary_metrics.json; pass a folder written by scaml_train")
-    models = json.loads(sf.read_text())["models"]
+    models = read_summary(results)
     summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in models.items()}).T
     errors = None
     if all("ci" in r for r in models.values()):
@@ -510,7 +497,7 @@ def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None,
     import matplotlib.pyplot as plt
     from scaml.plots import PNG_FAST
     results_dir = Path(results_dir); outdir = Path(outdir) if outdir else results_dir
-    summary = json.loads((results_dir / "summary_metrics.json").read_text())["models"]
+    summary = read_summary(results_dir)
     if all("ci" in v for v in summary.values()): cis = {m: v["ci"] for m, v in summary.items()}
     else:
         r = read_results(results_dir)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .core import PathLike
+
 log = logging.getLogger(__name__)
 
 # %% auto #0

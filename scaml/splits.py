@@ -11,13 +11,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from anndata import AnnData
 
-from .data import check_obs_key
-from .core import as_list
-from .data import check_values
-from .data import clean_labels
-from .data import check_adata
-from .core import format_sorted
-from .core import format_values
+from .core import as_list, format_sorted, format_values
+from .data import check_adata, check_obs_key, check_values, clean_labels
+
 log = logging.getLogger(__name__)
 
 # %% auto #0

@@ -1,15 +1,76 @@
 #!/usr/bin/env bash
-# The full test suite: notebooks in sync with the package, lint, every notebook (nbdev_test), pytest, and the
-# docs pages rendered and checked in a headless browser (needs chromium: .ci/install_chromium.sh).
-#   scripts/test.sh            everything but the cells flagged slow
-#   SCAML_TEST_FLAGS=slow scripts/test.sh    also the slow cells
+# The full test suite: notebooks in sync with the package, lint, every notebook (nbdev_test), pytest, and the docs
+# pages rendered and checked in a headless browser.
+#   scripts/test.sh                          everything but the cells and tests flagged slow
+#   SCAML_TEST_FLAGS=slow scripts/test.sh    also the slow notebook cells and the slow pytest tests (CI does)
+#   scripts/test.sh -k novelty               extra arguments go to pytest
+# System packages: the Seurat export tests need R with SeuratObject and hdf5r, the docs check chromium. Where they
+# are missing and this runs as root (or with sudo) on a machine with apt-get, they are installed once, in the
+# background while the first steps run (.ci/install_r.sh, .ci/install_chromium.sh). Elsewhere, or with
+# SCAML_NO_INSTALL=1, those tests are skipped and the summary says why and how to install them; with
+# SCAML_REQUIRE_SYSTEM=1 (as in .ci/run) a missing package fails the run instead.
+# Uses .venv (created by scripts/setup_venv.sh dev), or the environment in SCAML_VENV as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup_venv.sh dev
-if [ -z "${SCAML_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export SCAML_DATA_DIR="$(cd ../shared/data && pwd)"; fi
-export MPLBACKEND=Agg PATH="$PWD/.venv/bin:$PATH" OMP_WAIT_POLICY=PASSIVE
 t0=$(date +%s)
-step() { echo; echo "== $* ($(( $(date +%s) - t0 ))s)"; }
+step_t=$t0
+times=()
+step() {
+  local now; now=$(date +%s)
+  if [ -n "${step_name:-}" ]; then times+=("$(printf '%4ss  %s' $(( now - step_t )) "$step_name")"); fi
+  step_name=$1; step_t=$now
+  [ -n "$1" ] && { echo; echo "== $1 ($(( now - t0 ))s)"; }
+  return 0
+}
+skipped=()
+require=${SCAML_REQUIRE_SYSTEM:-0}
+
+# -- system packages: start installing what is missing, in the background ------------------------------------------
+step "system packages: R with SeuratObject and hdf5r, chromium"
+need=()
+bash .ci/install_r.sh --check || need+=(r)
+bash .ci/install_chromium.sh --check || need+=(chromium)
+can_install=0
+if [ "${SCAML_NO_INSTALL:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
+   && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then can_install=1; fi
+install_pid="" install_log=""
+if [ ${#need[@]} -gt 0 ] && [ $can_install = 1 ]; then
+  install_log=$(mktemp -t scaml-install.XXXXXX)
+  echo "installing ${need[*]} in the background (log: $install_log)"
+  ( for n in "${need[@]}"; do bash ".ci/install_$n.sh" || exit 1; done ) >"$install_log" 2>&1 &
+  install_pid=$!
+elif [ ${#need[@]} -gt 0 ]; then
+  why="not root, no passwordless sudo or no apt-get"
+  [ "${SCAML_NO_INSTALL:-0}" = 1 ] && why="SCAML_NO_INSTALL=1"
+  echo "missing: ${need[*]}; not installing them ($why)"
+  if [ "$require" = 1 ]; then echo "SCAML_REQUIRE_SYSTEM=1: R and chromium are required; install them first" >&2; exit 1; fi
+else
+  echo "all there"
+fi
+# wait_install: wait for the background installs; fails only when they were started and failed
+wait_install() {
+  [ -n "$install_pid" ] || return 0
+  local rc=0
+  wait "$install_pid" || rc=$?
+  install_pid=""
+  sed 's/^/  /' "$install_log"
+  [ $rc = 0 ] || echo "installing the system packages failed (exit $rc); log above" >&2
+  return 0
+}
+install_hint_r="sudo bash .ci/install_r.sh   (Debian/Ubuntu: apt-get install r-base-core r-cran-seuratobject r-cran-hdf5r)"
+install_hint_chromium="sudo bash .ci/install_chromium.sh   (Debian/Ubuntu: apt-get install chromium)"
+
+# -- Python environment ------------------------------------------------------------------------------------------
+step "Python environment"
+if [ -n "${SCAML_VENV:-}" ]; then
+  echo "using $SCAML_VENV as it is, with this checkout first on the path"
+  export PATH="$SCAML_VENV/bin:$PATH" PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+  scripts/setup_venv.sh dev
+  export PATH="$PWD/.venv/bin:$PATH"
+fi
+if [ -z "${SCAML_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export SCAML_DATA_DIR="$(cd ../shared/data && pwd)"; fi
+export MPLBACKEND=Agg OMP_WAIT_POLICY=PASSIVE
 
 step "notebooks are the source: nbdev_export and nbdev_clean change nothing"
 before=$(git status --porcelain -- scaml nbs README.md)
@@ -24,14 +85,37 @@ if [ "$before" != "$after" ]; then
 fi
 
 step "ruff"
-ruff check scaml benchmarks tests scripts
+ruff check scaml benchmarks tests scripts .ci
 
 step "nbdev_test"
 nbdev_test --n_workers 2 --timing ${SCAML_TEST_FLAGS:+--flags "$SCAML_TEST_FLAGS"}
 
 step "pytest"
-python -m pytest tests -q -p no:cacheprovider --durations=15 "$@"
+wait_install
+if ! bash .ci/install_r.sh --check; then
+  if [ "$require" = 1 ]; then echo "R with SeuratObject and hdf5r is required (SCAML_REQUIRE_SYSTEM=1) but missing" >&2; exit 1; fi
+  export SCAML_SKIP_R="install with: $install_hint_r"
+  skipped+=("Seurat export tests (tests/test_seurat.py): R with SeuratObject and hdf5r is missing; install with: $install_hint_r")
+fi
+marks=()
+case " ${SCAML_TEST_FLAGS:-} " in *" slow "*) marks=(-m "") ;; esac      # the slow tests too
+python -m pytest tests -q -rs -p no:cacheprovider --durations=15 "${marks[@]}" "$@"
 
-step "docs: nbdev's processing, HTML, and every page checked in headless chromium"
-python .ci/docs_check.py
-step "done"
+step "docs: nbdev's processing, HTML, outputs and key results, every page checked in headless chromium"
+if bash .ci/install_chromium.sh --check; then
+  python .ci/docs_check.py
+else
+  if [ "$require" = 1 ]; then echo "chromium is required (SCAML_REQUIRE_SYSTEM=1) but missing" >&2; exit 1; fi
+  echo "chromium is missing: the pages are built and checked without the browser; install it with: $install_hint_chromium"
+  skipped+=("docs browser check (.ci/docs_check.py): chromium is missing; install with: $install_hint_chromium")
+  python .ci/docs_check.py --no-browser
+fi
+
+step ""
+echo
+echo "== summary: passed in $(( $(date +%s) - t0 ))s"
+printf '%s\n' "${times[@]}"
+if [ ${#skipped[@]} -gt 0 ]; then
+  echo "SKIPPED (not run on this machine):"
+  printf '  - %s\n' "${skipped[@]}"
+fi

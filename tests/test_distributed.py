@@ -77,7 +77,8 @@ def test_dask_matches_local(cluster, task, local, tmp_path):
 SCRIPT = """
 import sys
 from scaml.data import read_h5ad
-from scaml.distributed import get_client, run_benchmark_dask
+from scaml.benchmark import run_benchmark
+from scaml.distributed import get_client
 
 if __name__ == "__main__":
     scheduler, path, outdir = sys.argv[1:]

@@ -14,7 +14,7 @@ SEED_CHECK = Path(__file__).resolve().parents[2] / "shared" / "compat" / "check_
 # lowest first; a module may import from its own layer or any layer before it
 LAYERS = [["core"], ["data"], ["io", "datasets"], ["preprocess", "input_scale", "streaming"], ["models"], ["actinn"],
           ["distributed", "splits"], ["metrics", "calibration", "ood"], ["plots"], ["results"],
-          ["benchmark"], ["matrix", "learning_curve", "explain", "seurat"], ["novelty"], ["rejection", "report"], ["cli"]]
+          ["benchmark"], ["matrix", "learning_curves", "explain", "seurat"], ["novelty"], ["rejection", "report"], ["cli"]]
 LEVEL = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 
 def scaml_imports(path: Path) -> list[tuple[int, str, list[str]]]:

@@ -450,10 +450,18 @@ def test_existing_results_folder_is_kept(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", data_dir / CB10X, "--split", "random", *FAST, "--outdir", out)
     assert_error(code, err, "already exists", "--overwrite")
     assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    # --overwrite replaces only a folder scaml wrote: a folder of the user's is refused and kept whole
     code, err = train(capsys, "--adata", data_dir / CB10X, "--split", "random", *FAST, "--outdir", out, "--overwrite")
+    assert_error(code, err, "was not written by scaml", "--outdir")
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    scaml_out = tmp_path / "s"
+    code, err = train(capsys, "--adata", data_dir / CB10X, "--split", "random", *FAST, "--outdir", scaml_out)
     assert code == 0, err
-    assert (out / "manifest.json").is_file() and not (out / "mine.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]               # no .partial or .old folder left
+    first = json.loads((scaml_out / "manifest.json").read_text())["files"]
+    code, err = train(capsys, "--adata", data_dir / CB10X, "--split", "random", *FAST, "--outdir", scaml_out, "--overwrite")
+    assert code == 0, err
+    assert json.loads((scaml_out / "manifest.json").read_text())["files"] == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o", "s"]          # no .partial or .old folder left
 
 TASK = ["--dataset", "cellbench_celseq2_to_dropseq", "--models", "lr", "rf", "mlp", "--quiet"]
 

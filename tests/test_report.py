@@ -26,7 +26,7 @@ def test_both_directions(report):
     for name in ("train_to_test", "test_to_train"):
         assert f"{name}: " in p.stdout
         d = out / name
-        assert sorted(f.name for f in d.iterdir()) == ["report.html", "report.ipynb", "results"]
+        assert sorted(f.name for f in d.iterdir()) == ["manifest.json", "report.html", "report.ipynb", "results"]
         man = json.loads((d / "results" / "manifest.json").read_text())
         train, test = name.split("_to_")
         assert man["split"]["train"] == [train] and man["split"]["test"] == [test]

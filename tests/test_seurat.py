@@ -1,6 +1,8 @@
 """Round trip of a real Seurat object (SeuratObject's `pbmc_small`) through `scaml_export_seurat`.
 
-Needs R with SeuratObject and hdf5r (`.ci/install_r.sh`). Without them the tests fail, unless SCAML_SKIP_R=1.
+Needs R with SeuratObject and hdf5r (`.ci/install_r.sh`). Without them the tests fail, unless SCAML_SKIP_R is set
+(scripts/test.sh sets it, to the install command, where it cannot install R): then they are skipped with the reason
+and that command. With SCAML_REQUIRE_SYSTEM=1 (CI) they fail even then.
 """
 
 import os
@@ -87,10 +89,13 @@ def _r_ready() -> str | None:
 def r_dir(tmp_path_factory) -> Path:
     missing = _r_ready()
     if missing:
-        if os.environ.get("SCAML_SKIP_R") == "1":
-            pytest.skip(f"{missing} and SCAML_SKIP_R=1")
-        pytest.fail(f"{missing}; run .ci/install_r.sh (Debian: r-base-core r-cran-seurat r-cran-hdf5r), "
-                    "or set SCAML_SKIP_R=1 to skip the Seurat export tests", pytrace=False)
+        install = "install with: sudo bash .ci/install_r.sh (Debian/Ubuntu: apt-get install r-base-core r-cran-seuratobject r-cran-hdf5r)"
+        skip = os.environ.get("SCAML_SKIP_R", "")
+        if skip not in ("", "0") and os.environ.get("SCAML_REQUIRE_SYSTEM") != "1":
+            pytest.skip(f"{missing}; {skip if skip.startswith('install with') else install}")
+        pytest.fail(f"{missing}; {install}, or set SCAML_SKIP_R=1 to skip the Seurat export tests"
+                    + (" (SCAML_REQUIRE_SYSTEM=1: they must run)" if os.environ.get("SCAML_REQUIRE_SYSTEM") == "1" else ""),
+                    pytrace=False)
     d = tmp_path_factory.mktemp("seurat")
     script = d / "prepare.R"
     script.write_text(R_PREPARE)
