@@ -19,6 +19,7 @@ from anndata import AnnData
 import scaml
 from .core import DEFAULT_MODELS, MODELS, PathLike, format_sorted, package_versions, resolve_device
 from .data import check_adata
+from .calibration import calibration_metrics, fit_calibrator
 from .metrics import ci_for_benchmark, evaluate
 from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
@@ -86,6 +87,36 @@ def _features(pp: Preprocessor, adata: AnnData, trd: AnnData, ted: AnnData, bloc
         Xte, overlap = pp.transform(ted, return_report=True)
     return Xtr, Xte, overlap
 
+def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, random_state: int | None):
+    "(fit, held-out) index pairs of the training cells for the calibrator, and how they were made."
+    from sklearn.model_selection import StratifiedKFold
+    if n_folds < 2: raise ValueError(f"calibration_folds={n_folds}; pass at least 2")
+    if groups is not None and len(set(groups)) >= 2:
+        uniq = np.random.default_rng(random_state).permutation(sorted(set(groups)))
+        k = min(n_folds, len(uniq))
+        folds = [(np.flatnonzero(~np.isin(groups, uniq[i::k])), np.flatnonzero(np.isin(groups, uniq[i::k])))
+                 for i in range(k)]
+        return folds, f"{k}-fold cross-fitting over {len(uniq)} training groups"
+    k = int(min(n_folds, max(2, np.bincount(y).max())))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                # classes with fewer cells than folds
+        folds = list(StratifiedKFold(k, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y))
+    return folds, f"{k}-fold stratified cross-fitting of the training cells"
+
+def _fit_calibration(new_model, Xtr, y: np.ndarray, classes: list, pp, folds, method: str) -> dict:
+    "A calibrator fitted on held-out training probabilities of models fitted without those cells, and its summary."
+    P, yh = [], []
+    for fit_idx, ho_idx in folds:
+        if len(np.unique(y[fit_idx])) < 2 or len(ho_idx) == 0: continue
+        m = new_model().fit_matrix(Xtr[fit_idx], y[fit_idx], classes=classes, preprocessor=pp)
+        P.append(m.backend.predict_proba(Xtr[ho_idx])); yh.append(y[ho_idx])
+    if not P: raise ValueError("no training fold holds two classes; cannot calibrate. Pass calibrate=None")
+    P, yh = np.vstack(P), np.concatenate(yh)
+    cal = fit_calibrator(P, yh, method=method)
+    info = {"calibrator": cal, "n_heldout": int(len(yh)), "ece_heldout": calibration_metrics(P, yh)["ece"]}
+    if method == "temperature": info["temperature"] = cal.temperature_
+    return info
+
 # %% ../nbs/08_benchmark.ipynb #cfefbe5b
 def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: str | None = None,
                   train: str | Sequence[str] | None = None, test: str | Sequence[str] | None = None,
@@ -96,7 +127,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   outdir: PathLike | None = None, overwrite: bool = False, plots: bool = True,
                   save_models: bool = True, progress: bool = True, device: str = "cpu", block_size: int = 50_000,
                   engine: str = "auto", client=None, inputs: Sequence[PathLike | None] = (),
-                  args: dict | None = None) -> BenchmarkResult:
+                  calibrate: str | None = "temperature", calibration_folds: int = 3, group_key: str | None = None,
+                  input_scale: str = "auto", args: dict | None = None) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
     Parameters
@@ -157,6 +189,16 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         A Dask client (`scaml.distributed.get_client`) for `engine='dask'`.
     inputs
         The files the run reads, so that `outdir` is never one of them or a folder holding them.
+    calibrate
+        `'temperature'` (default) or `'isotonic'`: calibrate each model's probabilities with a calibrator fitted on
+        held-out training cells (cross-fitted over `calibration_folds` folds); `None` reports them uncalibrated.
+    calibration_folds
+        Folds of the training cells for the calibrator (folds of `group_key` groups when given).
+    group_key
+        Column of `obs` with groups inside the training side (mouse, plate, donor) to hold out together.
+    input_scale
+        Scale of the expression values: `'auto'` (detected, see `scaml.input_scale`), `'counts'`, `'linear'`,
+        `'log1p'`, `'log2'` or `'scaled'`.
     args
         Command-line arguments to record in the manifest.
 
@@ -165,7 +207,11 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     A `BenchmarkResult`. With `outdir`: `summary_metrics.json`, `classes.txt`, `features.txt`, `manifest.json`,
     `model_compare.png`, `per_class_f1.png`, and per model `<model>/metrics.json`, `classification_report.txt`,
     `confusion_matrix.csv`, `per_class.csv`, `predictions.csv`, `proba.csv`, `model/` and `<model>_confusion_matrix.png`.
+    Each model's metrics include `ece`, `ece_uncalibrated`, `aurc` and `accuracy_at_80`/`90`/`95` (see
+    `scaml.calibration`); probabilities are the calibrated ones.
     """
+    if calibrate not in (None, "temperature", "isotonic"):
+        raise ValueError(f"calibrate={calibrate!r}; choose 'temperature', 'isotonic' or None")
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     models, custom = _model_names(models)
@@ -195,7 +241,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                       "no model can predict them. See f1_macro_seen", UserWarning, stacklevel=2)
 
     t = time.perf_counter()
-    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep)
+    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep,
+                      input_scale=input_scale)
     if engine == "dask":
         from scaml.distributed import dask_features
         Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)
@@ -204,7 +251,15 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         engine_info = {}
     timings["preprocess_s"] = time.perf_counter() - t
     y = pd.Index(classes).get_indexer(ytr)
+    y_test_idx = pd.Index(classes).get_indexer(yte)
     local: dict = {}
+    folds, cal_kind = None, None
+    if calibrate is not None and engine != "dask":
+        groups = adata.obs[group_key].astype(str).to_numpy()[tr] if group_key is not None else None
+        folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state)
+    elif calibrate is not None:
+        log.info("calibration is not run on the dask engine; probabilities are uncalibrated")
+    calibration: dict = {}
 
     results, preds, probas, fitted = {}, {}, {}, {}
     from tqdm.auto import tqdm
@@ -220,13 +275,29 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                                                    label_key=label_key, local=local)
             timings[f"{name}_fit_s"], timings[f"{name}_predict_s"] = fit_s, predict_s
         else:
+            if folds is not None:
+                t_cal = time.perf_counter()
+                cal_info = _fit_calibration(lambda: CellTypeModel(custom.get(name, name), class_weight=cw,
+                                                                  random_state=random_state, **params),
+                                            Xtr, y, classes, pp, folds, calibrate)
+                calibration[name] = {"kind": cal_kind, **cal_info}
+                timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
+                t = time.perf_counter()
             model.fit_matrix(Xtr, y, classes=classes, preprocessor=pp, label_key=label_key)
             timings[f"{name}_fit_s"] = time.perf_counter() - t
             t = time.perf_counter()
             P = model.backend.predict_proba(Xte)
             timings[f"{name}_predict_s"] = time.perf_counter() - t
         t = time.perf_counter()
+        extra = {}
+        if name in calibration:
+            extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
+            P = calibration[name].pop("calibrator").transform(P)
+            if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
+        cm = calibration_metrics(P, y_test_idx)
         results[name] = evaluate(yte, P, classes, train_classes=train_classes)
+        results[name].update(ece=cm["ece"], **extra, aurc=cm["aurc"], accuracy_at_80=cm["accuracy_at_80"],
+                             accuracy_at_90=cm["accuracy_at_90"], accuracy_at_95=cm["accuracy_at_95"])
         results[name]["ci"] = ci_for_benchmark(yte, P, classes, train_classes, random_state)
         timings[f"{name}_metrics_s"] = time.perf_counter() - t
         pred_idx = P.argmax(1)
@@ -246,6 +317,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
         "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
         "unseen_test_classes": unseen, "gene_overlap": overlap, "input_kind": pp.input_kind,
+        "input_scale": {"requested": input_scale, "train": pp.detected_scale_,
+                        "test": overlap.get("input_scale", pp.detected_scale_)},
+        "calibration": {"method": calibrate, "group_key": group_key, "models": calibration},
         "backed": bool(adata.isbacked), "device": device, "engine": engine, **engine_info,
         "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
         "platform": platform.platform(), "timings": timings,

@@ -177,6 +177,9 @@ class Preprocessor:
         Train on this `obsm` embedding instead of genes.
     min_overlap
         Smallest fraction of the training features that new data must contain.
+    input_scale
+        Scale of the expression values: `'auto'` detects it per matrix (`scaml.input_scale.detect_input_scale`), or
+        one of `'counts'`, `'linear'` (CPM, TPM), `'log1p'`, `'log2'`, `'scaled'` to override the detection.
     """
     gene_selection: Selection = "hvg"
     n_top_genes: int = 2000
@@ -187,12 +190,14 @@ class Preprocessor:
     layer: str | None = "auto"
     use_rep: str | None = None
     min_overlap: float = 0.5
+    input_scale: str = "auto"
     features_: list[str] = field(default_factory=list)
     std_: np.ndarray | None = None
     mean_: np.ndarray | None = None
     input_kind_: str | None = None
     n_input_genes_: int | None = None
     input_genes_: list[str] | None = None
+    detected_scale_: str | None = None
 
     @property
     def is_fitted(self) -> bool: return bool(self.features_)
@@ -229,23 +234,38 @@ def pick_layer(adata: AnnData, layer: str | None):
                        "Pass layer=None to use X")
     return adata.layers[layer], f"layers[{layer!r}]"
 
-def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str]:
-    "Log-normalised CSR matrix of `adata` and the kind of input it came from."
+_SCALES = ("auto", "counts", "linear", "log1p", "log2", "scaled")
+
+def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]:
+    "Log-normalised CSR matrix of `adata`, the kind of input it came from, and its scale (detected or given)."
     X, where = pick_layer(adata, pp.layer)
     if X is None: raise ValueError("adata.X is None; store the expression matrix in X or pass layer=...")
+    if pp.input_scale not in _SCALES:
+        raise ValueError(f"input_scale={pp.input_scale!r}; choose from {', '.join(_SCALES)} (--input-scale)")
     info = describe_matrix(X)
+    if pp.input_scale == "scaled":
+        log.info("%s: scaled values (input_scale='scaled'), used as they are", where)
+        return sp.csr_matrix(X, dtype=np.float32), info["kind"], "scaled"
     if info["nonfinite"] or info["negative"]:
         bad = "NaN or infinite values" if info["nonfinite"] else f"negative values (minimum {info['min']:.3g})"
         raise ValueError(f"{where} holds {bad}, so it is neither counts nor log-normalised expression (scaled or "
-                         "corrupted data?); pass raw counts (layer='counts', --layer counts) or log1p-normalised values")
-    if info["kind"] == "counts":
-        return normalize_log1p(X, target_sum=pp.target_sum, log_base=pp.log_base), "counts"
-    if info["kind"] == "other":
-        warnings.warn(f"{where} is not integer counts and has values up to {info['max']:.3g}, too large for log1p "
-                      "data; using it as it is. Pass raw counts for the normal pipeline", UserWarning, stacklevel=3)
+                         "corrupted data?); pass raw counts (layer='counts', --layer counts) or log1p-normalised values, "
+                         "or input_scale='scaled' (--input-scale scaled) to use z-scores as they are")
+    scale = pp.input_scale
+    if scale == "auto":
+        from scaml.input_scale import detect_input_scale
+        scale = detect_input_scale(X)
+    if scale in ("counts", "linear"):
+        if scale == "linear": log.info("%s: linear non-integer values (CPM, TPM, ...): normalised to CP%g and log1p",
+                                       where, pp.target_sum)
+        return normalize_log1p(X, target_sum=pp.target_sum, log_base=pp.log_base), info["kind"], scale
     X = sp.csr_matrix(X, dtype=np.float32)
+    if scale == "log2":                                # log2(x + 1) * ln 2 = log1p(x)
+        log.info("%s: log2(x + 1) values, converted to log1p", where)
+        X = X * np.float32(np.log(2))
     if pp.log_base is not None: X = X / np.float32(np.log(pp.log_base))
-    return sp.csr_matrix(X), info["kind"]
+    return sp.csr_matrix(X), info["kind"], scale
+
 
 # %% ../nbs/01_preprocess.ipynb #1268b984
 @patch
@@ -258,7 +278,7 @@ def fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
         self.mean_, self.std_ = E.mean(0), E.std(0)
         self.input_kind_, self.n_input_genes_ = "embedding", E.shape[1]
         return self
-    X, self.input_kind_ = _lognorm(adata, self)
+    X, self.input_kind_, self.detected_scale_ = _lognorm(adata, self)
     self.n_input_genes_, self.input_genes_ = X.shape[1], [str(g) for g in adata.var_names]
     if self.gene_selection == "hvg" and self.n_top_genes >= X.shape[1]:
         log.info("n_top_genes=%d is not smaller than the %d genes: keeping all of them", self.n_top_genes, X.shape[1])
@@ -337,8 +357,8 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
         n_extra = int((~inside).sum())
         if n_extra: adata = adata[:, inside]
     pos, report = align_genes(adata, self.features, min_overlap=self.min_overlap)
-    X, kind = _lognorm(adata, self)
-    report["input_kind"], report["n_genes_not_in_training"] = kind, n_extra
+    X, kind, scale = _lognorm(adata, self)
+    report["input_kind"], report["input_scale"], report["n_genes_not_in_training"] = kind, scale, n_extra
     X = X[:, np.where(pos >= 0, pos, 0)].tocsr()
     if report["n_missing"]:
         X = X @ sp.diags((pos >= 0).astype(np.float32))
