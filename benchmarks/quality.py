@@ -176,7 +176,7 @@ def part_accuracy():
 
 
 # ---------------------------------------------------------------- calibration
-def crossfit_proba(F, y, k, models, *, n_folds=5, seed=0):
+def crossfit_proba(F, y, k, models, *, n_folds=3, seed=0):
     """Held-out probabilities of every training cell from `n_folds` stratified folds (each model fitted without it)."""
     from sklearn.model_selection import StratifiedKFold
     out = {}
@@ -188,7 +188,7 @@ def crossfit_proba(F, y, k, models, *, n_folds=5, seed=0):
 
 def part_calibration(feature_kinds=("base", "query_std"), models=MODELS + ("actinn",)):
     from scaml.calibration import calibration_metrics, fit_calibrator
-    out = {"protocol": "calibrators fitted on 5-fold cross-fitted held-out training cells (stratified; no groups inside "
+    out = {"protocol": "calibrators fitted on 3-fold cross-fitted held-out training cells (stratified; no groups inside "
                        "the training sides), applied to the test side; ECE with 15 equal-width bins", "tasks": {}}
     for name in ("tm_facs_to_droplet", "tm_droplet_to_facs"):
         A, B, classes = load(name)

@@ -105,6 +105,8 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     src.add_argument("--label-key", help="obs column with the cell types (default cell_type; 'label' for tasks)")
     src.add_argument("--layer", default="auto",
                      help="expression input: auto (layers['counts'] if present, else X), X, or a layer name")
+    src.add_argument("--input-scale", choices=["auto", "counts", "linear", "log1p", "log2", "scaled"], default="auto",
+                     help="scale of the expression values; auto detects counts, linear (CPM/TPM), log1p, log2 or scaled")
     sp_ = p.add_argument_group("split")
     sp_.add_argument("--split", choices=["key", "random"], default="key",
                      help="'key': by --split-key values; 'random': stratified random split of one source (optimistic baseline)")
@@ -121,6 +123,10 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     m.add_argument("--models", nargs="+", default=["lr", "rf", "xgb", "mlp"], help=f"models: {', '.join(MODELS)}")
     m.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
                    help="weight classes equally (balanced) or by frequency (none)")
+    m.add_argument("--calibrate", choices=["temperature", "isotonic", "none"], default="temperature",
+                   help="calibrate probabilities on cross-fitted held-out training cells (none: report them as they are)")
+    m.add_argument("--group-key", help="obs column of groups inside the training side (mouse, plate) held out together "
+                   "when fitting the calibrator")
     m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=int, default=0,
                    help="random seed for the split and every model")
     o = p.add_argument_group("output")
@@ -183,6 +189,8 @@ def _train(args: argparse.Namespace) -> None:
                             features=args.features or "hvg", n_top_genes=args.n_hvg, use_rep=args.embedding,
                             layer=None if args.layer == "X" else args.layer,
                             class_weight=None if args.class_weight == "none" else args.class_weight,
+                            input_scale=args.input_scale, group_key=args.group_key,
+                            calibrate=None if args.calibrate == "none" else args.calibrate,
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
                             plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
                             device=args.device, block_size=args.block_size, client=client,
