@@ -289,6 +289,21 @@ def part_loto():
     return out
 
 
+def part_loto_default():
+    """The library's default (`scaml.ood.leave_one_type_out`, `NoveltyScorer` defaults) on the three tasks."""
+    from scaml.ood import DEFAULT_COMPONENTS, leave_one_type_out
+    out = {"protocol": "scaml.ood.leave_one_type_out with the default NoveltyScorer components "
+                       f"{list(DEFAULT_COMPONENTS)}; library preprocessing (2,000 HVGs, log1p CP10k, scaled)", "tasks": {}}
+    for key, (task, tr, te) in {"tm_facs_to_droplet": ("tm_facs_to_droplet", "train", "test"),
+                                "tm_droplet_to_facs": ("tm_facs_to_droplet", "test", "train"),
+                                "actinn_tutorial": ("actinn_tutorial", "train", "test")}.items():
+        df = leave_one_type_out(load_task(task), label_key="label", split_key="split", train=tr, test=te)
+        out["tasks"][key] = {"per_type": df.to_dict(orient="index"), "mean_auroc": float(df.auroc.mean()),
+                             "min_auroc": float(df.auroc.min())}
+        print(key, df.round(3).to_string(), flush=True)
+    return out
+
+
 # ---------------------------------------------------------------- input scale
 def as_scale(X, kind, glen):
     X = sp.csr_matrix(X, dtype=np.float64)
@@ -307,10 +322,10 @@ def as_scale(X, kind, glen):
 
 def part_scale(models=("lr", "mlp")):
     import anndata
-    from scaml.input_scale import detect_input_scale, to_log1p_cp10k
+    from scaml.input_scale import detect_input_scale
     out = {"protocol": "both sides converted to the same scale (TPM-like: counts divided by a log-normal gene-length "
-                       "factor, sd 0.6, then scaled to 1e6); 'as_is' = the library's Preprocessor on the values given; "
-                       "'detected' = detect_input_scale + to_log1p_cp10k first", "tasks": {}}
+                       "factor, sd 0.6, then scaled to 1e6); 'as_is' = the preprocessing before scale detection (non-integer "
+                       "values used as they are); 'detected' = the Preprocessor with input_scale='auto'", "tasks": {}}
     for name in ("tm_facs_to_droplet", "tm_droplet_to_facs"):
         A, B, classes = load(name)
         k = len(classes)
@@ -322,10 +337,10 @@ def part_scale(models=("lr", "mlp")):
             Xa, Xb = as_scale(A.X, kind, glen), as_scale(B.X, kind, glen)
             row = {"detected_scale": [detect_input_scale(Xa), detect_input_scale(Xb)]}
             for how in ("as_is", "detected"):
-                if how == "detected": Xa, Xb = to_log1p_cp10k(Xa), to_log1p_cp10k(Xb)
                 a2 = anndata.AnnData(sp.csr_matrix(Xa, dtype=np.float32), obs=A.obs[[]].copy(), var=A.var[[]].copy())
                 b2 = anndata.AnnData(sp.csr_matrix(Xb, dtype=np.float32), obs=B.obs[[]].copy(), var=B.var[[]].copy())
-                pp = Preprocessor()
+                # as_is: the preprocessing before scale detection (counts normalised, anything else used as it is)
+                pp = Preprocessor(input_scale=("counts" if kind == "counts" else "log1p") if how == "as_is" else "auto")
                 Ftr, Fte = pp.fit_transform(a2), pp.transform(b2)
                 row[how] = {m: macro_f1(yte, P, k) for m, P in fit_predict(Ftr, ytr, Fte, k, models=models).items()}
             blk[kind] = row
@@ -335,7 +350,7 @@ def part_scale(models=("lr", "mlp")):
 
 
 # ---------------------------------------------------------------- driver
-PARTS = {"accuracy": part_accuracy, "calibration": part_calibration, "loto": part_loto, "scale": part_scale}
+PARTS = {"accuracy": part_accuracy, "calibration": part_calibration, "loto": part_loto, "loto_default": part_loto_default, "scale": part_scale}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
