@@ -437,7 +437,8 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
 
     Returns
     -------
-    The paths written: `model_compare.png`, `<model>_confusion_matrix.png` per model, `per_class_f1.png`.
+    The paths written: `model_compare.png`, `<model>_confusion_matrix.png` per model, `per_class_f1.png`,
+    `reliability.png` (confidence against accuracy, ECE per model).
     """
     import matplotlib
     if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
@@ -464,6 +465,17 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
         pc = results / model / "per_class.csv"
         if pc.exists(): pcs[model] = pd.read_csv(pc, index_col=0)["f1"]
     if pcs: _save(per_class_f1(pd.DataFrame(pcs)).figure, "per_class_f1.png")
+    rel = {}
+    for model in summary.index:
+        pf, yf = results / model / "proba.csv", results / model / "predictions.csv"
+        if pf.exists() and yf.exists():
+            pr = pd.read_csv(yf, index_col=0)
+            if "y_true_idx" in pr: rel[model] = (pd.read_csv(pf, index_col=0).to_numpy(float), pr["y_true_idx"].to_numpy())
+    if rel:
+        from scaml.calibration import reliability_diagram
+        fig, axes = plt.subplots(1, len(rel), figsize=(3.2 * len(rel), 3.4), squeeze=False)
+        for ax, (model, (P, y)) in zip(axes[0], rel.items()): reliability_diagram(P, y, ax=ax, label=model)
+        _save(fig, "reliability.png")
     if stats and errors is not None:
 
         written += save_stats_figures(results, outdir=outdir, dpi=dpi)
