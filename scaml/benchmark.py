@@ -29,7 +29,7 @@ from .splits import split_cells
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'run_benchmark']
+__all__ = ['log', 'SoftVote', 'run_benchmark']
 
 # %% ../nbs/08_benchmark.ipynb #ae850c0c
 def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:
@@ -117,6 +117,20 @@ def _fit_calibration(new_model, Xtr, y: np.ndarray, classes: list, pp, folds, me
     if method == "temperature": info["temperature"] = cal.temperature_
     return info
 
+class SoftVote:
+    """The soft vote of a run's models (the mean of their probabilities), as it appears in a `BenchmarkResult`.
+
+    It is reported with the models but is not a model of its own: nothing is saved for it.
+    """
+    name = "vote"
+
+    def __init__(self, members: Sequence[str], classes: Sequence[str]):
+        from types import SimpleNamespace
+        self.members, self.classes = list(members), list(classes)
+        self.backend = SimpleNamespace(savable=False, name="vote")
+
+    def __repr__(self) -> str: return f"SoftVote({', '.join(self.members)})"
+
 # %% ../nbs/08_benchmark.ipynb #cfefbe5b
 def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: str | None = None,
                   train: str | Sequence[str] | None = None, test: str | Sequence[str] | None = None,
@@ -128,7 +142,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   save_models: bool = True, progress: bool = True, device: str = "cpu", block_size: int = 50_000,
                   engine: str = "auto", client=None, inputs: Sequence[PathLike | None] = (),
                   calibrate: str | None = "temperature", calibration_folds: int = 3, group_key: str | None = None,
-                  input_scale: str = "auto", args: dict | None = None) -> BenchmarkResult:
+                  input_scale: str = "auto", ensemble: bool = False, args: dict | None = None) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
     Parameters
@@ -199,6 +213,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     input_scale
         Scale of the expression values: `'auto'` (detected, see `scaml.input_scale`), `'counts'`, `'linear'`,
         `'log1p'`, `'log2'` or `'scaled'`.
+    ensemble
+        Also report `vote`, the soft vote (mean of the calibrated probabilities) of the models; it has no saved model.
     args
         Command-line arguments to record in the manifest.
 
@@ -262,6 +278,21 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     calibration: dict = {}
 
     results, preds, probas, fitted = {}, {}, {}, {}
+
+    def record(name: str, P: np.ndarray, model, extra: dict) -> None:
+        "Metrics, predictions and probabilities of one model's (calibrated) test probabilities."
+        cm = calibration_metrics(P, y_test_idx)
+        results[name] = evaluate(yte, P, classes, train_classes=train_classes)
+        results[name].update(ece=cm["ece"], **extra, aurc=cm["aurc"], accuracy_at_80=cm["accuracy_at_80"],
+                             accuracy_at_90=cm["accuracy_at_90"], accuracy_at_95=cm["accuracy_at_95"])
+        results[name]["ci"] = ci_for_benchmark(yte, P, classes, train_classes, random_state)
+        pred_idx = P.argmax(1)
+        preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
+                                    "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
+                                    "max_proba": P.max(1)}, index=test_cells)
+        probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
+        fitted[name] = model
+        log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
     from tqdm.auto import tqdm
     for name in tqdm(models, desc="models", disable=not progress, leave=False):
         t = time.perf_counter()
@@ -294,19 +325,11 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
             P = calibration[name].pop("calibrator").transform(P)
             if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
-        cm = calibration_metrics(P, y_test_idx)
-        results[name] = evaluate(yte, P, classes, train_classes=train_classes)
-        results[name].update(ece=cm["ece"], **extra, aurc=cm["aurc"], accuracy_at_80=cm["accuracy_at_80"],
-                             accuracy_at_90=cm["accuracy_at_90"], accuracy_at_95=cm["accuracy_at_95"])
-        results[name]["ci"] = ci_for_benchmark(yte, P, classes, train_classes, random_state)
+        record(name, P, model, extra)
         timings[f"{name}_metrics_s"] = time.perf_counter() - t
-        pred_idx = P.argmax(1)
-        preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
-                                    "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
-                                    "max_proba": P.max(1)}, index=test_cells)
-        probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
-        fitted[name] = model
-        log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
+    if ensemble and len(probas) >= 2:
+        members = list(probas)
+        record("vote", np.mean([probas[m].to_numpy() for m in members], 0), SoftVote(members, classes), {})
 
     summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
     manifest = {
@@ -320,6 +343,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         "input_scale": {"requested": input_scale, "train": pp.detected_scale_,
                         "test": overlap.get("input_scale", pp.detected_scale_)},
         "calibration": {"method": calibrate, "group_key": group_key, "models": calibration},
+        "ensemble": fitted["vote"].members if "vote" in fitted else None,
         "backed": bool(adata.isbacked), "device": device, "engine": engine, **engine_info,
         "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
         "platform": platform.platform(), "timings": timings,

@@ -125,6 +125,8 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                    help="weight classes equally (balanced) or by frequency (none)")
     m.add_argument("--calibrate", choices=["temperature", "isotonic", "none"], default="temperature",
                    help="calibrate probabilities on cross-fitted held-out training cells (none: report them as they are)")
+    m.add_argument("--ensemble", action="store_true",
+                   help="also report 'vote', the soft vote (mean calibrated probability) of the models")
     m.add_argument("--group-key", help="obs column of groups inside the training side (mouse, plate) held out together "
                    "when fitting the calibrator")
     m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=int, default=0,
@@ -189,7 +191,7 @@ def _train(args: argparse.Namespace) -> None:
                             features=args.features or "hvg", n_top_genes=args.n_hvg, use_rep=args.embedding,
                             layer=None if args.layer == "X" else args.layer,
                             class_weight=None if args.class_weight == "none" else args.class_weight,
-                            input_scale=args.input_scale, group_key=args.group_key,
+                            input_scale=args.input_scale, group_key=args.group_key, ensemble=args.ensemble,
                             calibrate=None if args.calibrate == "none" else args.calibrate,
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
                             plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
