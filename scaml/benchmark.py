@@ -323,7 +323,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         extra = {}
         if name in calibration:
             extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
-            P = calibration[name].pop("calibrator").transform(P)
+            model.calibrator = calibration[name].pop("calibrator")     # saved with the model, applied by predict_proba
+            P = model.calibrator.transform(P)
             if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
         record(name, P, model, extra)
         timings[f"{name}_metrics_s"] = time.perf_counter() - t

@@ -23,6 +23,7 @@ from fastcore.basics import patch
 import scaml
 from .core import MODELS, PathLike
 from .data import check_adata, clean_labels
+from .calibration import calibrator_from_dict
 from .preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -438,6 +439,7 @@ class CellTypeModel:
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor()
         self.classes_: list[str] = []
         self.label_key_: str | None = None
+        self.calibrator = None           # fitted on held-out training cells by run_benchmark (scaml.calibration)
 
     @property
     def classes(self) -> list[str]:
@@ -494,7 +496,9 @@ def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
     "Class probabilities, cells x classes."
     if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
     X = self.preprocessor.transform(adata)
-    return pd.DataFrame(self.backend.predict_proba(X), index=adata.obs_names.copy(), columns=self.classes)
+    P = self.backend.predict_proba(X)
+    if getattr(self, "calibrator", None) is not None: P = self.calibrator.transform(P)
+    return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes)
 
 @patch
 def predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
@@ -522,6 +526,8 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
     path.mkdir(parents=True, exist_ok=True)
     (path / "preprocess.json").write_text(json.dumps(self.preprocessor.to_dict()))
     self.backend.save(path)
+    if getattr(self, "calibrator", None) is not None:
+        (path / "calibration.json").write_text(json.dumps(self.calibrator.to_dict()))
     files = {p.name: _sha256(p) for p in sorted(path.iterdir()) if p.is_file() and p.name != _META}
     meta = {"format": "scaml-model", "format_version": FORMAT_VERSION, "scaml_version": scaml.__version__,
             "model": self.name, "classes": self.classes, "label_key": self.label_key,
@@ -568,6 +574,8 @@ def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     try:
         self.preprocessor = Preprocessor.from_dict(json.loads((path / "preprocess.json").read_text()))
         self.backend = get_backend(meta["model"]).load(path, meta["backend"])
+        self.calibrator = calibrator_from_dict(json.loads((path / "calibration.json").read_text())) \
+            if "calibration.json" in meta["files"] else None
         _check_loaded(self)
     except _Refused: raise
     except Exception as e:
