@@ -113,7 +113,8 @@ def _fit_calibration(new_model, Xtr, y: np.ndarray, classes: list, pp, folds, me
     if not P: raise ValueError("no training fold holds two classes; cannot calibrate. Pass calibrate=None")
     P, yh = np.vstack(P), np.concatenate(yh)
     cal = fit_calibrator(P, yh, method=method)
-    info = {"calibrator": cal, "n_heldout": int(len(yh)), "ece_heldout": calibration_metrics(P, yh)["ece"]}
+    info = {"calibrator": cal, "n_heldout": int(len(yh)), "ece_heldout": calibration_metrics(P, yh)["ece"],
+            "heldout": (cal.transform(P), yh)}
     if method == "temperature": info["temperature"] = cal.temperature_
     return info
 
@@ -126,7 +127,7 @@ class SoftVote:
 
     def __init__(self, members: Sequence[str], classes: Sequence[str]):
         from types import SimpleNamespace
-        self.members, self.classes = list(members), list(classes)
+        self.members, self.classes, self.calibrator = list(members), list(classes), None
         self.backend = SimpleNamespace(savable=False, name="vote")
 
     def __repr__(self) -> str: return f"SoftVote({', '.join(self.members)})"
@@ -214,7 +215,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         Scale of the expression values: `'auto'` (detected, see `scaml.input_scale`), `'counts'`, `'linear'`,
         `'log1p'`, `'log2'` or `'scaled'`.
     ensemble
-        Also report `vote`, the soft vote (mean of the calibrated probabilities) of the models; it has no saved model.
+        Also report `vote`, the soft vote of the models: the mean of their calibrated probabilities, calibrated again on
+        the same held-out training cells. It has no saved model.
     args
         Command-line arguments to record in the manifest.
 
@@ -328,9 +330,18 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
         record(name, P, model, extra)
         timings[f"{name}_metrics_s"] = time.perf_counter() - t
+    heldout = {m: c.pop("heldout") for m, c in calibration.items() if "heldout" in c}
     if ensemble and len(probas) >= 2:
         members = list(probas)
-        record("vote", np.mean([probas[m].to_numpy() for m in members], 0), SoftVote(members, classes), {})
+        vote, P = SoftVote(members, classes), np.mean([probas[m].to_numpy() for m in members], 0)
+        extra = {}
+        if set(members) <= set(heldout):       # the same held-out cells for every model: calibrate the vote too
+            Ph = np.mean([heldout[m][0] for m in members], 0)
+            vote.calibrator = fit_calibrator(Ph, heldout[members[0]][1], method=calibrate)
+            extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
+            P = vote.calibrator.transform(P)
+            if calibrate == "temperature": extra["temperature"] = vote.calibrator.temperature_
+        record("vote", P, vote, extra)
 
     summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
     manifest = {
