@@ -367,7 +367,8 @@ def part_scale(models=("lr", "mlp")):
 
 
 # ---------------------------------------------------------------- driver
-PARTS = {"accuracy": part_accuracy, "calibration": part_calibration, "loto": part_loto, "loto_default": part_loto_default, "scale": part_scale,
+PARTS = {"accuracy": part_accuracy, "calibration": part_calibration, "loto": part_loto, "loto_default": part_loto_default,
+         "scale": part_scale,
          "library": part_library}
 
 if __name__ == "__main__":

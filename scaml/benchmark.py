@@ -5,6 +5,7 @@
 # %% ../nbs/08_benchmark.ipynb #bb9a76a7
 from __future__ import annotations
 
+import functools
 import logging
 import platform
 import time
@@ -310,9 +311,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         else:
             if folds is not None:
                 t_cal = time.perf_counter()
-                cal_info = _fit_calibration(lambda: CellTypeModel(custom.get(name, name), class_weight=cw,
-                                                                  random_state=random_state, **params),
-                                            Xtr, y, classes, pp, folds, calibrate)
+                new_model = functools.partial(CellTypeModel, custom.get(name, name), class_weight=cw,
+                                              random_state=random_state, **params)
+                cal_info = _fit_calibration(new_model, Xtr, y, classes, pp, folds, calibrate)
                 calibration[name] = {"kind": cal_kind, **cal_info}
                 timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
                 t = time.perf_counter()
