@@ -186,7 +186,7 @@ def crossfit_proba(F, y, k, models, *, n_folds=3, seed=0):
     return out
 
 
-def part_calibration(feature_kinds=("base", "query_std"), models=MODELS + ("actinn",)):
+def part_calibration(feature_kinds=("base",), models=MODELS + ("actinn",)):
     from scaml.calibration import calibration_metrics, fit_calibrator
     out = {"protocol": "calibrators fitted on 3-fold cross-fitted held-out training cells (stratified; no groups inside "
                        "the training sides), applied to the test side; ECE with 15 equal-width bins", "tasks": {}}
@@ -253,7 +253,7 @@ def novelty_scores(Ftr, ytr, Fte, *, seed=0):
     return s
 
 
-def loto_task(name, *, train, test, feature_kinds=("base", "query_std"), min_test=20):
+def loto_task(name, *, train, test, feature_kinds=("base",), min_test=20):
     from sklearn.metrics import roc_auc_score
     a = load_task(name)
     A, B = a[a.obs.split == train], a[a.obs.split == test]
