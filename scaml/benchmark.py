@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 import warnings
@@ -17,7 +18,8 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .core import DEFAULT_MODELS, MODELS, PathLike, format_sorted, package_versions, resolve_device
+from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, format_sorted, limit_threads, package_versions,
+                        resolve_device)
 from .data import check_adata
 from .metrics import ci_for_benchmark, evaluate
 from .models import CellTypeModel, get_backend
@@ -96,7 +98,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   outdir: PathLike | None = None, overwrite: bool = False, plots: bool = True,
                   save_models: bool = True, progress: bool = True, device: str = "cpu", block_size: int = 50_000,
                   engine: str = "auto", client=None, inputs: Sequence[PathLike | None] = (),
-                  args: dict | None = None) -> BenchmarkResult:
+                  args: dict | None = None, n_threads: int | None = None) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
     Parameters
@@ -159,6 +161,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         The files the run reads, so that `outdir` is never one of them or a folder holding them.
     args
         Command-line arguments to record in the manifest.
+    n_threads
+        Threads per BLAS, OpenMP, XGBoost and torch pool during the run (`scaml.core.limit_threads`): `None` for the
+        CPUs this process may use (affinity and cgroup quota), `0` to leave the pools as the libraries set them.
 
     Returns
     -------
@@ -166,94 +171,96 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     `model_compare.png`, `per_class_f1.png`, and per model `<model>/metrics.json`, `classification_report.txt`,
     `confusion_matrix.csv`, `per_class.csv`, `predictions.csv`, `proba.csv`, `model/` and `<model>_confusion_matrix.png`.
     """
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    models, custom = _model_names(models)
-    if not models: raise ValueError(f"no models given; choose from {', '.join(MODELS)}")
-    for m in models:
-        if m not in custom: get_backend(m)
-    if use_rep is not None and features != "hvg":
-        raise ValueError(f"use_rep={use_rep!r} trains on an embedding; features={features!r} selects genes. Pass one")
-    unknown = set(model_params or {}) - set(models)
-    if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
-    outdir = Path(outdir) if outdir is not None else None
-    if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
-    engine = _engine(engine, adata, client, use_rep)
-    device = resolve_device(device)
-    check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep)
-    if adata_test is not None: check_adata(adata_test, obs_keys={"label_key": label_key})
+    with limit_threads(n_threads) as threads:
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        models, custom = _model_names(models)
+        if not models: raise ValueError(f"no models given; choose from {', '.join(MODELS)}")
+        for m in models:
+            if m not in custom: get_backend(m)
+        if use_rep is not None and features != "hvg":
+            raise ValueError(f"use_rep={use_rep!r} trains on an embedding; features={features!r} selects genes. Pass one")
+        unknown = set(model_params or {}) - set(models)
+        if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
+        outdir = Path(outdir) if outdir is not None else None
+        if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
+        engine = _engine(engine, adata, client, use_rep)
+        device = resolve_device(device)
+        check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep)
+        if adata_test is not None: check_adata(adata_test, obs_keys={"label_key": label_key})
 
-    tr, ytr, te, yte, desc = split_cells(adata, adata_test, label_key=label_key, split=split, split_key=split_key,
-                                         train=train, test=test, test_size=test_size, random_state=random_state)
-    test_src = adata if adata_test is None else adata_test
-    test_cells = pd.Index(test_src.obs_names[te], name="cell")
-    train_classes = [str(c) for c in sorted(set(ytr))]
-    classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
-    unseen = [str(c) for c in sorted(set(yte) - set(ytr))]
-    if unseen:
-        warnings.warn(f"test classes {format_sorted(unseen)} never occur in training ({int(np.isin(yte, unseen).sum())} cells); "
-                      "no model can predict them. See f1_macro_seen", UserWarning, stacklevel=2)
+        tr, ytr, te, yte, desc = split_cells(adata, adata_test, label_key=label_key, split=split, split_key=split_key,
+                                             train=train, test=test, test_size=test_size, random_state=random_state)
+        test_src = adata if adata_test is None else adata_test
+        test_cells = pd.Index(test_src.obs_names[te], name="cell")
+        train_classes = [str(c) for c in sorted(set(ytr))]
+        classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
+        unseen = [str(c) for c in sorted(set(yte) - set(ytr))]
+        if unseen:
+            warnings.warn(f"test classes {format_sorted(unseen)} never occur in training ({int(np.isin(yte, unseen).sum())} cells); "
+                          "no model can predict them. See f1_macro_seen", UserWarning, stacklevel=2)
 
-    t = time.perf_counter()
-    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep)
-    if engine == "dask":
-        from scaml.distributed import dask_features
-        Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)
-    else:
-        Xtr, Xte, overlap = _features(pp, adata, adata[tr], test_src[te], block_size)
-        engine_info = {}
-    timings["preprocess_s"] = time.perf_counter() - t
-    y = pd.Index(classes).get_indexer(ytr)
-    local: dict = {}
-
-    results, preds, probas, fitted = {}, {}, {}, {}
-    from tqdm.auto import tqdm
-    for name in tqdm(models, desc="models", disable=not progress, leave=False):
         t = time.perf_counter()
-        cw = class_weight
-        params = dict((model_params or {}).get(name, {}))
-        if name not in custom and "device" in get_backend(name).defaults: params.setdefault("device", device)
-        model = CellTypeModel(custom.get(name, name), class_weight=cw, random_state=random_state, **params)
+        pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep)
         if engine == "dask":
-            from scaml.distributed import fit_predict_dask
-            P, fit_s, predict_s = fit_predict_dask(client, model, Xtr, y, Xte, classes=classes, preprocessor=pp,
-                                                   label_key=label_key, local=local)
-            timings[f"{name}_fit_s"], timings[f"{name}_predict_s"] = fit_s, predict_s
+            from scaml.distributed import dask_features
+            Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)
         else:
-            model.fit_matrix(Xtr, y, classes=classes, preprocessor=pp, label_key=label_key)
-            timings[f"{name}_fit_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            P = model.backend.predict_proba(Xte)
-            timings[f"{name}_predict_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        results[name] = evaluate(yte, P, classes, train_classes=train_classes)
-        results[name]["ci"] = ci_for_benchmark(yte, P, classes, train_classes, random_state)
-        timings[f"{name}_metrics_s"] = time.perf_counter() - t
-        pred_idx = P.argmax(1)
-        preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
-                                    "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
-                                    "max_proba": P.max(1)}, index=test_cells)
-        probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
-        fitted[name] = model
-        log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
+            Xtr, Xte, overlap = _features(pp, adata, adata[tr], test_src[te], block_size)
+            engine_info = {}
+        timings["preprocess_s"] = time.perf_counter() - t
+        y = pd.Index(classes).get_indexer(ytr)
+        local: dict = {}
 
-    summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
-    manifest = {
-        "scaml_version": scaml.__version__, "args": args or {}, "random_state": random_state,
-        "split": desc, "label_key": label_key, "models": models, "class_weight": class_weight,
-        "features": features if use_rep is None else f"obsm[{use_rep!r}]", "n_features": len(pp.features),
-        "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": classes,
-        "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
-        "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
-        "unseen_test_classes": unseen, "gene_overlap": overlap, "input_kind": pp.input_kind,
-        "backed": bool(adata.isbacked), "device": device, "engine": engine, **engine_info,
-        "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
-        "platform": platform.platform(), "timings": timings,
-    }
-    res = BenchmarkResult(summary=summary, metrics=results, predictions=preds, proba=probas, models=fitted,
-                          classes=classes, features=list(pp.features), manifest=manifest)
-    if outdir is not None:
-        write_results(res, outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start,
-                      inputs=inputs)
-    timings["total_s"] = time.perf_counter() - t_start
-    return res
+        results, preds, probas, fitted = {}, {}, {}, {}
+        from tqdm.auto import tqdm
+        for name in tqdm(models, desc="models", disable=not progress, leave=False):
+            t = time.perf_counter()
+            cw = class_weight
+            params = dict((model_params or {}).get(name, {}))
+            if name not in custom and "device" in get_backend(name).defaults: params.setdefault("device", device)
+            model = CellTypeModel(custom.get(name, name), class_weight=cw, random_state=random_state, **params)
+            if engine == "dask":
+                from scaml.distributed import fit_predict_dask
+                P, fit_s, predict_s = fit_predict_dask(client, model, Xtr, y, Xte, classes=classes, preprocessor=pp,
+                                                       label_key=label_key, local=local)
+                timings[f"{name}_fit_s"], timings[f"{name}_predict_s"] = fit_s, predict_s
+            else:
+                model.fit_matrix(Xtr, y, classes=classes, preprocessor=pp, label_key=label_key)
+                timings[f"{name}_fit_s"] = time.perf_counter() - t
+                t = time.perf_counter()
+                P = model.backend.predict_proba(Xte)
+                timings[f"{name}_predict_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            results[name] = evaluate(yte, P, classes, train_classes=train_classes)
+            results[name]["ci"] = ci_for_benchmark(yte, P, classes, train_classes, random_state)
+            timings[f"{name}_metrics_s"] = time.perf_counter() - t
+            pred_idx = P.argmax(1)
+            preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
+                                        "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
+                                        "max_proba": P.max(1)}, index=test_cells)
+            probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
+            fitted[name] = model
+            log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
+
+        summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
+        manifest = {
+            "scaml_version": scaml.__version__, "args": args or {}, "random_state": random_state,
+            "split": desc, "label_key": label_key, "models": models, "class_weight": class_weight,
+            "features": features if use_rep is None else f"obsm[{use_rep!r}]", "n_features": len(pp.features),
+            "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": classes,
+            "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
+            "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
+            "unseen_test_classes": unseen, "gene_overlap": overlap, "input_kind": pp.input_kind,
+            "backed": bool(adata.isbacked), "device": device, "engine": engine, **engine_info,
+            "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
+            "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),
+            "cpu_count": os.cpu_count(), "timings": timings,
+        }
+        res = BenchmarkResult(summary=summary, metrics=results, predictions=preds, proba=probas, models=fitted,
+                              classes=classes, features=list(pp.features), manifest=manifest)
+        if outdir is not None:
+            write_results(res, outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start,
+                          inputs=inputs)
+        timings["total_s"] = time.perf_counter() - t_start
+        return res

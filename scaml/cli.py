@@ -134,12 +134,16 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     r.add_argument("--block-size", type=int, default=50_000, help="cells per block with --backed")
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                    help="device for xgb and actinn; auto uses a GPU when torch sees one")
-    r.add_argument("--dask-workers", type=int, help="run on a local Dask cluster of this many workers (XGBoost trains on the cluster)")
+    r.add_argument("--dask-workers", type=int, help="run on a local Dask cluster of this many worker processes")
     r.add_argument("--dask-scheduler", help="run on an existing Dask cluster, e.g. tcp://host:8786")
+    r.add_argument("--n-threads", type=int, default=None, metavar="N",
+                   help="threads per BLAS, OpenMP, XGBoost and torch pool (default: the CPUs this process may use; 0: no limit)")
     _common(p)
     return p
 
 def _train(args: argparse.Namespace) -> None:
+    from scaml.core import limit_threads
+    limit_threads(args.n_threads)           # before scikit-learn, XGBoost or torch load: their OpenMP reads it once
     from scaml.results import check_outdir
     from scaml.core import MODELS
     if bool(args.adata) == bool(args.dataset):
@@ -186,7 +190,7 @@ def _train(args: argparse.Namespace) -> None:
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
                             plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
                             device=args.device, block_size=args.block_size, client=client,
-                            inputs=[args.adata, args.adata_test],
+                            inputs=[args.adata, args.adata_test], n_threads=args.n_threads,
                             args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})
     cols = ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro_ovr"]
     print(res.summary[cols].astype(float).round(4).to_string())

@@ -16,7 +16,7 @@ PathLike = str | os.PathLike
 
 # %% auto #0
 __all__ = ['log', 'PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'resolve_device',
-           'package_versions']
+           'available_cpus', 'n_threads', 'limit_threads', 'package_versions']
 
 # %% ../nbs/00_core.ipynb #55ceb223
 def format_values(values: Iterable, limit: int = 20) -> str:
@@ -80,6 +80,92 @@ def resolve_device(device: str = "auto") -> str:
     if not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but torch {torch.__version__} sees no CUDA GPU; pass device='cpu' or 'auto'")
     return device
+
+# %% ../nbs/00_core.ipynb #6e091b57
+def _cgroup_quota() -> float | None:
+    "The cgroup CPU quota in CPUs (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`), `None` when unlimited or unknown."
+    from pathlib import Path
+    rel = ""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"): rel = line[3:].strip().lstrip("/")
+    except OSError: pass
+    root = Path("/sys/fs/cgroup")
+    for d in dict.fromkeys([root / rel, root]):                  # v2: "max 100000" or "200000 100000"
+        try: quota, period = (d / "cpu.max").read_text().split()[:2]
+        except (OSError, ValueError): continue
+        return None if quota == "max" else int(quota) / int(period)
+    try:                                                          # v1: -1 means no quota
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError): return None
+
+def available_cpus() -> int:
+    """The number of CPUs this process may use: its CPU affinity, capped by the cgroup CPU quota.
+
+    Returns
+    -------
+    At least 1.
+    """
+    try: n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError): n = os.cpu_count() or 1
+    q = _cgroup_quota()
+    if q: n = min(n, max(1, int(q + 0.5)))      # a quota of 1.5 CPUs allows 2 threads, of 0.5 CPU one
+    return max(1, n)
+
+# %% ../nbs/00_core.ipynb #6a9d76bd
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_limit: int | None = None           # the cap set by the innermost active limit_threads, None when there is none
+
+def n_threads() -> int:
+    "The threads a model may use: the cap of the active `limit_threads`, else `available_cpus()`."
+    return _limit or available_cpus()
+
+class limit_threads:
+    """Cap the BLAS, OpenMP, XGBoost and torch thread pools at the CPUs this process may use.
+
+    Parameters
+    ----------
+    n
+        Threads per pool; `None` for `available_cpus()`, `0` to leave the pools as they are.
+
+    Returns
+    -------
+    Works as a plain call (the limits stay) or as a context manager (restored on leaving). `.n` is the cap (`None`
+    when off).
+    """
+    def __init__(self, n: int | None = None):
+        global _limit
+        if n is not None and int(n) < 0: raise ValueError(f"n={n} threads; pass a positive number, 0 (no limit) or None")
+        self.n = None if n == 0 else int(n or available_cpus())
+        self._prev, self._env, self._ctl, self._torch = _limit, {}, None, None
+        if self.n is None: return
+        for k, v in (("OMP_WAIT_POLICY", "PASSIVE"), *((k, str(self.n)) for k in _THREAD_ENV)):
+            if k not in os.environ: self._env[k] = v; os.environ[k] = v
+        try:
+            from threadpoolctl import threadpool_limits
+            self._ctl = threadpool_limits(self.n)
+        except ImportError: pass
+        if "torch" in sys.modules:           # only when loaded: importing torch costs seconds
+            import torch
+            self._torch = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        _limit = self.n
+
+    def __enter__(self) -> limit_threads: return self
+
+    def __exit__(self, *exc) -> None:
+        global _limit
+        if self.n is None: return
+        for k in self._env: os.environ.pop(k, None)
+        if self._ctl is not None: self._ctl.restore_original_limits()
+        if self._torch is not None:
+            import torch
+            torch.set_num_threads(self._torch)
+        _limit = self._prev
+
+    def __repr__(self) -> str: return f"limit_threads(n={self.n})"
 
 # %% ../nbs/00_core.ipynb #c571a821
 def package_versions(extra: Iterable[str] = ()) -> dict:
