@@ -212,7 +212,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         y = pd.Index(classes).get_indexer(ytr)
         local: dict = {}
 
-        results, preds, probas, fitted = {}, {}, {}, {}
+        results, preds, probas, fitted, devices = {}, {}, {}, {}, {}
         from tqdm.auto import tqdm
         for name in tqdm(models, desc="models", disable=not progress, leave=False):
             t = time.perf_counter()
@@ -241,6 +241,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                                         "max_proba": P.max(1)}, index=test_cells)
             probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
             fitted[name] = model
+            be = model.backend       # the device each model actually trained on (a GPU run says so per model)
+            devices[name] = str(getattr(be, "device_", None) or getattr(be, "params", {}).get("device") or "cpu")
             log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
 
         summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
@@ -252,7 +254,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
             "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
             "unseen_test_classes": unseen, "gene_overlap": overlap, "input_kind": pp.input_kind,
-            "backed": bool(adata.isbacked), "device": device, "engine": engine, **engine_info,
+            "backed": bool(adata.isbacked), "device": device, "model_devices": devices, "engine": engine, **engine_info,
             "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
             "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),
             "cpu_count": os.cpu_count(), "timings": timings,
