@@ -54,7 +54,7 @@ def get_client(scheduler: str | None = None, n_workers: int | None = None, *, th
     n_workers
         Start a local cluster of this many worker processes on 127.0.0.1 instead.
     threads_per_worker
-        Threads per local worker.
+        Threads per local worker (and per BLAS and OpenMP pool in it, whatever this process's limits).
     memory_limit
         Memory limit per local worker (`'auto'` splits the machine's memory).
     timeout
@@ -72,9 +72,10 @@ def get_client(scheduler: str | None = None, n_workers: int | None = None, *, th
                          f"n_workers= (start a local cluster); got scheduler={scheduler!r}, n_workers={n_workers!r}")
     if n_workers is not None:
         if int(n_workers) < 1: raise ValueError(f"n_workers={n_workers} must be at least 1")
+        env = {k: str(threads_per_worker) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         client = Client(n_workers=int(n_workers), threads_per_worker=threads_per_worker, processes=True,
                         host="127.0.0.1", dashboard_address=None, memory_limit=memory_limit,
-                        silence_logs=logging.ERROR)
+                        silence_logs=logging.ERROR, env={**env, "OMP_WAIT_POLICY": "PASSIVE"})
         log.info("started a local Dask cluster of %d workers at %s", n_workers, client.scheduler.address)
         return client
     try: client = Client(scheduler, timeout=timeout)

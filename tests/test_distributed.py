@@ -161,3 +161,15 @@ def test_manifest_records_threads(per_model):
     man = json.loads((out / "manifest.json").read_text())
     assert man["n_cpus"] == available_cpus() and man["n_threads"] == available_cpus()
     assert man["engine"] == "dask" and man["dask"]["n_workers"] == 2
+
+def _thread_env() -> dict:
+    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")}
+
+@pytest.mark.slow
+def test_local_workers_use_one_thread_each():
+    """The client's own thread limits are not inherited: n local workers of one thread use n CPUs, not n times more."""
+    from scaml.core import limit_threads
+    from scaml.distributed import get_client
+    with limit_threads(2), get_client(n_workers=1) as client:
+        env = list(client.run(_thread_env).values())[0]
+    assert env == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
