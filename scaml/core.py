@@ -16,7 +16,7 @@ PathLike = str | os.PathLike
 
 # %% auto #0
 __all__ = ['log', 'PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'resolve_device',
-           'available_cpus', 'n_threads', 'limit_threads', 'package_versions']
+           'available_cpus', 'n_threads', 'thread_limit', 'limit_threads', 'package_versions']
 
 # %% ../nbs/00_core.ipynb #55ceb223
 def format_values(values: Iterable, limit: int = 20) -> str:
@@ -116,11 +116,15 @@ def available_cpus() -> int:
 
 # %% ../nbs/00_core.ipynb #6a9d76bd
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-_limit: int | None = None           # the cap set by the innermost active limit_threads, None when there is none
+_limit: int | None = None           # the cap of the innermost active limit_threads: None without one, 0 when it is off
 
 def n_threads() -> int:
     "The threads a model may use: the cap of the active `limit_threads`, else `available_cpus()`."
     return _limit or available_cpus()
+
+def thread_limit() -> int | None:
+    "The cap of the active `limit_threads`: `None` when there is none, `0` when it leaves the pools alone (`n=0`)."
+    return _limit
 
 class limit_threads:
     """Cap the BLAS, OpenMP, XGBoost and torch thread pools at the CPUs this process may use.
@@ -140,7 +144,9 @@ class limit_threads:
         if n is not None and int(n) < 0: raise ValueError(f"n={n} threads; pass a positive number, 0 (no limit) or None")
         self.n = None if n == 0 else int(n or available_cpus())
         self._prev, self._env, self._ctl, self._torch = _limit, {}, None, None
-        if self.n is None: return
+        if self.n is None:
+            _limit = 0
+            return
         for k, v in (("OMP_WAIT_POLICY", "PASSIVE"), *((k, str(self.n)) for k in _THREAD_ENV)):
             if k not in os.environ: self._env[k] = v; os.environ[k] = v
         try:
@@ -157,13 +163,13 @@ class limit_threads:
 
     def __exit__(self, *exc) -> None:
         global _limit
+        _limit = self._prev
         if self.n is None: return
         for k in self._env: os.environ.pop(k, None)
         if self._ctl is not None: self._ctl.restore_original_limits()
         if self._torch is not None:
             import torch
             torch.set_num_threads(self._torch)
-        _limit = self._prev
 
     def __repr__(self) -> str: return f"limit_threads(n={self.n})"
 

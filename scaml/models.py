@@ -5,6 +5,7 @@
 # %% ../nbs/02_models.ipynb #d968bd29
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -22,7 +23,7 @@ from anndata import AnnData
 from fastcore.basics import patch
 
 import scaml
-from .core import MODELS, PathLike, n_threads
+from .core import MODELS, PathLike, n_threads, thread_limit
 from .data import check_adata, clean_labels
 from .preprocess import Preprocessor
 
@@ -39,6 +40,17 @@ def balanced_weights(y: np.ndarray) -> np.ndarray:
     classes, inv, counts = np.unique(y, return_inverse=True, return_counts=True)
     return (len(y) / (len(classes) * counts))[inv]
 
+@contextlib.contextmanager
+def _blas_threads(n: int | None):
+    "Cap the BLAS pools at `n` threads inside the block (not when `n` is None, limits are off, or no threadpoolctl)."
+    try:
+        if n is None or thread_limit() == 0: raise ImportError
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(n, user_api="blas"): yield
+
 class Backend:
     """Base class of the estimators behind `CellTypeModel`.
 
@@ -48,6 +60,7 @@ class Backend:
     name: str = "base"
     defaults: dict = {}
     predict_block: int = 65_536
+    blas_threads: int | None = None     # BLAS threads while fitting (None: the process's limit)
 
     def __init__(self, *, class_weight: str | None = None, random_state: int | None = 0, **params):
         unknown = set(params) - set(self.defaults)
@@ -71,7 +84,7 @@ class Backend:
                              "a classifier needs at least two")
         yc = np.searchsorted(self.seen_, y)
         sw = balanced_weights(yc) if self.class_weight == "balanced" else None
-        self._fit(X, yc, sw)
+        with _blas_threads(self.blas_threads): self._fit(X, yc, sw)
         return self
 
     def fit_blocks(self, blocks: Blocks, y: np.ndarray, *, n_classes: int | None = None) -> Backend:
@@ -84,7 +97,8 @@ class Backend:
             raise ValueError(f"the training cells hold a single class (index {self.seen_.tolist()}); "
                              "a classifier needs at least two")
         yc = np.searchsorted(self.seen_, y)
-        self._fit_blocks(blocks, yc, balanced_weights(yc) if self.class_weight == "balanced" else None)
+        with _blas_threads(self.blas_threads):
+            self._fit_blocks(blocks, yc, balanced_weights(yc) if self.class_weight == "balanced" else None)
         return self
 
     def _fit_blocks(self, blocks: Blocks, y: np.ndarray, sw: np.ndarray | None) -> None:
@@ -238,6 +252,7 @@ class LogRegBackend(Backend):
     defaults = {"C": 0.3, "max_iter": 500, "tol": 1e-4, "solver": "auto", "epochs": 4, "batch_size": 2048,
                 "learning_rate": 0.01}
     large_n = 200_000
+    blas_threads = 1        # sparse products and small dense steps: BLAS threads only wait for each other
 
     def _fit(self, X, y, sw):
         solver = self.params["solver"]
@@ -417,6 +432,7 @@ class MLPBackend(Backend):
     name = "mlp"
     defaults = {"hidden_layer_sizes": [256], "alpha": 1e-4, "batch_size": 128, "learning_rate_init": 1e-3,
                 "max_iter": 100, "early_stopping": "auto", "n_iter_no_change": 5}
+    blas_threads = 1             # minibatch products too small to share; on a busy machine threads only wait
     min_early_stopping = 1_000   # 'auto': a validation split of at least 100 cells, else stop on the training loss
 
     def _fit(self, X, y, sw):
