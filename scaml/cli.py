@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -288,6 +289,16 @@ def _check_predict_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]
                          "(an .h5ad --out already writes the AnnData)")
     return out, h5
 
+def _write_file(path: Path, write: Callable[[Path], object]) -> None:
+    "Write `path` through a hidden partial file renamed into place; an interrupted write leaves nothing behind."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+
 def _predict(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
@@ -303,14 +314,11 @@ def _predict(args: argparse.Namespace) -> None:
     df.index.name = "cell"
     h5ads = [f for f in (h5, out if out.suffix.lower() == ".h5ad" else None) if f is not None]
     if out.suffix.lower() == ".csv":
-        tmp = out.with_name(f".{out.name}.partial")
-        df.to_csv(tmp, float_format="%.6g", lineterminator="\n"); tmp.replace(out)
+        _write_file(out, lambda tmp: df.to_csv(tmp, float_format="%.6g", lineterminator="\n"))
     if h5ads:
         adata.obsm[f"{k}_proba"] = adata.obsm[f"{k}_proba"].to_numpy()
         adata.uns[f"{k}_classes"] = np.asarray(model.classes, dtype=object)
-        for h in h5ads:
-            tmp = h.with_name(f".{h.name}.partial")
-            adata.write_h5ad(tmp); tmp.replace(h)
+        for h in h5ads: _write_file(h, adata.write_h5ad)
     counts = df["label"].value_counts()
     print(counts.to_string())
     print(f"predictions: {out}")

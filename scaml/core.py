@@ -47,7 +47,7 @@ def as_list(v) -> list[str]:
     if v is None: return []
     return [str(x) for x in ([v] if isinstance(v, str) else v)]
 
-# %% ../nbs/00_core.ipynb #bcea0d3c
+# %% ../nbs/00_core.ipynb #77888704
 def check_int(value, param: str, *, minimum: int | None = None, maximum: int | None = None,
               none_ok: bool = False) -> int | None:
     """`value` as an `int`, or a `TypeError`/`ValueError` that names `param` and what it accepts.
@@ -143,7 +143,7 @@ def check_names(value, param: str, *, none_ok: bool = True) -> list[str] | None:
         if not bad: return [str(v) for v in vals]
     raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass a name or a list of names, e.g. ['H4']")
 
-# %% ../nbs/00_core.ipynb #3c07ed57
+# %% ../nbs/00_core.ipynb #29a0e36e
 def check_outfile(path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
                   param: str = "out", formats: Iterable[str] = (".csv",),
                   written_by_scaml: Callable[[Path], bool] | None = None) -> Path:

@@ -507,6 +507,11 @@ def predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
 _META = "meta.json"
 FORMAT_VERSION = 1
 
+def _meta_sha256(meta: dict) -> str:
+    "Checksum of everything in `meta.json` but the checksum itself (canonical JSON)."
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -526,6 +531,7 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
     meta = {"format": "scaml-model", "format_version": FORMAT_VERSION, "scaml_version": scaml.__version__,
             "model": self.name, "classes": self.classes, "label_key": self.label_key,
             "backend": self.backend.config(), "files": files}
+    meta["meta_sha256"] = _meta_sha256(meta)
     (path / _META).write_text(json.dumps(meta, indent=1))
     return path
 
@@ -545,6 +551,12 @@ def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"'{path}' uses model format {meta.get('format_version')}; this scaml "
                          f"({scaml.__version__}) reads format {FORMAT_VERSION}. Retrain with this version")
+    if "meta_sha256" not in meta:
+        warnings.warn(f"'{mf}' carries no checksum of its own (saved before scaml checked meta.json), so its class "
+                      "names and parameters cannot be verified; save the model again to add one", UserWarning, stacklevel=2)
+    elif meta["meta_sha256"] != _meta_sha256(meta):
+        raise ValueError(f"'{mf}' does not match its checksum (meta_sha256): the class names, genes, preprocessing or "
+                         "parameters it records were edited. Refusing to load it; restore the original or retrain")
     if meta.get("scaml_version") != scaml.__version__:
         warnings.warn(f"'{path}' was saved by scaml {meta.get('scaml_version')}; this is scaml {scaml.__version__}",
                       UserWarning, stacklevel=2)

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from scaml.cli import scaml_predict, scaml_train
-from scaml.models import CellTypeModel, _sha256
+from scaml.models import CellTypeModel, _meta_sha256, _sha256
 
 CB10X = "cellbench_lung_celllines/cellbench_10x_3cl.h5ad"          # 895 cells x 894 genes, raw counts, 3 cell lines
 PBMC = "scanpy_pbmc68k_reduced/scanpy_pbmc68k_reduced.h5ad"         # scaled X (negative values), obsm X_pca/X_umap
@@ -299,11 +299,14 @@ def rehash(d: Path) -> None:
     "Update the checksums in meta.json after editing files, as an attacker would."
     meta = json.loads((d / "meta.json").read_text())
     meta["files"] = {p.name: _sha256(p) for p in sorted(d.iterdir()) if p.is_file() and p.name != "meta.json"}
+    meta["meta_sha256"] = _meta_sha256(meta)
     (d / "meta.json").write_text(json.dumps(meta))
 
-def edit_meta(d: Path, **changes) -> None:
+def edit_meta(d: Path, *, sign: bool = True, **changes) -> None:
+    "Edit meta.json; `sign` also updates its own checksum, as an attacker who knows the format would."
     meta = json.loads((d / "meta.json").read_text())
     meta.update(changes)
+    if sign: meta["meta_sha256"] = _meta_sha256(meta)
     (d / "meta.json").write_text(json.dumps(meta))
 
 class Payload:
@@ -402,6 +405,7 @@ def test_9_wrong_shapes_and_edited_meta(capsys, model_copy, data_dir, tmp_path):
     d = model_copy("actinn")
     meta = json.loads((d / "meta.json").read_text())
     del meta["classes"]
+    meta["meta_sha256"] = _meta_sha256(meta)
     (d / "meta.json").write_text(json.dumps(meta))
     code, err = predict(capsys, d, data_dir, tmp_path)
     assert_error(code, err, "lacks ['classes']", "damaged")
