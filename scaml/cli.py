@@ -156,8 +156,12 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     src.add_argument("--dataset", help="a built-in dataset or task by name instead of --adata (see scaml.datasets)")
     src.add_argument("--adata-test", help="test cells from another file; genes matched by name")
     src.add_argument("--label-key", help="obs column with the cell types (default cell_type; 'label' for tasks)")
-    src.add_argument("--layer", default="auto",
-                     help="expression input: auto (layers['counts'] if present, else X), X, or a layer name")
+    src.add_argument("--layer", default="auto", type=_key_name("--layer"),
+                     help="expression input: auto (layers['counts'] if present, else X), X, raw (adata.raw.X), or a "
+                     "layer name")
+    src.add_argument("--allow-overlap", action="store_true",
+                     help="run even when test cells are also training cells (same name or counts); recorded in the "
+                     "manifest. Without it that is an error")
     sp_ = p.add_argument_group("split")
     sp_.add_argument("--split", choices=["key", "random"], default="key",
                      help="'key': by --split-key values; 'random': stratified random split of one source (optimistic baseline)")
@@ -241,7 +245,7 @@ def _train(args: argparse.Namespace) -> None:
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
                             plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
                             device=args.device, block_size=args.block_size, client=client,
-                            inputs=[args.adata, args.adata_test],
+                            inputs=[args.adata, args.adata_test], allow_overlap=args.allow_overlap,
                             args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})
     cols = ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro_ovr"]
     print(res.summary[cols].astype(float).round(4).to_string())

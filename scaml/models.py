@@ -22,7 +22,7 @@ from fastcore.basics import patch
 
 import scaml
 from .core import MODELS, PathLike
-from .data import check_adata, clean_labels
+from .data import check_adata, check_classes, clean_labels
 from .preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -471,6 +471,7 @@ def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
     check_adata(adata, obs_keys={"label_key": label_key}, use_rep=self.preprocessor.use_rep)
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
+    check_classes(labels, label_key)
     self.classes_ = list(classes) if classes is not None else sorted(set(labels))
     missing = sorted(set(labels) - set(self.classes))
     if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes}")

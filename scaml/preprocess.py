@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'Selection', 'normalize_log1p', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gene_filter',
-           'Preprocessor', 'pick_layer', 'align_genes']
+           'Preprocessor', 'describe_layout', 'layer_choices', 'pick_layer', 'align_genes']
 
 # %% ../nbs/01_preprocess.ipynb #f5033f99
 def normalize_log1p(X, *, target_sum: float = 1e4, log_base: float | None = None) -> sp.csr_matrix:
@@ -203,24 +203,58 @@ class Preprocessor:
         return f"Preprocessor({what}, scale={self.scale}; {state})"
 
 # %% ../nbs/01_preprocess.ipynb #ff70879f
+def describe_layout(adata: AnnData) -> str:
+    "Where `adata` holds expression values: X, each layer and .raw, for messages."
+    x = "X absent (None)" if adata.X is None else f"X {type(adata.X).__name__}"
+    layers = f"layers {list(adata.layers.keys())}" if len(adata.layers) else "no layers"
+    raw = f".raw with {adata.raw.n_vars} genes" if adata.raw is not None else "no .raw"
+    return f"{x}, {layers}, {raw}"
+
+def layer_choices(adata: AnnData, but: str | None = None) -> str:
+    "The `layer` values that select another matrix of `adata`, as `layer='x' (--layer x)` hints."
+    opts = ([] if adata.X is None else ["X"]) + list(adata.layers.keys()) + (["raw"] if adata.raw is not None else [])
+    opts = [o for o in opts if o != but]
+    return " or ".join(f"layer={o!r} (--layer {o})" for o in opts) or "none: the file holds no other matrix"
+
 def pick_layer(adata: AnnData, layer: str | None):
-    "The matrix named by `layer` ('auto': counts layer when present, else X)."
+    """The matrix named by `layer` and where it came from.
+
+    `'auto'`: `layers['counts']` when present, else `X`; `None` or `'X'`: `X`; `'raw'`: `adata.raw.X`, restricted to
+    the genes of `adata.var_names`; any other name: that layer.
+    """
+    if layer is not None and not isinstance(layer, str):
+        raise TypeError(f"layer={layer!r}: pass None or 'X' (adata.X), 'auto', 'raw' (adata.raw.X) or a layer name")
     if layer == "auto": layer = "counts" if "counts" in adata.layers else None
-    if layer is None: return adata.X, "X"
+    if layer in (None, "X"):
+        if adata.X is None:
+            raise ValueError(f"adata.X is None: this AnnData has {describe_layout(adata)}; choose the matrix that holds "
+                             f"the counts with {layer_choices(adata, 'X')}")
+        return adata.X, "X"
+    if layer == "raw":
+        if adata.raw is None:
+            raise KeyError(f"layer='raw' but adata.raw is None: this AnnData has {describe_layout(adata)}; pass "
+                           f"{layer_choices(adata)}")
+        pos = pd.Index(adata.raw.var_names).get_indexer(adata.var_names)
+        if (pos < 0).any():
+            raise ValueError(f"adata.raw lacks {int((pos < 0).sum())} of the genes of adata.var_names (e.g. "
+                             f"{list(adata.var_names[pos < 0][:3])}); use adata.raw.to_adata() as the input instead")
+        X = adata.raw.X
+        return (X if len(pos) == X.shape[1] and (pos == np.arange(len(pos))).all() else X[:, pos]), "raw.X"
     if layer not in adata.layers:
-        raise KeyError(f"layer={layer!r} is not in adata.layers; available: {list(adata.layers.keys()) or 'none'}. "
-                       "Pass layer=None to use X")
+        raise KeyError(f"layer={layer!r} is not in adata.layers; this AnnData has {describe_layout(adata)}; pass "
+                       f"{layer_choices(adata)}")
     return adata.layers[layer], f"layers[{layer!r}]"
 
 def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str]:
     "Log-normalised CSR matrix of `adata` and the kind of input it came from."
     X, where = pick_layer(adata, pp.layer)
-    if X is None: raise ValueError("adata.X is None; store the expression matrix in X or pass layer=...")
     info = describe_matrix(X)
     if info["nonfinite"] or info["negative"]:
         bad = "NaN or infinite values" if info["nonfinite"] else f"negative values (minimum {info['min']:.3g})"
+        cur = {"X": "X", "raw.X": "raw"}.get(where, where[len("layers['"):-2] if where.startswith("layers[") else where)
         raise ValueError(f"{where} holds {bad}, so it is neither counts nor log-normalised expression (scaled or "
-                         "corrupted data?); pass raw counts (layer='counts', --layer counts) or log1p-normalised values")
+                         f"corrupted data?). This AnnData has {describe_layout(adata)}; pass the counts or log1p values "
+                         f"with {layer_choices(adata, cur)}")
     if info["kind"] == "counts":
         return normalize_log1p(X, target_sum=pp.target_sum, log_base=pp.log_base), "counts"
     if info["kind"] == "other":
@@ -291,8 +325,9 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5) -
     if found < min_overlap * len(genes):
         raise ValueError(f"only {found} of the model's {len(genes)} genes are in adata.var_names "
                          f"({found / max(len(genes), 1):.1%}, minimum {min_overlap:.0%}); check that var_names are the "
-                         f"same kind of gene identifier (symbols vs Ensembl IDs), e.g. model genes "
-                         f"{genes[:3]} vs data {list(adata.var_names[:3])}")
+                         f"same kind of gene identifier (symbols vs Ensembl IDs): model genes missing from the data "
+                         f"{report['missing_examples'][:3]}, data genes the model does not know "
+                         f"{list(adata.var_names[~pd.Index(adata.var_names).isin(genes)][:3])}")
     if n_missing:
         msg = (f"{n_missing} of {len(genes)} model genes ({report['frac_missing']:.1%}) are missing from the data and "
                f"set to 0, e.g. {report['missing_examples'][:5]}")
