@@ -190,10 +190,11 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     engine = _engine(engine, adata, client, use_rep)
     device = resolve_device(device)
     files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
-    name = f"adata ('{files[0]}')" if files[0] else "adata"
-    name_test = f"adata_test ('{files[1]}', --adata-test)" if files[1] else "adata_test"
-    check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep, name=name)
-    if adata_test is not None: check_adata(adata_test, obs_keys={"label_key": label_key}, name=name_test)
+    check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep,
+                where=f"the file '{files[0]}'" if files[0] else None)
+    if adata_test is not None:
+        check_adata(adata_test, obs_keys={"label_key": label_key}, name="adata_test",
+                    where=f"the --adata-test file '{files[1]}'" if files[1] else "the test cells")
     if layer == "raw" and engine != "memory":
         raise ValueError(f"layer='raw' (--layer raw) reads adata.raw, which the {engine} engine does not; write the "
                          "counts into X or a layer (adata.layers['counts'] = adata.raw.X) and save the file again")

@@ -117,7 +117,7 @@ def _check_models(models: Sequence[str], flag: str = "--models") -> None:
     "Refuse unknown model names before any data is read."
     from scaml.core import MODELS
     bad = [m for m in models if m not in MODELS]
-    if bad: raise ValueError(f"unknown model(s) {bad} in {flag}; available: {', '.join(MODELS)}")
+    if bad: raise ValueError(f"unknown model(s) {bad}; available: {', '.join(MODELS)}. Fix {flag}")
 
 def _check_outdir_flag(args: argparse.Namespace, *inputs) -> Path:
     "`check_outdir` on --outdir, before anything is read."
@@ -539,7 +539,7 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
     m.add_argument("--n-components", type=_int_flag("--n-components", 1), default=None,
                    help="TruncatedSVD components of a detector (default: 100 for iforest, full vectors otherwise)")
     m.add_argument("--reject", action="store_true", help="also fit and evaluate a rejection rule (needs --label-key)")
-    m.add_argument("--coverage", type=_float_flag("--coverage", 0, 1), default=0.98,
+    m.add_argument("--coverage", type=_float_flag("--coverage", 0, 1, high_open=True), default=0.98,
                    help="fraction of held-out known cells kept by --reject")
     m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
                    help="random seed")
@@ -603,8 +603,9 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
                        group_key=gk, coverage=args.coverage,
                        features=args.features, n_top_genes=args.n_hvg, random_state=args.seed)
     pred = predict_with_rejection(adata[te], rm)
-    labels, _ = clean_labels(adata[te], args.label_key)
-    y = np.where(flag[te], np.char.add("novel:", labels.astype(str)), labels).astype(object)
+    labels, keep = clean_labels(adata[te], args.label_key)       # unlabelled known cells ('') count in no metric
+    labels = labels.astype(str)
+    y = np.where(flag[te], np.char.add("novel:", np.where(keep, labels, "unlabelled")), labels).astype(object)
     pred.insert(0, "y_true", y)
     met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes)
     met.update(rule=repr(rm), calibration=rm.calibration)

@@ -116,7 +116,8 @@ def read_h5ad(path: PathLike, *, backed: bool = False) -> AnnData:
                          "was not written by anndata. Copy it again or convert it with scaml.io.read") from None
 
 # %% ../nbs/00_data.ipynb #cf0e6163
-def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key", name: str = "adata") -> None:
+def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key", name: str = "adata",
+                  where: str | None = None) -> None:
     """Raise a `KeyError` listing the available columns if `key` is not in `adata.obs`.
 
     Parameters
@@ -128,10 +129,12 @@ def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key", name: s
     param
         Name of the argument that holds `key`, used in the message.
     name
-        How the message names `adata` (e.g. `"adata_test ('b.h5ad')"`).
+        How the message names `adata` (`'adata'`, `'adata_test'`).
+    where
+        Where `adata` came from, for the message (e.g. `"the --adata-test file 'b.h5ad'"`).
     """
     if key not in adata.obs.columns:
-        raise KeyError(f"{param}={key!r} is not a column of {name}.obs; available: "
+        raise KeyError(f"{param}={key!r} is not a column of {name}.obs{f' ({where})' if where else ''}; available: "
                        f"{format_values(adata.obs.columns) or 'none'}. Pass {param}=...")
 
 def check_obsm_key(adata: AnnData, key: str, *, param: str = "use_rep") -> None:
@@ -149,7 +152,7 @@ def check_values(adata: AnnData, key: str, values: Sequence[str], *, param: str 
                          f"{format_values(sorted(present))}")
 
 def check_adata(adata: AnnData, *, obs_keys: Sequence[str] | dict[str, str] = (), use_rep: str | None = None,
-                unique_names: bool = True, name: str = "adata") -> None:
+                unique_names: bool = True, name: str = "adata", where: str | None = None) -> None:
     """Check `adata` before use: required `obs` columns, an `obsm` key, unique cell and gene names.
 
     Parameters
@@ -163,16 +166,19 @@ def check_adata(adata: AnnData, *, obs_keys: Sequence[str] | dict[str, str] = ()
     unique_names
         Raise if cell or gene names are duplicated.
     name
-        How messages name `adata` (e.g. `"adata_test ('b.h5ad')"`).
+        How messages name `adata` (`'adata'`, `'adata_test'`).
+    where
+        Where `adata` came from, for messages (e.g. `"the --adata-test file 'b.h5ad'"`).
     """
     if not isinstance(adata, AnnData):
         raise TypeError(f"{name} is a {type(adata).__name__}, not an AnnData; read files with scaml.read(path), or "
                         "wrap a matrix as anndata.AnnData(X, obs=..., var=...)")
     if adata.n_obs == 0 or adata.n_vars == 0:
-        raise ValueError(f"{name} is empty (shape {adata.shape}); nothing to train or predict on")
+        raise ValueError(f"{name}{f' ({where})' if where else ''} is empty (shape {adata.shape}); nothing to train or "
+                         "predict on")
     items = obs_keys.items() if isinstance(obs_keys, dict) else [("key", k) for k in obs_keys]
     for param, key in items:
-        if key is not None: check_obs_key(adata, key, param=param, name=name)
+        if key is not None: check_obs_key(adata, key, param=param, name=name, where=where)
     if use_rep is not None: check_obsm_key(adata, use_rep)
     if unique_names:
         for axis, names in (("cell", adata.obs_names), ("gene", adata.var_names)):

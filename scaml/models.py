@@ -464,10 +464,19 @@ class CellTypeModel:
                 f"{len(self.features)} features; {self.preprocessor!r}; {self.backend!r}")
 
 # %% ../nbs/02_models.ipynb #e0449ecb
+def _check_anndata(adata, param: str) -> None:
+    "A `TypeError` naming `param` when it is not an AnnData (a matrix or a DataFrame, say)."
+    if not isinstance(adata, AnnData):
+        hint = (" wrap it as anndata.AnnData(X, var=pd.DataFrame(index=gene_names)) so that genes can be matched by name"
+                if hasattr(adata, "shape") else " read a file with scaml.read(path)")
+        raise TypeError(f"{param} is a {type(adata).__name__}, not an AnnData (cells x genes with gene names);{hint}")
+
 @patch
 def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
                classes: Sequence[str] | None = None) -> CellTypeModel:
     "Fit the preprocessing and the classifier on the labelled cells of `adata`."
+    _check_anndata(adata, "adata")
+    if not isinstance(label_key, str): raise TypeError(f"label_key={label_key!r}: pass the name of an obs column")
     check_adata(adata, obs_keys={"label_key": label_key}, use_rep=self.preprocessor.use_rep)
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
@@ -494,6 +503,7 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
 def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
     "Class probabilities, cells x classes."
     if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
+    _check_anndata(adata, "adata")
     X = self.preprocessor.transform(adata)
     return pd.DataFrame(self.backend.predict_proba(X), index=adata.obs_names.copy(), columns=self.classes)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -300,7 +301,8 @@ def _scale_factors(std: np.ndarray) -> np.ndarray:
     std = np.asarray(std, dtype=np.float64)
     return np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 1.0).astype(np.float32)
 
-def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5) -> tuple[np.ndarray, dict]:
+def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
+                data_genes: Sequence[str] | None = None) -> tuple[np.ndarray, dict]:
     """Map the genes a model knows to the columns of `adata`, by name.
 
     Parameters
@@ -311,6 +313,8 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5) -
         Gene names in the model's order.
     min_overlap
         Raise if fewer than this fraction of `genes` are found.
+    data_genes
+        All gene names of the data, for the message (default `adata.var_names`).
 
     Returns
     -------
@@ -323,11 +327,12 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5) -
               "missing_examples": [genes[i] for i in np.flatnonzero(pos < 0)[:10]]}
     found = len(genes) - n_missing
     if found < min_overlap * len(genes):
+        unknown = pd.Index(data_genes if data_genes is not None else adata.var_names).difference(genes, sort=False)
         raise ValueError(f"only {found} of the model's {len(genes)} genes are in adata.var_names "
                          f"({found / max(len(genes), 1):.1%}, minimum {min_overlap:.0%}); check that var_names are the "
                          f"same kind of gene identifier (symbols vs Ensembl IDs): model genes missing from the data "
                          f"{report['missing_examples'][:3]}, data genes the model does not know "
-                         f"{list(adata.var_names[~pd.Index(adata.var_names).isin(genes)][:3])}")
+                         f"{[str(g) for g in unknown[:3]]}")
     if n_missing:
         msg = (f"{n_missing} of {len(genes)} model genes ({report['frac_missing']:.1%}) are missing from the data and "
                f"set to 0, e.g. {report['missing_examples'][:5]}")
@@ -349,12 +354,12 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
         if self.max_value is not None: np.clip(out, -self.max_value, self.max_value, out=out)
         report = {"n_features": len(self.features), "n_missing": 0, "frac_missing": 0.0, "missing_examples": []}
         return (out, report) if return_report else out
-    n_extra = 0
+    n_extra, all_genes = 0, adata.var_names
     if self.input_genes is not None:         # library sizes over the genes the training cells had, no others
         inside = pd.Index(adata.var_names).isin(self.input_genes)
         n_extra = int((~inside).sum())
         if n_extra: adata = adata[:, inside]
-    pos, report = align_genes(adata, self.features, min_overlap=self.min_overlap)
+    pos, report = align_genes(adata, self.features, min_overlap=self.min_overlap, data_genes=all_genes)
     X, kind = _lognorm(adata, self)
     report["input_kind"], report["n_genes_not_in_training"] = kind, n_extra
     X = X[:, np.where(pos >= 0, pos, 0)].tocsr()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .data import check_adata, clean_labels
+from .data import check_adata, check_classes, clean_labels
 from .metrics import UNKNOWN
 from .models import CellTypeModel
 from .novelty import DETECTORS, NoveltyDetector, one_minus_max, temper
@@ -131,6 +131,7 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str = "lr", group_ke
     if not 0 < coverage < 1: raise ValueError(f"coverage={coverage} must be between 0 and 1")
     check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
     labels, keep = clean_labels(adata, label_key)
+    check_classes(labels[keep], label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
     groups = adata.obs[group_key].astype(str).to_numpy() if group_key else None
     folds, kind = heldout_folds(labels, groups, n_folds, holdout, random_state)

@@ -156,7 +156,7 @@ def split_cells(adata: AnnData, adata_test: AnnData | None = None, *, label_key:
                          "Choose other training values or another label_key")
     return tr, ytr, te, yte, desc
 
-# %% ../nbs/04_splits.ipynb #fbd3f575
+# %% ../nbs/04_splits.ipynb #28447763
 def _projections(X, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Two random projections of every row of `X` (rounded, hashable) and the number of non-zero values per row."
     import scipy.sparse as sp
