@@ -285,7 +285,8 @@ def _check_predict_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]
     "Check --out and --h5ad-out before the model or the cells are read."
     from scaml.core import check_outfile
     out = args.out or Path(args.adata).with_suffix("").name + "_scaml_predictions.csv"
-    kw = dict(overwrite=args.overwrite, inputs=[args.adata, args.model], written_by_scaml=_is_prediction_file)
+    model = args.model if (Path(args.model) / "meta.json").is_file() else None      # else loading says what is wrong
+    kw = dict(overwrite=args.overwrite, inputs=[args.adata, model], written_by_scaml=_is_prediction_file)
     out = check_outfile(out, param="--out", formats=(".csv", ".h5ad"), **kw)
     h5 = check_outfile(args.h5ad_out, param="--h5ad-out", formats=(".h5ad",), **kw) if args.h5ad_out else None
     if h5 is not None and h5.resolve() == out.resolve():

@@ -180,9 +180,12 @@ def check_outfile(path: PathLike, *, overwrite: bool = False, inputs: Iterable[P
     for i in inputs:
         if i is None: continue
         ir = Path(i).resolve()
-        if res == ir or ir in res.parents:
+        if res == ir:
             raise ValueError(f"{param} '{path}' is the input '{i}'; writing it would replace the data it is made "
                              f"from. Choose another {param}")
+        if ir in res.parents:
+            raise ValueError(f"{param} '{path}' is inside the input folder '{i}'; writing there would change an input. "
+                             f"Choose another {param}")
     if path.is_dir():
         raise IsADirectoryError(f"{param} '{path}' is a folder; {param} names a file to write, e.g. "
                                 f"'{path / ('predictions' + formats[0])}'")

@@ -578,7 +578,7 @@ def test_11_overwrite_never_replaces_cwd_parent_file_or_input(capsys, data_dir, 
         t = time.perf_counter()
         code, err = run(capsys, f, "--adata", inp, *extra, "--outdir", out, "--overwrite")
         assert_error(code, err, phrase)
-        assert "accuracy" not in err and time.perf_counter() - t < 5, err
+        assert "accuracy" not in err and time.perf_counter() - t < 60, err
     assert sorted(p.name for p in work.iterdir()) == sorted(["cells.h5ad", "notes.txt"] + (["a_to_b"] if cmd == "report"
                                                                                           else []))
     assert (work / "notes.txt").read_text() == "mine"
