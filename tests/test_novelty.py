@@ -51,6 +51,7 @@ def _metrics(out, name):
     return json.loads((out / name / "metrics.json").read_text())
 
 
+@pytest.mark.slow   # the real-data runs of `runs`: about a minute on 2 cores; CI runs them (.ci/run)
 def test_cellbench_novelty_every_method(runs):
     out, stdout = runs
     auroc = {}
@@ -78,6 +79,7 @@ def test_cellbench_novelty_every_method(runs):
     assert min(auroc.values()) > 0.85
 
 
+@pytest.mark.slow   # the real-data runs of `runs`: about a minute on 2 cores; CI runs them (.ci/run)
 def test_rejection_turns_unseen_cell_lines_into_unknown(runs):
     """Split: train on sc_celseq2 + sc_dropseq (3 lines), test on the 5-line plates; A549/H838 are unseen.
 
@@ -99,6 +101,7 @@ def test_rejection_turns_unseen_cell_lines_into_unknown(runs):
     assert curve.unseen_rejected.is_monotonic_increasing and (d / "rejection.png").is_file()
 
 
+@pytest.mark.slow   # the real-data runs of `runs`: about a minute on 2 cores; CI runs them (.ci/run)
 def test_tabula_muris_leave_one_cell_type_out(runs):
     out, _ = runs
     met = _metrics(out, "tm_hepatocyte")
@@ -123,6 +126,7 @@ def test_flag_parsing_errors(cli, tmp_path):
     assert p.returncode == 1 and "flag_key='is_hek'" in p.stderr and "cell_line" in p.stderr
 
 
+@pytest.mark.slow   # the real-data runs of `runs`: about a minute on 2 cores; CI runs them (.ci/run)
 def test_learning_curve_cli(runs):
     out, stdout = runs
     d = out / "lc"
