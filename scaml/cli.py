@@ -267,6 +267,11 @@ def predict_parser(prog: str = "scaml_predict") -> argparse.ArgumentParser:
     p.add_argument("--h5ad-out", help="also write the annotated AnnData here (.h5ad)")
     p.add_argument("--key-added", default="scaml", type=_key_name("--key-added"),
                    help="prefix of the keys written to the AnnData")
+    m = p.add_argument_group("checks against the saved model (flags of the original scripts; the model's own settings apply)")
+    m.add_argument("--features", choices=["hvg", "all", "actinn"], help="the gene selection the model was trained with")
+    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
+                   help="its number of genes")
+    m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY", help="its obsm embedding")
     p.add_argument("--overwrite", action="store_true", help="replace output files that scaml_predict wrote")
     _common(p)
     return p
@@ -310,6 +315,7 @@ def _predict(args: argparse.Namespace) -> None:
     from scaml.models import CellTypeModel, annotate
     out, h5 = _check_predict_outputs(args)
     model = CellTypeModel.load(args.model)
+    _check_model_flags(args, model)
     adata = _read_input(args.adata)
     annotate(adata, model, key_added=args.key_added)
     k = args.key_added
@@ -327,6 +333,17 @@ def _predict(args: argparse.Namespace) -> None:
     counts = df["label"].value_counts()
     print(counts.to_string())
     print(f"predictions: {out}")
+
+def _check_model_flags(args: argparse.Namespace, model) -> None:
+    "The original scripts passed the training settings again; they must match the saved model's."
+    pp = model.preprocessor
+    saved = {"--features": (args.features, None if pp.use_rep else pp.gene_selection),
+             "--n-top-genes": (args.n_hvg, pp.n_top_genes if (pp.gene_selection == "hvg" and not pp.use_rep) else None),
+             "--use-rep": (args.embedding, pp.use_rep)}
+    for flag, (given, value) in saved.items():
+        if given is not None and given != value:
+            raise ValueError(f"{flag} {given} does not match the model in '{args.model}', which was trained with "
+                             f"{flag} {value}; drop {flag} (the model applies its own preprocessing) or pass another --model")
 
 def scaml_predict(argv: Sequence[str] | None = None) -> int:
     "Console entry point: annotate new cells with a saved model."

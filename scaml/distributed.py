@@ -210,9 +210,9 @@ def fit_preprocessor_dask(X: da.Array, pp: Preprocessor, *, var_names: Sequence[
     mE, vE = mv(S[0], S[1])
     idx = hvg_from_moments(mE, vE, pp.n_top_genes) if pp.gene_selection == "hvg" else np.arange(g)
     mL, vL = mv(S[2], S[3])
-    pp.features = [str(var_names[i]) for i in idx]
-    pp.mean, pp.std = (mL[idx], np.sqrt(vL[idx])) if pp.scale else (None, None)
-    pp.input_kind, pp.n_input_genes, pp.input_genes = kind, g, [str(x) for x in var_names]
+    pp.features_ = [str(var_names[i]) for i in idx]
+    pp.mean_, pp.std_ = (mL[idx], np.sqrt(vL[idx])) if pp.scale else (None, None)
+    pp.input_kind_, pp.n_input_genes_, pp.input_genes_ = kind, g, [str(x) for x in var_names]
     log.info("preprocessing fitted on %d cells in %d blocks: %d of %d genes", n, len(blocks), len(idx), g)
     return pp
 

@@ -188,15 +188,32 @@ class Preprocessor:
     layer: str | None = "auto"
     use_rep: str | None = None
     min_overlap: float = 0.5
-    features: list[str] = field(default_factory=list)
-    std: np.ndarray | None = None
-    mean: np.ndarray | None = None
-    input_kind: str | None = None
-    n_input_genes: int | None = None
-    input_genes: list[str] | None = None
+    features_: list[str] = field(default_factory=list)
+    std_: np.ndarray | None = None
+    mean_: np.ndarray | None = None
+    input_kind_: str | None = None
+    n_input_genes_: int | None = None
+    input_genes_: list[str] | None = None
 
     @property
-    def is_fitted(self) -> bool: return bool(self.features)
+    def is_fitted(self) -> bool: return bool(self.features_)
+
+    @property
+    def features(self) -> list[str]:
+        "The fitted feature names (genes or embedding columns), in the order of the transformed matrix's columns."
+        return self.features_
+
+    @property
+    def mean(self) -> np.ndarray | None: return self.mean_
+
+    @property
+    def std(self) -> np.ndarray | None: return self.std_
+
+    @property
+    def input_kind(self) -> str | None: return self.input_kind_
+
+    @property
+    def input_genes(self) -> list[str] | None: return self.input_genes_
 
     def __repr__(self) -> str:
         what = f"embedding {self.use_rep!r}" if self.use_rep else f"{self.gene_selection} genes, log1p CP{self.target_sum:g}"
@@ -272,12 +289,12 @@ def fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
     if self.use_rep is not None:
         check_obsm_key(adata, self.use_rep)
         E = np.asarray(adata.obsm[self.use_rep], dtype=np.float64)
-        self.features = [f"{self.use_rep}_{i}" for i in range(E.shape[1])]
-        self.mean, self.std = E.mean(0), E.std(0)
-        self.input_kind, self.n_input_genes = "embedding", E.shape[1]
+        self.features_ = [f"{self.use_rep}_{i}" for i in range(E.shape[1])]
+        self.mean_, self.std_ = E.mean(0), E.std(0)
+        self.input_kind_, self.n_input_genes_ = "embedding", E.shape[1]
         return self
-    X, self.input_kind = _lognorm(adata, self)
-    self.n_input_genes, self.input_genes = X.shape[1], [str(g) for g in adata.var_names]
+    X, self.input_kind_ = _lognorm(adata, self)
+    self.n_input_genes_, self.input_genes_ = X.shape[1], [str(g) for g in adata.var_names]
     if self.gene_selection == "hvg" and self.n_top_genes >= X.shape[1]:
         log.info("n_top_genes=%d is not smaller than the %d genes: keeping all of them", self.n_top_genes, X.shape[1])
     if self.gene_selection == "hvg": idx = highly_variable_genes(X, self.n_top_genes, log_base=self.log_base)
@@ -287,10 +304,10 @@ def fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
     if len(idx) == 0:
         raise ValueError(f"gene_selection={self.gene_selection!r} kept none of the {X.shape[1]} genes of {adata.n_obs} "
                          "training cells (too few genes or cells); use gene_selection='all' or 'hvg' (--features)")
-    self.features = [str(g) for g in adata.var_names[idx]]
+    self.features_ = [str(g) for g in adata.var_names[idx]]
     if self.scale:
         mean, var = _mean_var(X[:, idx])
-        self.mean, self.std = mean, np.sqrt(var)
+        self.mean_, self.std_ = mean, np.sqrt(var)
     log.info("preprocessing fitted on %d cells: %d of %d genes (%s), input %s", adata.n_obs, len(idx),
              X.shape[1], self.gene_selection, self.input_kind)
     return self
@@ -386,16 +403,17 @@ def fit_transform(self: Preprocessor, adata: AnnData):
 def to_dict(self: Preprocessor) -> dict:
     "A JSON-serialisable dict of the parameters and fitted state."
     d = asdict(self)
-    for k in ("std", "mean"): d[k] = None if d[k] is None else [float(v) for v in d[k]]
+    for k in ("std_", "mean_"): d[k] = None if d[k] is None else [float(v) for v in d[k]]
     return d
 
 @patch(cls_method=True)
 def from_dict(cls: Preprocessor, d: dict) -> Preprocessor:
     "Rebuild a Preprocessor from `to_dict` output."
     known = set(Preprocessor.__dataclass_fields__)
+    d = {(k + "_" if k + "_" in known and k not in known else k): v for k, v in d.items()}   # names of scaml 0.1
     unknown = set(d) - known
     if unknown: raise ValueError(f"unknown preprocessing fields {sorted(unknown)}; the model was saved by another scaml version")
     d = dict(d)
-    for k in ("std", "mean"):
+    for k in ("std_", "mean_"):
         if d.get(k) is not None: d[k] = np.asarray(d[k], dtype=np.float64)
     return Preprocessor(**d)

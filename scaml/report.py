@@ -183,7 +183,7 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
     for (tr, te), final in zip(splits, targets):
         params = {"dataset": dataset, "adata_path": str(Path(adata).resolve()) if adata is not None else None,
                   "label_key": label_key, "split_key": split_key, "train": tr, "test": te, "models": models,
-                  "n_hvg": n_top_genes, "embedding": use_rep, "seed": random_state, "outdir": "results",
+                  "n_top_genes": n_top_genes, "use_rep": use_rep, "random_state": random_state, "outdir": "results",
                   "learning_curve": learning_curve, "novelty": novelty}
         log.info("running %s -> %s", nb.name, final)
         with ResultsFolder(final, overwrite=overwrite, inputs=[adata]) as rf:

@@ -99,9 +99,9 @@ def fit_preprocessor_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.nda
     mE, vE = mv(sE, sE2)
     idx = hvg_from_moments(mE, vE, pp.n_top_genes) if pp.gene_selection == "hvg" else np.arange(g)
     mL, vL = mv(sL, sL2)
-    pp.features = [str(x) for x in adata.var_names[idx]]
-    pp.mean, pp.std = (mL[idx], np.sqrt(vL[idx])) if pp.scale else (None, None)
-    pp.input_kind, pp.n_input_genes, pp.input_genes = kind, g, [str(x) for x in adata.var_names]
+    pp.features_ = [str(x) for x in adata.var_names[idx]]
+    pp.mean_, pp.std_ = (mL[idx], np.sqrt(vL[idx])) if pp.scale else (None, None)
+    pp.input_kind_, pp.n_input_genes_, pp.input_genes_ = kind, g, [str(x) for x in adata.var_names]
     log.info("preprocessing fitted in one pass over %d cells: %d of %d genes", n, len(idx), g)
     return pp
 
