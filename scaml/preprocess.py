@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from fastcore.basics import patch
 
+from .core import check_float, check_int
 from .data import check_obsm_key, describe_matrix
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,18 @@ class Preprocessor:
     input_kind_: str | None = None
     n_input_genes_: int | None = None
     input_genes_: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        "Refuse parameters of the wrong type or range, naming the parameter."
+        if self.gene_selection not in ("hvg", "actinn", "all"):
+            raise ValueError(f"gene_selection={self.gene_selection!r}; choose 'hvg', 'actinn' or 'all' (--features)")
+        self.n_top_genes = check_int(self.n_top_genes, "n_top_genes", minimum=1)
+        self.target_sum = check_float(self.target_sum, "target_sum", low=0, low_open=True)
+        self.min_overlap = check_float(self.min_overlap, "min_overlap", low=0, high=1)
+        for name in ("layer", "use_rep"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise TypeError(f"{name}={v!r} ({type(v).__name__}): pass a name (str) or None")
 
     @property
     def is_fitted(self) -> bool: return bool(self.features_)

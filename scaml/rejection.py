@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .core import check_float
 from .data import check_adata, check_classes, clean_labels
 from .metrics import UNKNOWN
 from .models import CellTypeModel
@@ -128,7 +129,7 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str = "lr", group_ke
     """
     if score != "proba" and score not in DETECTORS:
         raise ValueError(f"score={score!r}; choose 'proba' or a detector: {', '.join(DETECTORS)}")
-    if not 0 < coverage < 1: raise ValueError(f"coverage={coverage} must be between 0 and 1")
+    coverage = check_float(coverage, "coverage", low=0, high=1, low_open=True, high_open=True)
     check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
     labels, keep = clean_labels(adata, label_key)
     check_classes(labels[keep], label_key)

@@ -826,3 +826,33 @@ def test_17_sigterm_while_writing_leaves_nothing(data_dir, tmp_path):
         assert err.strip().splitlines()[-1].startswith("interrupted; "), err
         assert "Traceback" not in err
         assert list(tmp_path.iterdir()) == []                      # no .NAME.partial-PID folder left
+
+# ------------------------------------------------------------------ 18. Python API arguments of the wrong type
+def test_18_api_arguments_of_the_wrong_type():
+    import scaml
+    from scaml.data import toy_adata
+    from scaml.preprocess import Preprocessor
+    ad = toy_adata(n_obs=120, n_vars=60, n_classes=3)
+    model = CellTypeModel("lr", preprocessor=Preprocessor(n_top_genes=30)).fit(ad)
+    cases = [
+        (lambda: scaml.run_benchmark(ad, split_key="batch", train="b0", n_top_genes="50"), TypeError,
+         "n_top_genes='50' (str): pass an integer"),
+        (lambda: scaml.run_benchmark(ad, split_key="batch", train=["b0"], random_state=-1), ValueError,
+         "random_state=-1 is out of range"),
+        (lambda: scaml.run_benchmark(ad, split_key="batch", train=0), TypeError, "train=0 (int): pass a name"),
+        (lambda: scaml.run_matrix(ad, split_key="batch", cv_folds="2", models=["lr"]), TypeError, "cv_folds='2'"),
+        (lambda: scaml.run_matrix(ad, split_key="batch", groups=5), TypeError, "groups=5 (int)"),
+        (lambda: scaml.learning_curve(ad, group_key="batch", fractions="0.5"), TypeError, "fractions='0.5': pass a list"),
+        (lambda: scaml.learning_curve(ad, group_key="batch", n_groups=[0]), ValueError, "n_groups[...]=0 is out of range"),
+        (lambda: scaml.fit_rejection(ad, label_key="cell_type", coverage="0.9"), TypeError, "coverage='0.9' (str)"),
+        (lambda: Preprocessor(n_top_genes="10"), TypeError, "n_top_genes='10' (str)"),
+        (lambda: Preprocessor(layer=3), TypeError, "layer=3 (int)"),
+        (lambda: model.predict(np.zeros((2, 60))), TypeError, "adata is a ndarray, not an AnnData"),
+        (lambda: model.predict(ad.to_df()), TypeError, "adata is a DataFrame, not an AnnData"),
+        (lambda: scaml.annotate(ad.to_df(), model), TypeError, "adata=DataFrame: pass an AnnData"),
+        (lambda: model.fit(ad, label_key=["cell_type"]), TypeError, "label_key=['cell_type']: pass the name"),
+    ]
+    for call, exc, phrase in cases:
+        with pytest.raises(exc) as e:
+            call()
+        assert phrase in str(e.value), (phrase, str(e.value))
