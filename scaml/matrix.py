@@ -21,6 +21,7 @@ from .benchmark import run_benchmark
 from .core import DEFAULT_MODELS, PathLike, check_int, check_names, package_versions
 from .data import check_adata, check_values
 from .metrics import evaluate
+from .plots import use_file_backend
 from .results import ResultsFolder, check_outdir
 
 log = logging.getLogger(__name__)
@@ -275,9 +276,7 @@ def save_matrix_figures(results: PathLike, *, dpi: int = 120) -> list[Path]:
     The paths written.
     """
     import json
-    import matplotlib
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
     from scaml.plots import PNG_FAST
     results = Path(results)

@@ -23,7 +23,7 @@ __all__ = ['log', 'R_SCRIPT', 'DEFAULT_REDUCTIONS', 'seurat_to_h5ad', 'export_se
 # %% ../nbs/08g_seurat.ipynb #9f5f4b41
 R_SCRIPT = Path(str(importlib.resources.files("scaml") / "R" / "export_seurat.R"))
 DEFAULT_REDUCTIONS = ("pca", "umap", "harmony")
-_R_HINT = ("install R with Seurat and hdf5r: on Debian/Ubuntu `apt-get install r-base-core r-cran-seurat r-cran-hdf5r`, "
+_R_HINT = ("install R with SeuratObject and hdf5r: on Debian/Ubuntu `apt-get install r-base-core r-cran-seuratobject r-cran-hdf5r`, "
            "elsewhere install R and then install.packages(c('Seurat', 'hdf5r')) from CRAN")
 
 # %% ../nbs/08g_seurat.ipynb #090d191a
