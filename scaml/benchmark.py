@@ -18,14 +18,14 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, format_sorted, limit_threads, package_versions,
-                        resolve_device)
+from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float, check_int, check_names,
+                        format_sorted, format_values, limit_threads, package_versions, resolve_device)
 from .data import check_adata
 from .metrics import ci_for_benchmark, evaluate
 from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
 from .results import BenchmarkResult, check_outdir, write_results
-from .splits import split_cells
+from .splits import check_overlap, split_cells
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   outdir: PathLike | None = None, overwrite: bool = False, plots: bool = True,
                   save_models: bool = True, progress: bool = True, device: str = "cpu", block_size: int = 50_000,
                   engine: str = "auto", client=None, inputs: Sequence[PathLike | None] = (),
-                  args: dict | None = None, n_threads: int | None = None) -> BenchmarkResult:
+                  allow_overlap: bool = False, args: dict | None = None,
+                  n_threads: int | None = None) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
     Parameters
@@ -159,6 +160,10 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         A Dask client (`scaml.distributed.get_client`) for `engine='dask'`.
     inputs
         The files the run reads, so that `outdir` is never one of them or a folder holding them.
+    allow_overlap
+        Run even when test cells are also training cells (same name or same expression profile, see
+        `scaml.splits.check_overlap`), with a warning; by default that is an error. The manifest records the check
+        either way (`overlap`).
     args
         Command-line arguments to record in the manifest.
     n_threads
@@ -184,14 +189,36 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
         outdir = Path(outdir) if outdir is not None else None
         if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
+        n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
+        random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
+        test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
+        train, test = check_names(train, "train"), check_names(test, "test")
         engine = _engine(engine, adata, client, use_rep)
         device = resolve_device(device)
-        check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep)
-        if adata_test is not None: check_adata(adata_test, obs_keys={"label_key": label_key})
+        files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
+        check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep,
+                    where=f"the file '{files[0]}'" if files[0] else None)
+        if adata_test is not None:
+            check_adata(adata_test, obs_keys={"label_key": label_key}, name="adata_test",
+                        where=f"the --adata-test file '{files[1]}'" if files[1] else "the test cells")
+        if layer == "raw" and engine != "memory":
+            raise ValueError(f"layer='raw' (--layer raw) reads adata.raw, which the {engine} engine does not; write the "
+                             "counts into X or a layer (adata.layers['counts'] = adata.raw.X) and save the file again")
 
         tr, ytr, te, yte, desc = split_cells(adata, adata_test, label_key=label_key, split=split, split_key=split_key,
                                              train=train, test=test, test_size=test_size, random_state=random_state)
         test_src = adata if adata_test is None else adata_test
+        overlap_report = check_overlap(adata, test_src, train_rows=tr, test_rows=te, layer=layer, random_state=random_state)
+        overlap_report["allowed"] = bool(allow_overlap)
+        if overlap_report["overlap"]:
+            r = overlap_report
+            msg = (f"test cells are also training cells: {r['n_shared_names']} test cells share a name with a training "
+                   f"cell and {r['n_shared_profiles']} of {r['n_profiles_checked']} sampled test cells have the same "
+                   f"expression profile as one (e.g. {format_values(r['examples'], 3)}), so the scores would be optimistic")
+            if not allow_overlap:
+                raise ValueError(f"{msg}. Remove them from one side, or pass allow_overlap=True (--allow-overlap) to run "
+                                 "anyway and record the overlap in the manifest")
+            warnings.warn(f"{msg}; running anyway (allow_overlap=True), recorded in the manifest", UserWarning, stacklevel=2)
         test_cells = pd.Index(test_src.obs_names[te], name="cell")
         train_classes = [str(c) for c in sorted(set(ytr))]
         classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
@@ -253,7 +280,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": classes,
             "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
             "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
-            "unseen_test_classes": unseen, "gene_overlap": overlap, "input_kind": pp.input_kind,
+            "unseen_test_classes": unseen, "gene_overlap": overlap, "overlap": overlap_report, "input_kind": pp.input_kind,
             "backed": bool(adata.isbacked), "device": device, "model_devices": devices, "engine": engine, **engine_info,
             "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
             "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),

@@ -9,14 +9,16 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 
 # %% auto #0
-__all__ = ['log', 'PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'resolve_device',
-           'available_cpus', 'n_threads', 'thread_limit', 'limit_threads', 'package_versions']
+__all__ = ['log', 'PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'check_int', 'check_float',
+           'check_names', 'check_outfile', 'resolve_device', 'available_cpus', 'n_threads', 'thread_limit',
+           'limit_threads', 'package_versions']
 
 # %% ../nbs/00_core.ipynb #55ceb223
 def format_values(values: Iterable, limit: int = 20) -> str:
@@ -45,6 +47,166 @@ def as_list(v) -> list[str]:
     "`None` -> `[]`, a string -> `[it]`, any other iterable -> a list of strings."
     if v is None: return []
     return [str(x) for x in ([v] if isinstance(v, str) else v)]
+
+# %% ../nbs/00_core.ipynb #77888704
+def check_int(value, param: str, *, minimum: int | None = None, maximum: int | None = None,
+              none_ok: bool = False) -> int | None:
+    """`value` as an `int`, or a `TypeError`/`ValueError` that names `param` and what it accepts.
+
+    Parameters
+    ----------
+    value
+        The value given.
+    param
+        Its name in messages (`'n_top_genes'`, `'--n-top-genes'`).
+    minimum
+        Smallest allowed value.
+    maximum
+        Largest allowed value.
+    none_ok
+        Accept `None` (returned as it is).
+
+    Returns
+    -------
+    The integer.
+    """
+    if value is None and none_ok: return None
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass an integer"
+                        + (f" >= {minimum}" if minimum is not None else ""))
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        rng = (f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}") if minimum is not None \
+            else f"<= {maximum}"
+        raise ValueError(f"{param}={value} is out of range; pass an integer {rng}")
+    return value
+
+def check_float(value, param: str, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """`value` as a finite `float` inside the given bounds, or an error naming `param`.
+
+    Parameters
+    ----------
+    value
+        The value given.
+    param
+        Its name in messages.
+    low
+        Lower bound.
+    high
+        Upper bound.
+    low_open
+        Exclude `low` itself.
+    high_open
+        Exclude `high` itself.
+
+    Returns
+    -------
+    The float.
+    """
+    import math
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass a number")
+    value = float(value)
+    bad = not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or \
+        (high is not None and (value >= high if high_open else value > high))
+    if bad:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{param}={value:g} is out of range; pass a number {' and '.join(s for s in (lo, hi) if s) or 'that is finite'}")
+    return value
+
+def check_names(value, param: str, *, none_ok: bool = True) -> list[str] | None:
+    """A list of names from a string or a list/tuple of strings, or a `TypeError` naming `param`.
+
+    Parameters
+    ----------
+    value
+        One name or a sequence of names.
+    param
+        Its name in messages.
+    none_ok
+        Accept `None` (returned as it is).
+
+    Returns
+    -------
+    The names as a list of strings.
+    """
+    if value is None and none_ok: return None
+    if isinstance(value, str): return [value]
+    import numbers
+    if isinstance(value, (list, tuple, set, frozenset)) or (hasattr(value, "__iter__") and hasattr(value, "__len__")
+                                                             and not isinstance(value, (dict, bytes))):
+        vals = list(value)
+        bad = [v for v in vals if not isinstance(v, (str, numbers.Number)) or isinstance(v, bool)]
+        if not bad: return [str(v) for v in vals]
+    raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass a name or a list of names, e.g. ['H4']")
+
+# %% ../nbs/00_core.ipynb #29a0e36e
+def check_outfile(path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
+                  param: str = "out", formats: Iterable[str] = (".csv",),
+                  written_by_scaml: Callable[[Path], bool] | None = None) -> Path:
+    """Refuse an output file that cannot be written or must not be replaced, before any work is done.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    overwrite
+        Allow replacing an existing file (one that scaml wrote, when `written_by_scaml` is given).
+    inputs
+        Paths the command reads; `path` must not be one of them or inside one.
+    param
+        How the caller names the path in messages (`'--out'`).
+    formats
+        The suffixes accepted; the format follows the file name.
+    written_by_scaml
+        Tells whether an existing file was written by scaml; others are never replaced.
+
+    Returns
+    -------
+    `path` as a `Path`.
+    """
+    formats = tuple(formats)
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise TypeError(f"{param}={path!r}: pass the path of a file to write ({' or '.join(formats)})")
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]) if "".join(path.suffixes[-2:]) in formats else path.suffix
+    if suffix.lower() not in formats:
+        raise ValueError(f"{param} '{path}': the output format follows the file name, and {suffix or 'no suffix'!r} is "
+                         f"not one of {', '.join(formats)}; name the file e.g. '{path.stem or 'out'}{formats[0]}'")
+    res = path.resolve()
+    for i in inputs:
+        if i is None: continue
+        ir = Path(i).resolve()
+        if res == ir:
+            raise ValueError(f"{param} '{path}' is the input '{i}'; writing it would replace the data it is made "
+                             f"from. Choose another {param}")
+        if ir in res.parents:
+            raise ValueError(f"{param} '{path}' is inside the input folder '{i}'; writing there would change an input. "
+                             f"Choose another {param}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{param} '{path}' is a folder; {param} names a file to write, e.g. "
+                                f"'{path / ('predictions' + formats[0])}'")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{param} '{path}' already exists; choose another {param} or pass --overwrite "
+                                  "(overwrite=True) to replace it")
+        if path.is_symlink() or not path.is_file():
+            raise FileExistsError(f"{param} '{path}' is a link or a special file; --overwrite replaces only a file "
+                                  f"scaml wrote. Choose another {param}")
+        if written_by_scaml is not None and not written_by_scaml(path):
+            raise FileExistsError(f"{param} '{path}' was not written by scaml; --overwrite replaces only a file scaml "
+                                  f"wrote. Move it away or choose another {param}")
+    anc = path.absolute().parent
+    while not anc.exists(): anc = anc.parent
+    if not anc.is_dir():
+        raise NotADirectoryError(f"cannot create {param} '{path}': '{anc}' is a file")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot create {param} '{path}': no write permission in '{anc}'")
+    return path
 
 # %% ../nbs/00_core.ipynb #e1c0de02
 MODELS: dict[str, str] = {

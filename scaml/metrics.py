@@ -451,10 +451,19 @@ def rejection_metrics(y_true: Sequence[str], y_pred: Sequence[str], *, train_cla
 
     Returns
     -------
-    A dict with the keys in the table above, plus `n_test`, `n_known`, `n_unseen`, `accuracy_forced_known`.
+    A dict with the keys in the table above, plus `n_test`, `n_known`, `n_unseen` and `n_unlabelled` (test cells
+    without a true label: NaN, `None` or `''`; they are left out of every metric).
     """
     from sklearn.metrics import f1_score
     yt, yp = np.asarray(y_true, dtype=object), np.asarray(y_pred, dtype=object)
+    if len(yt) != len(yp): raise ValueError(f"y_true has {len(yt)} cells and y_pred {len(yp)}; pass one of each per cell")
+    train_classes = list(train_classes)
+    if UNKNOWN in train_classes:
+        raise ValueError(f"train_classes holds {UNKNOWN!r}, the label of a rejected cell; rename that class before "
+                         "training, or rejections cannot be told from predictions of it")
+    labelled = _has_label(yt)
+    n_unlabelled = int((~labelled).sum())
+    yt, yp = yt[labelled], yp[labelled]
     seen = np.isin(yt, list(train_classes))
     rej = yp == UNKNOWN
     lab = ~rej
@@ -470,8 +479,13 @@ def rejection_metrics(y_true: Sequence[str], y_pred: Sequence[str], *, train_cla
            "accuracy_with_rejection": float(correct.mean()),
            "unseen_rejected": float(rej[~seen].mean()) if (~seen).any() else float("nan"),
            "unseen_by_class": {c: {"n": int((yt == c).sum()), "rejected": float(rej[yt == c].mean())}
-                               for c in sorted(set(yt[~seen]))}}
+                               for c in sorted(set(yt[~seen]))}, "n_unlabelled": n_unlabelled}
     return out
+
+def _has_label(y: np.ndarray) -> np.ndarray:
+    "True where a true label is present (not NaN, None or an empty string)."
+    return np.array([v is not None and not (isinstance(v, float) and v != v) and str(v).strip() not in ("", "nan")
+                     for v in y], dtype=bool)
 
 def rejection_curve(y_true: Sequence[str], y_forced: Sequence[str], novelty: Sequence[float], *,
                     train_classes: Sequence[str], n_points: int = 51) -> pd.DataFrame:
@@ -496,6 +510,8 @@ def rejection_curve(y_true: Sequence[str], y_forced: Sequence[str], novelty: Seq
     `unseen_rejected`.
     """
     yt, yf = np.asarray(y_true, dtype=object), np.asarray(y_forced, dtype=object)
+    labelled = _has_label(yt)                         # unlabelled test cells count nowhere
+    yt, yf, novelty = yt[labelled], yf[labelled], np.asarray(novelty, dtype=np.float64)[labelled]
     order = np.argsort(-np.asarray(novelty, dtype=np.float64), kind="stable")
     seen = np.isin(yt, list(train_classes))[order]
     ok = (yf == yt)[order]

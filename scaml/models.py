@@ -24,7 +24,7 @@ from fastcore.basics import patch
 
 import scaml
 from .core import MODELS, PathLike, n_threads, thread_limit
-from .data import check_adata, clean_labels
+from .data import check_adata, check_classes, clean_labels
 from .preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
@@ -609,13 +609,23 @@ class CellTypeModel:
                 f"{len(self.features)} features; {self.preprocessor!r}; {self.backend!r}")
 
 # %% ../nbs/02_models.ipynb #e0449ecb
+def _check_anndata(adata, param: str) -> None:
+    "A `TypeError` naming `param` when it is not an AnnData (a matrix or a DataFrame, say)."
+    if not isinstance(adata, AnnData):
+        hint = (" wrap it as anndata.AnnData(X, var=pd.DataFrame(index=gene_names)) so that genes can be matched by name"
+                if hasattr(adata, "shape") else " read a file with scaml.read(path)")
+        raise TypeError(f"{param} is a {type(adata).__name__}, not an AnnData (cells x genes with gene names);{hint}")
+
 @patch
 def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
                classes: Sequence[str] | None = None) -> CellTypeModel:
     "Fit the preprocessing and the classifier on the labelled cells of `adata`."
+    _check_anndata(adata, "adata")
+    if not isinstance(label_key, str): raise TypeError(f"label_key={label_key!r}: pass the name of an obs column")
     check_adata(adata, obs_keys={"label_key": label_key}, use_rep=self.preprocessor.use_rep)
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
+    check_classes(labels, label_key)
     self.classes_ = list(classes) if classes is not None else sorted(set(labels))
     missing = sorted(set(labels) - set(self.classes))
     if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes}")
@@ -638,6 +648,7 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
 def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
     "Class probabilities, cells x classes."
     if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
+    _check_anndata(adata, "adata")
     X = self.preprocessor.transform(adata)
     return pd.DataFrame(self.backend.predict_proba(X), index=adata.obs_names.copy(), columns=self.classes)
 
@@ -651,6 +662,11 @@ def predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
 # %% ../nbs/02_models.ipynb #d7adf473
 _META = "meta.json"
 FORMAT_VERSION = 1
+
+def _meta_sha256(meta: dict) -> str:
+    "Checksum of everything in `meta.json` but the checksum itself (canonical JSON)."
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -671,6 +687,7 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
     meta = {"format": "scaml-model", "format_version": FORMAT_VERSION, "scaml_version": scaml.__version__,
             "model": self.name, "classes": self.classes, "label_key": self.label_key,
             "backend": self.backend.config(), "files": files}
+    meta["meta_sha256"] = _meta_sha256(meta)
     (path / _META).write_text(json.dumps(meta, indent=1))
     return path
 
@@ -690,6 +707,12 @@ def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"'{path}' uses model format {meta.get('format_version')}; this scaml "
                          f"({scaml.__version__}) reads format {FORMAT_VERSION}. Retrain with this version")
+    if "meta_sha256" not in meta:
+        warnings.warn(f"'{mf}' carries no checksum of its own (saved before scaml checked meta.json), so its class "
+                      "names and parameters cannot be verified; save the model again to add one", UserWarning, stacklevel=2)
+    elif meta["meta_sha256"] != _meta_sha256(meta):
+        raise ValueError(f"'{mf}' does not match its checksum (meta_sha256): the class names, genes, preprocessing or "
+                         "parameters it records were edited. Refusing to load it; restore the original or retrain")
     if meta.get("scaml_version") != scaml.__version__:
         warnings.warn(f"'{path}' was saved by scaml {meta.get('scaml_version')}; this is scaml {scaml.__version__}",
                       UserWarning, stacklevel=2)

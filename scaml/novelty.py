@@ -21,6 +21,7 @@ from .core import PathLike, as_list, format_values, package_versions
 from .data import check_adata, check_obs_key, clean_labels
 from .metrics import novelty_metrics
 from .models import CellTypeModel
+from .plots import use_file_backend
 from .preprocess import Preprocessor
 from .results import ResultsFolder, check_outdir
 from .splits import pick_test_groups, split_by_key, split_random
@@ -387,8 +388,7 @@ def write_novelty(res: NoveltyResult, rf: ResultsFolder, *, plots: bool = True) 
     rf.write_csv("scores.csv", res.scores)
     rf.write_json("metrics.json", res.metrics)
     if plots:
-        import matplotlib
-        matplotlib.use("Agg", force=False)
+        use_file_backend()
         rf.save_figure("novelty.png", plot_novelty(res.scores))
 
 # %% ../nbs/08c_novelty.ipynb #dba6f48c

@@ -16,11 +16,17 @@ from .metrics import METRIC_LABELS, ci_table
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'PNG_FAST', 'new_axes', 'model_comparison', 'confusion_matrix', 'per_class_f1', 'metric_bars_ci', 'confusions',
-           'direction_comparison', 'radar']
+__all__ = ['log', 'PNG_FAST', 'use_file_backend', 'new_axes', 'model_comparison', 'confusion_matrix', 'per_class_f1',
+           'metric_bars_ci', 'confusions', 'direction_comparison', 'radar']
 
 # %% ../nbs/06_plots.ipynb #c9e6bc3b
 PNG_FAST = {"compress_level": 1}   # zlib level 1: ~0.1 s less per figure than the default 6, files ~8% larger
+
+def use_file_backend() -> None:
+    "Draw into files without a display: switch to Agg unless the backend needs none already (Agg, Jupyter's inline)."
+    import matplotlib
+    if matplotlib.get_backend().lower() not in ("agg", "inline", "module://matplotlib_inline.backend_inline"):
+        matplotlib.use("Agg")
 
 def new_axes(ax, figsize, polar: bool = False):
     "`ax`, or the Axes of a new figure of `figsize` (polar with `polar`) when `ax` is None."
