@@ -324,5 +324,5 @@ def test_refuses_to_overwrite(r_dir):
     assert anndata.read_h5ad(out).shape == (80, 230)
 
 def test_rscript_not_found(r_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="r-cran-seurat r-cran-hdf5r"):
+    with pytest.raises(FileNotFoundError, match="r-cran-seuratobject r-cran-hdf5r"):
         export_seurat(r_dir / "pbmc.rds", tmp_path / "x.h5ad", rscript="no-such-Rscript")
