@@ -8,6 +8,8 @@ RSS of that process, cells per second and the metrics of every model. Usage:
     python benchmarks/run.py --list
     python benchmarks/run.py --compare             # rerun and compare with the committed results
     python benchmarks/run.py --repeat 5            # runs per workload (default 3): the median wall time is recorded
+    python benchmarks/run.py tm_facs_to_droplet --dask-workers 1 2 --models lr rf xgb mlp actinn
+                                                   # the dask engine on local clusters of 1 and 2 workers
 
 Results of earlier runs are kept: a record is replaced only by a new record of the same workload, models, device and
 processor model, so numbers from different machines stand side by side.
@@ -51,7 +53,8 @@ def cpu_model() -> str:
 
 def same_run(a: dict, b: dict) -> bool:
     "Whether two records measure the same workload, models and device on the same kind of processor."
-    return all(a.get(k) == b.get(k) for k in ("workload", "models", "device", "cpu"))
+    return all(a.get(k, d) == b.get(k, d) for k, d in (("workload", None), ("models", None), ("device", None),
+                                                         ("cpu", None), ("backend", "local")))
 
 def machine() -> dict:
     pk = {}
@@ -61,16 +64,17 @@ def machine() -> dict:
     return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(), "cpu": cpu_model(), "packages": pk}
 
-def run_workload(name: str, models: list[str], device: str = "cpu", repeat: int = 3) -> dict:
+def run_workload(name: str, models: list[str], device: str = "cpu", repeat: int = 3, dask_workers: int | None = None) -> dict:
     "Run `name` `repeat` times in fresh processes; the record of the median wall time, with every wall and the peak RSS."
-    runs = sorted((_run_once(name, models, device) for _ in range(repeat)), key=lambda r: r["wall_s"])
+    runs = sorted((_run_once(name, models, device, dask_workers) for _ in range(repeat)), key=lambda r: r["wall_s"])
     rec = runs[len(runs) // 2]
     rec["wall_s_runs"] = [r["wall_s"] for r in runs]
     rec["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
     return rec
 
-def _run_once(name: str, models: list[str], device: str = "cpu") -> dict:
+def _run_once(name: str, models: list[str], device: str = "cpu", dask_workers: int | None = None) -> dict:
     dataset, extra = WORKLOADS[name]
+    if dask_workers: extra = [*extra, "--dask-workers", str(dask_workers), "--block-size", "500"]
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / name
         cmd = [sys.executable, "-m", "scaml.cli", "train", "--dataset", dataset, "--models", *models,
@@ -92,7 +96,8 @@ def _run_once(name: str, models: list[str], device: str = "cpu") -> dict:
     return {
         "workload": name, "n_cells": manifest["n_train"] + manifest["n_test"], "n_train": manifest["n_train"],
         "n_test": manifest["n_test"], "n_genes": manifest["n_genes_input"], "n_features": manifest["n_features"],
-        "models": models, "backend": "local", "device": device, "cpu": cpu_model(), "wall_s": round(wall, 2),
+        "models": models, "backend": f"dask-{dask_workers}" if dask_workers else "local", "device": device,
+        "cpu": cpu_model(), "wall_s": round(wall, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "train_cells_per_s": round(manifest["n_train"] * len(models) / fit_s, 1),
         "predict_cells_per_s": round(manifest["n_test"] * len(models) / pred_s, 1),
@@ -102,6 +107,7 @@ def _run_once(name: str, models: list[str], device: str = "cpu") -> dict:
                       | {"fit_s": round(tm[f"{m}_fit_s"], 2), "predict_s": round(tm[f"{m}_predict_s"], 3)}
                       for m in models},
         "timings": {k: round(v, 2) for k, v in tm.items()},
+        "n_threads": manifest.get("n_threads"), "n_cpus": manifest.get("n_cpus"),
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -114,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--list", action="store_true", help="list the workloads")
     p.add_argument("--compare", action="store_true", help="compare the new numbers with benchmarks/results.json")
     p.add_argument("--output", default=str(RESULTS), help="results file to update")
+    p.add_argument("--dask-workers", type=int, nargs="+", metavar="N",
+                   help="run on the dask engine with local clusters of these sizes (peak RSS is the client's only)")
     a = p.parse_args(argv)
     if a.list:
         print("\n".join(WORKLOADS)); return 0
@@ -123,10 +131,11 @@ def main(argv=None) -> int:
     out = Path(a.output)
     old = json.loads(out.read_text()) if out.exists() else {"records": []}
     new = []
-    for n in names:
-        r = run_workload(n, a.models, repeat=a.repeat)
+    for n, w in [(n, w) for n in names for w in (a.dask_workers or [None])]:
+        r = run_workload(n, a.models, repeat=a.repeat, dask_workers=w)
         new.append(r)
-        print(f"{n:32s} wall {r['wall_s']:6.1f}s (runs {r['wall_s_runs']})  rss {r['peak_rss_mb']:7.1f} MB  best {r['best_model']} "
+        label = n + (f" dask-{w}" if w else "")
+        print(f"{label:32s} wall {r['wall_s']:6.1f}s (runs {r['wall_s_runs']})  rss {r['peak_rss_mb']:7.1f} MB  best {r['best_model']} "
               f"f1_macro {r['f1_macro']:.4f} (target {r['target_f1_macro']})  "
               + " ".join(f"{m}={v['f1_macro']:.3f}/{v['fit_s']:.1f}s" for m, v in r["per_model"].items()), flush=True)
         if a.compare:

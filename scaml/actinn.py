@@ -226,6 +226,54 @@ def _proba(self: ActinnBackend, X) -> np.ndarray:
     X = X.tocsr() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
     return softmax(self._logits(X))
 
+# %% ../nbs/03_actinn.ipynb #440581d3
+@patch
+def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | None) -> None:
+    "Train from `Blocks` (fetched one at a time) and contiguous labels `y`, with early stopping as in `_fit`."
+    p = self.params
+    if not (0 <= p["val_fraction"] < 1):
+        raise ValueError(f"val_fraction={p['val_fraction']!r} must be in [0, 1); use 0 to train without early stopping")
+    self.device_ = resolve_device(p["device"])
+    self.n_features_ = int(blocks.n_cols)
+    y = np.asarray(y, dtype=np.int64)
+    w = np.ones(len(y), dtype=np.float32) if sw is None else np.asarray(sw, dtype=np.float32)
+    rng = np.random.default_rng(self.random_state)
+    frac = min(p["val_fraction"], int(p["val_max"]) / len(y))
+    va = _stratified_split(y, frac, rng)[1] if frac > 0 else np.array([], dtype=int)
+    is_val, o = np.zeros(len(y), bool), blocks.offsets
+    is_val[va] = True
+    def block(i):
+        B = blocks[i]
+        return B.tocsr() if sp.issparse(B) else np.asarray(B, dtype=np.float32)
+    Xv = sp.vstack([sp.csr_matrix(block(i)[np.flatnonzero(is_val[o[i]:o[i + 1]])]) for i in range(len(blocks))],
+                   format="csr") if len(va) else None
+    with _torch_state(self.random_state, p["n_threads"]):
+        self.net_ = _network(self.n_features_, list(p["hidden"]), len(self.seen_)).to(self.device_)
+        trainer = self._trainer()
+        best, best_state, best_epoch, bad, epoch, train_loss, checks = np.inf, None, 0, 0, 0, np.nan, 0
+        for epoch in range(1, int(p["max_epochs"]) + 1):
+            self.net_.train()
+            for i in rng.permutation(len(blocks)):
+                rows = rng.permutation(np.flatnonzero(~is_val[o[i]:o[i + 1]]))
+                if len(rows):
+                    sl = slice(o[i], o[i + 1])
+                    train_loss = self._train_epoch(trainer, block(i), y[sl], w[sl], rows)
+            if Xv is None: continue
+            checks += 1
+            val_loss = float(np.mean(w[va] * _cross_entropy(self._logits(Xv), y[va])))
+            if val_loss < best - 1e-4:
+                best, best_epoch, bad = val_loss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+            else:
+                bad += 1
+                if bad >= p["patience"]: break
+        if best_state is not None: self.net_.load_state_dict(best_state)
+        self.net_.eval()
+    self.history_ = {"epochs": epoch, "best_epoch": best_epoch or epoch, "checks": checks,
+                     "last_train_loss": float(train_loss), "best_val_loss": None if best_state is None else float(best),
+                     "n_train": int(len(y) - len(va)), "n_val": int(len(va)), "device": self.device_,
+                     "n_blocks": len(blocks)}
+
 # %% ../nbs/03_actinn.ipynb #d18e44ba
 @patch
 def _save(self: ActinnBackend, path: Path) -> None:

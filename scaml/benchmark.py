@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import platform
 import time
 import warnings
@@ -18,14 +19,15 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .core import DEFAULT_MODELS, MODELS, PathLike, format_sorted, package_versions, resolve_device
-from .data import check_adata
+from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float, check_int, check_names,
+                        format_sorted, format_values, limit_threads, package_versions, resolve_device)
 from .calibration import calibration_metrics, fit_calibrator
+from .data import check_adata
 from .metrics import ci_for_benchmark, evaluate
 from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
 from .results import BenchmarkResult, check_outdir, write_results
-from .splits import split_cells
+from .splits import check_overlap, split_cells
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +145,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   outdir: PathLike | None = None, overwrite: bool = False, plots: bool = True,
                   save_models: bool = True, progress: bool = True, device: str = "cpu", block_size: int = 50_000,
                   engine: str = "auto", client=None, inputs: Sequence[PathLike | None] = (),
-                  calibrate: str | None = "temperature", calibration_folds: int = 3, group_key: str | None = None,
-                  input_scale: str = "auto", ensemble: bool = False, args: dict | None = None) -> BenchmarkResult:
+                  allow_overlap: bool = False, args: dict | None = None,
+                  n_threads: int | None = None, calibrate: str | None = "temperature", calibration_folds: int = 3,
+                  group_key: str | None = None, input_scale: str = "auto", ensemble: bool = False) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
     Parameters
@@ -205,6 +208,15 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         A Dask client (`scaml.distributed.get_client`) for `engine='dask'`.
     inputs
         The files the run reads, so that `outdir` is never one of them or a folder holding them.
+    allow_overlap
+        Run even when test cells are also training cells (same name or same expression profile, see
+        `scaml.splits.check_overlap`), with a warning; by default that is an error. The manifest records the check
+        either way (`overlap`).
+    args
+        Command-line arguments to record in the manifest.
+    n_threads
+        Threads per BLAS, OpenMP, XGBoost and torch pool during the run (`scaml.core.limit_threads`): `None` for the
+        CPUs this process may use (affinity and cgroup quota), `0` to leave the pools as the libraries set them.
     calibrate
         `'temperature'` (default) or `'isotonic'`: calibrate each model's probabilities with a calibrator fitted on
         held-out training cells (cross-fitted over `calibration_folds` folds); `None` reports them uncalibrated.
@@ -218,8 +230,6 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     ensemble
         Also report `vote`, the soft vote of the models: the mean of their calibrated probabilities, calibrated again on
         the same held-out training cells. It has no saved model.
-    args
-        Command-line arguments to record in the manifest.
 
     Returns
     -------
@@ -227,144 +237,171 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     `model_compare.png`, `per_class_f1.png`, and per model `<model>/metrics.json`, `classification_report.txt`,
     `confusion_matrix.csv`, `per_class.csv`, `predictions.csv`, `proba.csv`, `model/` and `<model>_confusion_matrix.png`.
     Each model's metrics include `ece`, `ece_uncalibrated`, `aurc` and `accuracy_at_80`/`90`/`95` (see
-    `scaml.calibration`); probabilities are the calibrated ones.
+    `scaml.calibration`); probabilities are the calibrated ones (and a saved model applies the same calibrator).
     """
     if calibrate not in (None, "temperature", "isotonic"):
         raise ValueError(f"calibrate={calibrate!r}; choose 'temperature', 'isotonic' or None")
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    models, custom = _model_names(models)
-    if not models: raise ValueError(f"no models given; choose from {', '.join(MODELS)}")
-    for m in models:
-        if m not in custom: get_backend(m)
-    if use_rep is not None and features != "hvg":
-        raise ValueError(f"use_rep={use_rep!r} trains on an embedding; features={features!r} selects genes. Pass one")
-    unknown = set(model_params or {}) - set(models)
-    if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
-    outdir = Path(outdir) if outdir is not None else None
-    if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
-    engine = _engine(engine, adata, client, use_rep)
-    device = resolve_device(device)
-    check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep)
-    if adata_test is not None: check_adata(adata_test, obs_keys={"label_key": label_key})
+    with limit_threads(n_threads) as threads:
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        models, custom = _model_names(models)
+        if not models: raise ValueError(f"no models given; choose from {', '.join(MODELS)}")
+        for m in models:
+            if m not in custom: get_backend(m)
+        if use_rep is not None and features != "hvg":
+            raise ValueError(f"use_rep={use_rep!r} trains on an embedding; features={features!r} selects genes. Pass one")
+        unknown = set(model_params or {}) - set(models)
+        if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
+        outdir = Path(outdir) if outdir is not None else None
+        if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
+        n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
+        random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
+        test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
+        train, test = check_names(train, "train"), check_names(test, "test")
+        engine = _engine(engine, adata, client, use_rep)
+        device = resolve_device(device)
+        files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
+        check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep,
+                    where=f"the file '{files[0]}'" if files[0] else None)
+        if adata_test is not None:
+            check_adata(adata_test, obs_keys={"label_key": label_key}, name="adata_test",
+                        where=f"the --adata-test file '{files[1]}'" if files[1] else "the test cells")
+        if layer == "raw" and engine != "memory":
+            raise ValueError(f"layer='raw' (--layer raw) reads adata.raw, which the {engine} engine does not; write the "
+                             "counts into X or a layer (adata.layers['counts'] = adata.raw.X) and save the file again")
 
-    tr, ytr, te, yte, desc = split_cells(adata, adata_test, label_key=label_key, split=split, split_key=split_key,
-                                         train=train, test=test, test_size=test_size, random_state=random_state)
-    test_src = adata if adata_test is None else adata_test
-    test_cells = pd.Index(test_src.obs_names[te], name="cell")
-    train_classes = [str(c) for c in sorted(set(ytr))]
-    classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
-    unseen = [str(c) for c in sorted(set(yte) - set(ytr))]
-    if unseen:
-        warnings.warn(f"test classes {format_sorted(unseen)} never occur in training ({int(np.isin(yte, unseen).sum())} cells); "
-                      "no model can predict them. See f1_macro_seen", UserWarning, stacklevel=2)
+        tr, ytr, te, yte, desc = split_cells(adata, adata_test, label_key=label_key, split=split, split_key=split_key,
+                                             train=train, test=test, test_size=test_size, random_state=random_state)
+        test_src = adata if adata_test is None else adata_test
+        overlap_report = check_overlap(adata, test_src, train_rows=tr, test_rows=te, layer=layer, random_state=random_state)
+        overlap_report["allowed"] = bool(allow_overlap)
+        if overlap_report["overlap"]:
+            r = overlap_report
+            msg = (f"test cells are also training cells: {r['n_shared_names']} test cells share a name with a training "
+                   f"cell and {r['n_shared_profiles']} of {r['n_profiles_checked']} sampled test cells have the same "
+                   f"expression profile as one (e.g. {format_values(r['examples'], 3)}), so the scores would be optimistic")
+            if not allow_overlap:
+                raise ValueError(f"{msg}. Remove them from one side, or pass allow_overlap=True (--allow-overlap) to run "
+                                 "anyway and record the overlap in the manifest")
+            warnings.warn(f"{msg}; running anyway (allow_overlap=True), recorded in the manifest", UserWarning, stacklevel=2)
+        test_cells = pd.Index(test_src.obs_names[te], name="cell")
+        train_classes = [str(c) for c in sorted(set(ytr))]
+        classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
+        unseen = [str(c) for c in sorted(set(yte) - set(ytr))]
+        if unseen:
+            warnings.warn(f"test classes {format_sorted(unseen)} never occur in training ({int(np.isin(yte, unseen).sum())} cells); "
+                          "no model can predict them. See f1_macro_seen", UserWarning, stacklevel=2)
 
-    t = time.perf_counter()
-    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep,
-                      input_scale=input_scale)
-    if engine == "dask":
-        from scaml.distributed import dask_features
-        Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)
-    else:
-        Xtr, Xte, overlap = _features(pp, adata, adata[tr], test_src[te], block_size)
-        engine_info = {}
-    timings["preprocess_s"] = time.perf_counter() - t
-    y = pd.Index(classes).get_indexer(ytr)
-    y_test_idx = pd.Index(classes).get_indexer(yte)
-    local: dict = {}
-    folds, cal_kind = None, None
-    if calibrate is not None and engine != "dask":
-        groups = adata.obs[group_key].astype(str).to_numpy()[tr] if group_key is not None else None
-        folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state)
-    elif calibrate is not None:
-        log.info("calibration is not run on the dask engine; probabilities are uncalibrated")
-    calibration: dict = {}
-
-    results, preds, probas, fitted = {}, {}, {}, {}
-
-    def record(name: str, P: np.ndarray, model, extra: dict) -> None:
-        "Metrics, predictions and probabilities of one model's (calibrated) test probabilities."
-        cm = calibration_metrics(P, y_test_idx)
-        results[name] = evaluate(yte, P, classes, train_classes=train_classes)
-        results[name].update(ece=cm["ece"], **extra, aurc=cm["aurc"], accuracy_at_80=cm["accuracy_at_80"],
-                             accuracy_at_90=cm["accuracy_at_90"], accuracy_at_95=cm["accuracy_at_95"])
-        results[name]["ci"] = ci_for_benchmark(yte, P, classes, train_classes, random_state)
-        pred_idx = P.argmax(1)
-        preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
-                                    "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
-                                    "max_proba": P.max(1)}, index=test_cells)
-        probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
-        fitted[name] = model
-        log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
-    from tqdm.auto import tqdm
-    for name in tqdm(models, desc="models", disable=not progress, leave=False):
         t = time.perf_counter()
-        cw = class_weight
-        params = dict((model_params or {}).get(name, {}))
-        if name not in custom and "device" in get_backend(name).defaults: params.setdefault("device", device)
-        model = CellTypeModel(custom.get(name, name), class_weight=cw, random_state=random_state, **params)
+        pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep,
+                          input_scale=input_scale)
         if engine == "dask":
-            from scaml.distributed import fit_predict_dask
-            P, fit_s, predict_s = fit_predict_dask(client, model, Xtr, y, Xte, classes=classes, preprocessor=pp,
-                                                   label_key=label_key, local=local)
-            timings[f"{name}_fit_s"], timings[f"{name}_predict_s"] = fit_s, predict_s
+            from scaml.distributed import dask_features
+            Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)
         else:
-            if folds is not None:
-                t_cal = time.perf_counter()
-                new_model = functools.partial(CellTypeModel, custom.get(name, name), class_weight=cw,
-                                              random_state=random_state, **params)
-                cal_info = _fit_calibration(new_model, Xtr, y, classes, pp, folds, calibrate)
-                calibration[name] = {"kind": cal_kind, **cal_info}
-                timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
-                t = time.perf_counter()
-            model.fit_matrix(Xtr, y, classes=classes, preprocessor=pp, label_key=label_key)
-            timings[f"{name}_fit_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            P = model.backend.predict_proba(Xte)
-            timings[f"{name}_predict_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        extra = {}
-        if name in calibration:
-            extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
-            model.calibrator = calibration[name].pop("calibrator")     # saved with the model, applied by predict_proba
-            P = model.calibrator.transform(P)
-            if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
-        record(name, P, model, extra)
-        timings[f"{name}_metrics_s"] = time.perf_counter() - t
-    heldout = {m: c.pop("heldout") for m, c in calibration.items() if "heldout" in c}
-    if ensemble and len(probas) >= 2:
-        members = list(probas)
-        vote, P = SoftVote(members, classes), np.mean([probas[m].to_numpy() for m in members], 0)
-        extra = {}
-        if set(members) <= set(heldout):       # the same held-out cells for every model: calibrate the vote too
-            Ph = np.mean([heldout[m][0] for m in members], 0)
-            vote.calibrator = fit_calibrator(Ph, heldout[members[0]][1], method=calibrate)
-            extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
-            P = vote.calibrator.transform(P)
-            if calibrate == "temperature": extra["temperature"] = vote.calibrator.temperature_
-        record("vote", P, vote, extra)
+            Xtr, Xte, overlap = _features(pp, adata, adata[tr], test_src[te], block_size)
+            engine_info = {}
+        timings["preprocess_s"] = time.perf_counter() - t
+        y = pd.Index(classes).get_indexer(ytr)
+        y_test_idx = pd.Index(classes).get_indexer(yte)
+        local: dict = {}
+        folds, cal_kind = None, None
+        if calibrate is not None and engine != "dask":
+            groups = adata.obs[group_key].astype(str).to_numpy()[tr] if group_key is not None else None
+            folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state)
+        elif calibrate is not None:
+            log.info("calibration is not run on the dask engine; probabilities are uncalibrated")
+        calibration: dict = {}
 
-    summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
-    manifest = {
-        "scaml_version": scaml.__version__, "args": args or {}, "random_state": random_state,
-        "split": desc, "label_key": label_key, "models": models, "class_weight": class_weight,
-        "features": features if use_rep is None else f"obsm[{use_rep!r}]", "n_features": len(pp.features),
-        "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": classes,
-        "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
-        "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
-        "unseen_test_classes": unseen, "gene_overlap": overlap, "input_kind": pp.input_kind,
-        "input_scale": {"requested": input_scale, "train": pp.detected_scale_,
-                        "test": overlap.get("input_scale", pp.detected_scale_)},
-        "calibration": {"method": calibrate, "group_key": group_key, "models": calibration},
-        "ensemble": fitted["vote"].members if "vote" in fitted else None,
-        "backed": bool(adata.isbacked), "device": device, "engine": engine, **engine_info,
-        "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
-        "platform": platform.platform(), "timings": timings,
-    }
-    res = BenchmarkResult(summary=summary, metrics=results, predictions=preds, proba=probas, models=fitted,
-                          classes=classes, features=list(pp.features), manifest=manifest)
-    if outdir is not None:
-        write_results(res, outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start,
-                      inputs=inputs)
-    timings["total_s"] = time.perf_counter() - t_start
-    return res
+        results, preds, probas, fitted, devices = {}, {}, {}, {}, {}
+
+        def record(name: str, P: np.ndarray, model, extra: dict) -> None:
+            "Metrics, predictions and probabilities of one model's (calibrated) test probabilities."
+            cm = calibration_metrics(P, y_test_idx)
+            results[name] = evaluate(yte, P, classes, train_classes=train_classes)
+            results[name].update(ece=cm["ece"], **extra, aurc=cm["aurc"], accuracy_at_80=cm["accuracy_at_80"],
+                                 accuracy_at_90=cm["accuracy_at_90"], accuracy_at_95=cm["accuracy_at_95"])
+            results[name]["ci"] = ci_for_benchmark(yte, P, classes, train_classes, random_state)
+            pred_idx = P.argmax(1)
+            preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
+                                        "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
+                                        "max_proba": P.max(1)}, index=test_cells)
+            probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
+            fitted[name] = model
+            log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
+        from tqdm.auto import tqdm
+        for name in tqdm(models, desc="models", disable=not progress, leave=False):
+            t = time.perf_counter()
+            cw = class_weight
+            params = dict((model_params or {}).get(name, {}))
+            if name not in custom and "device" in get_backend(name).defaults: params.setdefault("device", device)
+            model = CellTypeModel(custom.get(name, name), class_weight=cw, random_state=random_state, **params)
+            if engine == "dask":
+                from scaml.distributed import fit_predict_dask
+                P, fit_s, predict_s = fit_predict_dask(client, model, Xtr, y, Xte, classes=classes, preprocessor=pp,
+                                                       label_key=label_key, local=local)
+                timings[f"{name}_fit_s"], timings[f"{name}_predict_s"] = fit_s, predict_s
+            else:
+                if folds is not None:
+                    t_cal = time.perf_counter()
+                    new_model = functools.partial(CellTypeModel, custom.get(name, name), class_weight=cw,
+                                                  random_state=random_state, **params)
+                    cal_info = _fit_calibration(new_model, Xtr, y, classes, pp, folds, calibrate)
+                    calibration[name] = {"kind": cal_kind, **cal_info}
+                    timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
+                    t = time.perf_counter()
+                model.fit_matrix(Xtr, y, classes=classes, preprocessor=pp, label_key=label_key)
+                timings[f"{name}_fit_s"] = time.perf_counter() - t
+                t = time.perf_counter()
+                P = model.backend.predict_proba(Xte)
+                timings[f"{name}_predict_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            extra = {}
+            if name in calibration:
+                extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
+                model.calibrator = calibration[name].pop("calibrator")     # saved with the model, used by predict_proba
+                P = model.calibrator.transform(P)
+                if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
+            record(name, P, model, extra)
+            timings[f"{name}_metrics_s"] = time.perf_counter() - t
+            be = model.backend       # the device each model actually trained on (a GPU run says so per model)
+            devices[name] = str(getattr(be, "device_", None) or getattr(be, "params", {}).get("device") or "cpu")
+
+        heldout = {m: c.pop("heldout") for m, c in calibration.items() if "heldout" in c}
+        if ensemble and len(probas) >= 2:
+            members = list(probas)
+            vote, P = SoftVote(members, classes), np.mean([probas[m].to_numpy() for m in members], 0)
+            extra = {}
+            if set(members) <= set(heldout):       # the same held-out cells for every model: calibrate the vote too
+                Ph = np.mean([heldout[m][0] for m in members], 0)
+                vote.calibrator = fit_calibrator(Ph, heldout[members[0]][1], method=calibrate)
+                extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
+                P = vote.calibrator.transform(P)
+                if calibrate == "temperature": extra["temperature"] = vote.calibrator.temperature_
+            record("vote", P, vote, extra)
+
+        summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
+        manifest = {
+            "scaml_version": scaml.__version__, "args": args or {}, "random_state": random_state,
+            "split": desc, "label_key": label_key, "models": models, "class_weight": class_weight,
+            "features": features if use_rep is None else f"obsm[{use_rep!r}]", "n_features": len(pp.features),
+            "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": classes,
+            "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
+            "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
+            "unseen_test_classes": unseen, "gene_overlap": overlap, "overlap": overlap_report, "input_kind": pp.input_kind,
+            "input_scale": {"requested": input_scale, "train": pp.detected_scale_,
+                            "test": overlap.get("input_scale", pp.detected_scale_)},
+            "calibration": {"method": calibrate, "group_key": group_key, "models": calibration},
+            "ensemble": fitted["vote"].members if "vote" in fitted else None,
+            "backed": bool(adata.isbacked), "device": device, "model_devices": devices, "engine": engine, **engine_info,
+            "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
+            "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),
+            "cpu_count": os.cpu_count(), "timings": timings,
+        }
+        res = BenchmarkResult(summary=summary, metrics=results, predictions=preds, proba=probas, models=fitted,
+                              classes=classes, features=list(pp.features), manifest=manifest)
+        if outdir is not None:
+            write_results(res, outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start,
+                          inputs=inputs)
+        timings["total_s"] = time.perf_counter() - t_start
+        return res

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -74,6 +75,58 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     "Print a warning as one line, `warning: ...`, without the source line."
     print(f"warning: {message}", file=sys.stderr)
 
+def _int_flag(flag: str, minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    "An argparse `type` that reads an integer in range and names `flag` when it is not one."
+    def conv(s: str) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{flag} takes a whole number, got {s!r}") from None
+        if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+            rng = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{flag} {v} is out of range; pass a whole number {rng}")
+        return v
+    conv.__name__ = "integer"
+    return conv
+
+def _float_flag(flag: str, low: float, high: float, *, low_open: bool = True, high_open: bool = False
+                ) -> Callable[[str], float]:
+    "An argparse `type` that reads a number inside (low, high] (bounds as given) and names `flag` when it is not one."
+    def conv(s: str) -> float:
+        try: v = float(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{flag} takes a number, got {s!r}") from None
+        ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+        if not ok:
+            rng = f"{'above' if low_open else 'from'} {low:g} {'and below' if high_open else 'up to'} {high:g}"
+            raise argparse.ArgumentTypeError(f"{flag} {s} is out of range; pass a number {rng}")
+        return v
+    conv.__name__ = "number"
+    return conv
+
+_SEED = _int_flag("--random-state", 0, 2**32 - 1)
+
+def _key_name(flag: str) -> Callable[[str], str]:
+    "An argparse `type` for a column or key name: not empty, no surrounding spaces."
+    def conv(s: str) -> str:
+        if not s.strip() or s != s.strip():
+            raise argparse.ArgumentTypeError(f"{flag} {s!r} is not a name; pass a column or key name without spaces "
+                                             "around it")
+        return s
+    conv.__name__ = "name"
+    return conv
+
+def _check_models(models: Sequence[str], flag: str = "--models") -> None:
+    "Refuse unknown model names before any data is read."
+    from scaml.core import MODELS
+    bad = [m for m in models if m not in MODELS]
+    if bad: raise ValueError(f"unknown model(s) {bad}; available: {', '.join(MODELS)}. Fix {flag}")
+
+def _check_outdir_flag(args: argparse.Namespace, *inputs) -> Path:
+    "`check_outdir` on --outdir, before anything is read."
+    from scaml.results import check_outdir
+    return check_outdir(args.outdir, overwrite=args.overwrite, inputs=[*inputs, getattr(args, "model", None)
+                                                                        if getattr(args, "model", None) and
+                                                                        Path(str(args.model)).exists() else None],
+                        param="--outdir")
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -103,8 +156,12 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     src.add_argument("--dataset", help="a built-in dataset or task by name instead of --adata (see scaml.datasets)")
     src.add_argument("--adata-test", help="test cells from another file; genes matched by name")
     src.add_argument("--label-key", help="obs column with the cell types (default cell_type; 'label' for tasks)")
-    src.add_argument("--layer", default="auto",
-                     help="expression input: auto (layers['counts'] if present, else X), X, or a layer name")
+    src.add_argument("--layer", default="auto", type=_key_name("--layer"),
+                     help="expression input: auto (layers['counts'] if present, else X), X, raw (adata.raw.X), or a "
+                     "layer name")
+    src.add_argument("--allow-overlap", action="store_true",
+                     help="run even when test cells are also training cells (same name or counts); recorded in the "
+                     "manifest. Without it that is an error")
     src.add_argument("--input-scale", choices=["auto", "counts", "linear", "log1p", "log2", "scaled"], default="auto",
                      help="scale of the expression values; auto detects counts, linear (CPM/TPM), log1p, log2 or scaled")
     sp_ = p.add_argument_group("split")
@@ -113,10 +170,12 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     sp_.add_argument("--split-key", help="obs column with the batches (harvest, donor, chip, technology)")
     sp_.add_argument("--split-train", nargs="+", help="value(s) of --split-key to train on")
     sp_.add_argument("--split-test", nargs="+", help="value(s) to test on (default: all others)")
-    sp_.add_argument("--test-size", type=float, default=0.2, help="test fraction with --split random")
+    sp_.add_argument("--test-size", type=_float_flag("--test-size", 0, 1, high_open=True), default=0.2,
+                     help="test fraction with --split random")
     m = p.add_argument_group("features and models")
     m.add_argument("--features", choices=["hvg", "all", "actinn"], default=None, help="gene selection (default hvg)")
-    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=int, default=2000,
+    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
+                   default=2000,
                    help="number of highly variable genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
                    help="train on this obsm embedding instead of genes, e.g. X_harmony")
@@ -129,7 +188,7 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                    help="also report 'vote', the soft vote (mean calibrated probability) of the models")
     m.add_argument("--group-key", help="obs column of groups inside the training side (mouse, plate) held out together "
                    "when fitting the calibrator")
-    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=int, default=0,
+    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
                    help="random seed for the split and every model")
     o = p.add_argument_group("output")
     o.add_argument("--outdir", required=True, help="results folder to create")
@@ -139,17 +198,22 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     r = p.add_argument_group("scale")
     r.add_argument("--backed", action="store_true",
                    help="read the .h5ad block by block (one streaming pass for the preprocessing); for files too big for memory")
-    r.add_argument("--block-size", type=int, default=50_000, help="cells per block with --backed")
+    r.add_argument("--block-size", type=_int_flag("--block-size", 1), default=50_000,
+                   help="cells per block with --backed")
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                    help="device for xgb and actinn; auto uses a GPU when torch sees one")
-    r.add_argument("--dask-workers", type=int, help="run on a local Dask cluster of this many workers (XGBoost trains on the cluster)")
+    r.add_argument("--dask-workers", type=_int_flag("--dask-workers", 1),
+                   help="run on a local Dask cluster of this many worker processes")
     r.add_argument("--dask-scheduler", help="run on an existing Dask cluster, e.g. tcp://host:8786")
+    r.add_argument("--n-threads", type=int, default=None, metavar="N",
+                   help="threads per BLAS, OpenMP, XGBoost and torch pool (default: the CPUs this process may use; 0: no limit)")
     _common(p)
     return p
 
 def _train(args: argparse.Namespace) -> None:
+    from scaml.core import limit_threads
+    limit_threads(args.n_threads)           # before scikit-learn, XGBoost or torch load: their OpenMP reads it once
     from scaml.results import check_outdir
-    from scaml.core import MODELS
     if bool(args.adata) == bool(args.dataset):
         raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     from scaml.datasets import DATASETS, TASKS
@@ -158,8 +222,7 @@ def _train(args: argparse.Namespace) -> None:
     if args.split == "random" and (args.split_key or args.split_train or args.split_test or args.adata_test):
         raise ValueError("--split random draws the test cells at random from one source; drop --split-key, "
                          "--split-train, --split-test and --adata-test, or use --split key")
-    bad = [m for m in args.models if m not in MODELS]
-    if bad: raise ValueError(f"unknown model(s) {bad}; available: {', '.join(MODELS)}")
+    _check_models(args.models)
     if args.embedding and args.features:
         raise ValueError(f"--embedding {args.embedding} trains on an embedding and --features {args.features} selects "
                          "genes; pass one of them")
@@ -196,7 +259,8 @@ def _train(args: argparse.Namespace) -> None:
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
                             plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
                             device=args.device, block_size=args.block_size, client=client,
-                            inputs=[args.adata, args.adata_test],
+                            inputs=[args.adata, args.adata_test], allow_overlap=args.allow_overlap,
+                            n_threads=args.n_threads,
                             args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})
     cols = ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro_ovr"]
     print(res.summary[cols].astype(float).round(4).to_string())
@@ -212,25 +276,59 @@ def predict_parser(prog: str = "scaml_predict") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Predict cell types of new cells with a saved scaml model.")
     p.add_argument("--model", required=True, help="model folder, e.g. results/H4_to_H8/lr/model")
     p.add_argument("--adata", required=True, help="cells to annotate (.h5ad, 10x, CSV/TSV, ACTINN HDF)")
-    p.add_argument("--out", "--out-csv", dest="out", help="predictions CSV to write (default: <adata stem>_scaml_predictions.csv)")
-    p.add_argument("--h5ad-out", help="also write the annotated AnnData here")
-    p.add_argument("--key-added", default="scaml", help="prefix of the keys written to the AnnData")
+    p.add_argument("--out", "--out-csv", dest="out",
+                   help="file to write; the format follows the name: .csv (a table of "
+                   "predictions) or .h5ad (the annotated AnnData). Default: <adata stem>_scaml_predictions.csv")
+    p.add_argument("--h5ad-out", help="also write the annotated AnnData here (.h5ad)")
+    p.add_argument("--key-added", default="scaml", type=_key_name("--key-added"),
+                   help="prefix of the keys written to the AnnData")
     m = p.add_argument_group("checks against the saved model (flags of the original scripts; the model's own settings apply)")
     m.add_argument("--features", choices=["hvg", "all", "actinn"], help="the gene selection the model was trained with")
-    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=int, help="its number of genes")
+    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
+                   help="its number of genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY", help="its obsm embedding")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that scaml_predict wrote")
     _common(p)
     return p
+
+def _is_prediction_file(path: Path) -> bool:
+    "A predictions CSV or an annotated .h5ad written by scaml_predict."
+    if path.suffix.lower() == ".csv":
+        with open(path, "rb") as f: head = f.read(64)
+        return head.startswith(b"cell,label,confidence")
+    try:
+        import h5py
+        with h5py.File(path, "r") as f: return "uns" in f and any(k.endswith("_classes") for k in f["uns"].keys())
+    except (OSError, ValueError): return False
+
+def _check_predict_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    "Check --out and --h5ad-out before the model or the cells are read."
+    from scaml.core import check_outfile
+    out = args.out or Path(args.adata).with_suffix("").name + "_scaml_predictions.csv"
+    model = args.model if (Path(args.model) / "meta.json").is_file() else None      # else loading says what is wrong
+    kw = dict(overwrite=args.overwrite, inputs=[args.adata, model], written_by_scaml=_is_prediction_file)
+    out = check_outfile(out, param="--out", formats=(".csv", ".h5ad"), **kw)
+    h5 = check_outfile(args.h5ad_out, param="--h5ad-out", formats=(".h5ad",), **kw) if args.h5ad_out else None
+    if h5 is not None and h5.resolve() == out.resolve():
+        raise ValueError(f"--out and --h5ad-out are the same file '{out}'; give --h5ad-out another name, or drop it "
+                         "(an .h5ad --out already writes the AnnData)")
+    return out, h5
+
+def _write_file(path: Path, write: Callable[[Path], object]) -> None:
+    "Write `path` through a hidden partial file renamed into place; an interrupted write leaves nothing behind."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        if tmp.exists(): tmp.unlink()
 
 def _predict(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
     from scaml.models import CellTypeModel, annotate
-    out = Path(args.out or Path(args.adata).with_suffix("").name + "_scaml_predictions.csv")
-    for f in [out] + ([Path(args.h5ad_out)] if args.h5ad_out else []):
-        if f.exists() and not args.overwrite:
-            raise FileExistsError(f"'{f}' already exists; choose another output path or pass --overwrite")
+    out, h5 = _check_predict_outputs(args)
     model = CellTypeModel.load(args.model)
     _check_model_flags(args, model)
     adata = _read_input(args.adata)
@@ -240,13 +338,13 @@ def _predict(args: argparse.Namespace) -> None:
                       index=pd.Index(adata.obs_names, name="cell"))
     df = pd.concat([df, adata.obsm[f"{k}_proba"].add_prefix("proba_")], axis=1)
     df.index.name = "cell"
-    tmp = out.with_name(f".{out.name}.partial")
-    df.to_csv(tmp, float_format="%.6g", lineterminator="\n"); tmp.replace(out)
-    if args.h5ad_out:
+    h5ads = [f for f in (h5, out if out.suffix.lower() == ".h5ad" else None) if f is not None]
+    if out.suffix.lower() == ".csv":
+        _write_file(out, lambda tmp: df.to_csv(tmp, float_format="%.6g", lineterminator="\n"))
+    if h5ads:
         adata.obsm[f"{k}_proba"] = adata.obsm[f"{k}_proba"].to_numpy()
         adata.uns[f"{k}_classes"] = np.asarray(model.classes, dtype=object)
-        h = Path(args.h5ad_out); tmp = h.with_name(f".{h.name}.partial")
-        adata.write_h5ad(tmp); tmp.replace(h)
+        for h in h5ads: _write_file(h, adata.write_h5ad)
     counts = df["label"].value_counts()
     print(counts.to_string())
     print(f"predictions: {out}")
@@ -272,14 +370,38 @@ def plot_parser(prog: str = "scaml_plot") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Draw the figures of a scaml results folder.")
     p.add_argument("--results", required=True, help="results folder written by scaml_train")
     p.add_argument("--outdir", help="where to write the PNGs (default: the results folder)")
-    p.add_argument("--dpi", type=int, default=120, help="resolution of the PNGs")
+    p.add_argument("--dpi", type=_int_flag("--dpi", 10, 2400), default=120, help="resolution of the PNGs")
+    p.add_argument("--overwrite", action="store_true", help="replace figures of the same names in --outdir")
     _common(p)
     return p
 
+def _plot_outdir(args: argparse.Namespace) -> Path | None:
+    "Check --results and --outdir before drawing: the figures replace only files of the same names scaml wrote."
+    from scaml.results import read_summary
+    res = Path(args.results)
+    if not res.is_dir() or not (res / "summary_metrics.json").is_file():
+        raise FileNotFoundError(f"--results '{res}' is not a results folder (no summary_metrics.json there); pass a "
+                                "folder written by scaml_train")
+    if not args.outdir or Path(args.outdir).resolve() == res.resolve(): return None
+    out = Path(args.outdir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--outdir '{out}' is a file; pass a folder for the PNGs")
+    names = {"model_compare.png", "per_class_f1.png", "metrics_ci.png", "radar.png", "confusions.png", "confusions.csv",
+             "per_class_all.csv"} | {f"{m}_confusion_matrix.png" for m in read_summary(res)}
+    there = sorted(n for n in names if (out / n).exists())
+    if there and not args.overwrite:
+        raise FileExistsError(f"--outdir '{out}' already holds {', '.join(there)}; choose another --outdir or pass "
+                              "--overwrite to replace these files")
+    from scaml.results import check_outdir
+    try: check_outdir(out / ".scaml_plot_check", param="--outdir")
+    except (PermissionError, NotADirectoryError) as e: raise type(e)(str(e).replace("/.scaml_plot_check", "")) from None
+    return out
+
 def _plot(args: argparse.Namespace) -> None:
     from scaml.results import save_figures
-    if args.outdir: Path(args.outdir).mkdir(parents=True, exist_ok=True)
-    for f in save_figures(args.results, args.outdir, dpi=args.dpi): print(f)
+    out = _plot_outdir(args)
+    if out is not None: out.mkdir(parents=True, exist_ok=True)
+    for f in save_figures(args.results, out, dpi=args.dpi): print(f)
 
 def scaml_plot(argv: Sequence[str] | None = None) -> int:
     "Console entry point: draw the figures of a results folder."
@@ -300,11 +422,14 @@ def matrix_parser(prog: str = "scaml_matrix") -> argparse.ArgumentParser:
                    help="keep cells whose obs KEY is VALUE (or one of VALUE1,VALUE2), e.g. demuxlet_cls=SNG")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help=f"models: {', '.join(MODELS)}")
     p.add_argument("--features", choices=["hvg", "all", "actinn"], default="hvg", help="gene selection")
-    p.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=int, default=2000, help="number of highly variable genes")
+    p.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
+                   default=2000, help="number of highly variable genes")
     p.add_argument("--no-loo", action="store_true", help="skip leave-one-group-out training")
-    p.add_argument("--cv-folds", type=int, default=3, help="folds of the within-group cross-validation (0: skip)")
+    p.add_argument("--cv-folds", type=_int_flag("--cv-folds", 0), default=3,
+                   help="folds of the within-group cross-validation (0: skip)")
     p.add_argument("--metric", default="f1_macro_seen", help="metric of the heatmaps and the gap summary")
-    p.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=int, default=0, help="random seed for folds and models")
+    p.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
+                   help="random seed for folds and models")
     p.add_argument("--outdir", required=True, help="results folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
     p.add_argument("--no-plots", action="store_true", help="do not draw the heatmaps")
@@ -315,8 +440,12 @@ def _matrix(args: argparse.Namespace) -> None:
     from scaml.matrix import run_matrix
     from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
-    if Path(args.outdir).exists() and not args.overwrite:
-        raise FileExistsError(f"results folder '{args.outdir}' already exists; choose another --outdir or pass --overwrite")
+    _check_models(args.models)
+    if args.cv_folds == 1: raise ValueError("--cv-folds 1 leaves no cells to test on; pass 0 (skip) or 2 or more")
+    if args.filter:
+        from scaml.splits import parse_filters
+        parse_filters(args.filter)
+    _check_outdir_flag(args, args.adata)
     adata = _read_input(args.adata, args.dataset)
     if args.filter: adata = filter_cells(adata, args.filter)
     res = run_matrix(adata, label_key=args.label_key, split_key=args.split_key, groups=args.groups, models=args.models,
@@ -341,22 +470,28 @@ def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.Argume
     i = p.add_argument_group("input")
     i.add_argument("--adata", help="cells: .h5ad, 10x folder or .h5, CSV/TSV table")
     i.add_argument("--dataset", help="a built-in dataset by name instead of --adata")
-    i.add_argument("--filter", action="append", metavar="KEY=VALUE[,VALUE]", help="keep only matching cells (repeatable)")
+    i.add_argument("--filter", action="append", metavar="KEY=VALUE[,VALUE]",
+                   help="keep only matching cells (repeatable)")
     i.add_argument("--label-key", default="cell_type", help="obs column with the cell types")
     i.add_argument("--group-key", required=True, help="obs column with the groups (culture, donor, replicate, plate)")
     s = p.add_argument_group("sizes")
-    s.add_argument("--test-groups", nargs="+", help="test groups (default: a random --test-size fraction of the groups)")
-    s.add_argument("--test-size", type=float, default=0.25, help="fraction of groups held out for testing")
-    s.add_argument("--n-groups", type=int, nargs="*", help="numbers of training groups (default 1 to all; none: skip)")
-    s.add_argument("--fractions", type=float, nargs="*", default=[0.1, 0.25, 0.5, 1.0],
+    s.add_argument("--test-groups", nargs="+",
+                   help="test groups (default: a random --test-size fraction of the groups)")
+    s.add_argument("--test-size", type=_float_flag("--test-size", 0, 1, high_open=True), default=0.25,
+                   help="fraction of groups held out for testing")
+    s.add_argument("--n-groups", type=_int_flag("--n-groups", 1), nargs="*",
+                   help="numbers of training groups (default 1 to all; none: skip)")
+    s.add_argument("--fractions", type=_float_flag("--fractions", 0, 1), nargs="*", default=[0.1, 0.25, 0.5, 1.0],
                    help="fractions of cells within the training groups (none: skip)")
-    s.add_argument("--n-repeats", type=int, default=3, help="repeats per size")
+    s.add_argument("--n-repeats", type=_int_flag("--n-repeats", 1), default=3, help="repeats per size")
     m = p.add_argument_group("features and models")
     m.add_argument("--features", choices=["hvg", "all", "actinn"], default="hvg", help="gene selection")
-    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=int, default=2000, help="number of highly variable genes")
+    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
+                   default=2000, help="number of highly variable genes")
     m.add_argument("--model", "--models", dest="models", nargs="+", default=["lr"], help=f"models: {', '.join(MODELS)}")
     m.add_argument("--metric", default="f1_macro", help="metric drawn in the PNG")
-    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=int, default=0, help="random seed")
+    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
+                   help="random seed")
     o = p.add_argument_group("output")
     o.add_argument("--outdir", required=True, help="results folder to create")
     o.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
@@ -372,6 +507,10 @@ def _lc_main(args: argparse.Namespace) -> None:
     from scaml.results import ResultsFolder
     from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
+    _check_models(args.models, "--model")
+    if args.filter:
+        from scaml.splits import parse_filters
+        parse_filters(args.filter)
     outdir = check_outdir(args.outdir, overwrite=args.overwrite, inputs=[args.adata], param="--outdir")
     t0 = time.perf_counter()
     adata = filter_cells(_read_input(args.adata, args.dataset), args.filter)
@@ -419,7 +558,8 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
     s.add_argument("--split-test", nargs="+", help="test value(s) of --split-key (default: all others)")
     s.add_argument("--group-key", help="obs column of groups held out whole (culture, donor, plate)")
     s.add_argument("--test-groups", nargs="+", help="groups of the test side (default: a random --test-size fraction)")
-    s.add_argument("--test-size", type=float, default=0.25, help="fraction of groups (or cells) on the test side")
+    s.add_argument("--test-size", type=_float_flag("--test-size", 0, 1, high_open=True), default=0.25,
+                   help="fraction of groups (or cells) on the test side")
     m = p.add_argument_group("method")
     m.add_argument("--method", choices=list(METHODS), default="lof",
                    help="detector (iforest, ocsvm, lof) or classifier score (maxproba = 1 - max probability, entropy)")
@@ -427,12 +567,15 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
                    "--label-key, or a saved model folder (results/<run>/<model>/model)")
     m.add_argument("--label-key", help="obs column with cell types, to train --model and for --reject")
     m.add_argument("--features", choices=["hvg", "all", "actinn"], default="hvg", help="gene selection")
-    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=int, default=3000, help="number of highly variable genes")
-    m.add_argument("--n-components", type=int, default=None,
+    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
+                   default=3000, help="number of highly variable genes")
+    m.add_argument("--n-components", type=_int_flag("--n-components", 1), default=None,
                    help="TruncatedSVD components of a detector (default: 100 for iforest, full vectors otherwise)")
     m.add_argument("--reject", action="store_true", help="also fit and evaluate a rejection rule (needs --label-key)")
-    m.add_argument("--coverage", type=float, default=0.98, help="fraction of held-out known cells kept by --reject")
-    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=int, default=0, help="random seed")
+    m.add_argument("--coverage", type=_float_flag("--coverage", 0, 1, high_open=True), default=0.98,
+                   help="fraction of held-out known cells kept by --reject")
+    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
+                   help="random seed")
     o = p.add_argument_group("output")
     o.add_argument("--outdir", required=True, help="results folder to create")
     o.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
@@ -442,7 +585,7 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
 
 # %% ../nbs/09_cli.ipynb #bed805d3
 def _novelty_main(args: argparse.Namespace) -> None:
-    from scaml.novelty import CLASSIFIER_SCORES, run_novelty, write_novelty
+    from scaml.novelty import run_novelty, write_novelty
     from scaml.results import check_outdir
     from scaml.results import ResultsFolder
     from scaml.splits import filter_cells
@@ -450,14 +593,18 @@ def _novelty_main(args: argparse.Namespace) -> None:
     if args.split_key and not args.split_train: raise ValueError("--split-key needs --split-train VALUE(S)")
     if args.split_train and not args.split_key: raise ValueError("--split-train needs --split-key KEY")
     if args.reject and not args.label_key: raise ValueError("--reject needs --label-key (the cell-type column)")
-    outdir = check_outdir(args.outdir, overwrite=args.overwrite, inputs=[args.adata], param="--outdir")
-    adata = filter_cells(_read_input(args.adata, args.dataset), args.filter)
-    rec = {k: v for k, v in vars(args).items() if k not in ("quiet", "debug")}
     model = args.model
-    if args.method in CLASSIFIER_SCORES and model and not Path(model).is_dir():
+    if model and not Path(model).is_dir():
         from scaml.core import MODELS
         if model not in MODELS:
             raise ValueError(f"--model {model!r} is neither a saved model folder nor a model name ({', '.join(MODELS)})")
+    if args.filter:
+        from scaml.splits import parse_filters
+        parse_filters(args.filter)
+    outdir = check_outdir(args.outdir, overwrite=args.overwrite,
+                          inputs=[args.adata, model if model and Path(model).is_dir() else None], param="--outdir")
+    adata = filter_cells(_read_input(args.adata, args.dataset), args.filter)
+    rec = {k: v for k, v in vars(args).items() if k not in ("quiet", "debug")}
     kw = dict(flag_key=args.hek_key, positive=args.hek_positive, split_key=args.split_key, train=args.split_train,
               test=args.split_test, group_key=None if args.split_key else args.group_key,
               test_groups=args.test_groups, test_size=args.test_size, random_state=args.seed)
@@ -489,8 +636,9 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
                        group_key=gk, coverage=args.coverage,
                        features=args.features, n_top_genes=args.n_hvg, random_state=args.seed)
     pred = predict_with_rejection(adata[te], rm)
-    labels, _ = clean_labels(adata[te], args.label_key)
-    y = np.where(flag[te], np.char.add("novel:", labels.astype(str)), labels).astype(object)
+    labels, keep = clean_labels(adata[te], args.label_key)       # unlabelled known cells ('') count in no metric
+    labels = labels.astype(str)
+    y = np.where(flag[te], np.char.add("novel:", np.where(keep, labels, "unlabelled")), labels).astype(object)
     pred.insert(0, "y_true", y)
     met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes)
     met.update(rule=repr(rm), calibration=rm.calibration)
@@ -522,10 +670,12 @@ def report_parser(prog: str = "scaml_report") -> argparse.ArgumentParser:
     sp_.add_argument("--one-way", action="store_true", help="run only train -> test, not also the reverse")
     m = p.add_argument_group("features and models")
     m.add_argument("--models", nargs="+", default=["lr", "rf", "xgb", "mlp"], help="models (default lr rf xgb mlp)")
-    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=int, default=2000, help="number of highly variable genes")
+    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
+                   default=2000, help="number of highly variable genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
                    help="train on this obsm embedding instead of genes, e.g. X_harmony")
-    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=int, default=0, help="random seed of every model")
+    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
+                   help="random seed of every model")
     m.add_argument("--learning-curve", action="store_true", help="add the learning-curve section")
     m.add_argument("--novelty", action="store_true", help="add the novelty section")
     o = p.add_argument_group("output")
@@ -533,12 +683,13 @@ def report_parser(prog: str = "scaml_report") -> argparse.ArgumentParser:
     o.add_argument("--overwrite", action="store_true", help="replace existing split folders")
     o.add_argument("--notebook", help="run this analysis notebook instead of the built-in cross_batch.ipynb")
     o.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
-    o.add_argument("--timeout", type=int, help="seconds allowed per notebook cell")
+    o.add_argument("--timeout", type=_int_flag("--timeout", 1), help="seconds allowed per notebook cell")
     _common(p)
     return p
 
 def _report(args: argparse.Namespace) -> None:
     from scaml.report import run_report
+    _check_models(args.models)
     name = args.dataset or (Path(args.adata).stem if args.adata else "report")
     folders = run_report(args.adata, dataset=args.dataset, label_key=args.label_key, split_key=args.split_key,
                          train=args.split_train, test=args.split_test, both_directions=not args.one_way,

@@ -9,14 +9,16 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 
 # %% auto #0
-__all__ = ['log', 'PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'resolve_device',
-           'package_versions']
+__all__ = ['log', 'PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'check_int', 'check_float',
+           'check_names', 'check_outfile', 'resolve_device', 'available_cpus', 'n_threads', 'thread_limit',
+           'limit_threads', 'package_versions']
 
 # %% ../nbs/00_core.ipynb #55ceb223
 def format_values(values: Iterable, limit: int = 20) -> str:
@@ -45,6 +47,166 @@ def as_list(v) -> list[str]:
     "`None` -> `[]`, a string -> `[it]`, any other iterable -> a list of strings."
     if v is None: return []
     return [str(x) for x in ([v] if isinstance(v, str) else v)]
+
+# %% ../nbs/00_core.ipynb #77888704
+def check_int(value, param: str, *, minimum: int | None = None, maximum: int | None = None,
+              none_ok: bool = False) -> int | None:
+    """`value` as an `int`, or a `TypeError`/`ValueError` that names `param` and what it accepts.
+
+    Parameters
+    ----------
+    value
+        The value given.
+    param
+        Its name in messages (`'n_top_genes'`, `'--n-top-genes'`).
+    minimum
+        Smallest allowed value.
+    maximum
+        Largest allowed value.
+    none_ok
+        Accept `None` (returned as it is).
+
+    Returns
+    -------
+    The integer.
+    """
+    if value is None and none_ok: return None
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass an integer"
+                        + (f" >= {minimum}" if minimum is not None else ""))
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        rng = (f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}") if minimum is not None \
+            else f"<= {maximum}"
+        raise ValueError(f"{param}={value} is out of range; pass an integer {rng}")
+    return value
+
+def check_float(value, param: str, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> float:
+    """`value` as a finite `float` inside the given bounds, or an error naming `param`.
+
+    Parameters
+    ----------
+    value
+        The value given.
+    param
+        Its name in messages.
+    low
+        Lower bound.
+    high
+        Upper bound.
+    low_open
+        Exclude `low` itself.
+    high_open
+        Exclude `high` itself.
+
+    Returns
+    -------
+    The float.
+    """
+    import math
+    import numbers
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass a number")
+    value = float(value)
+    bad = not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or \
+        (high is not None and (value >= high if high_open else value > high))
+    if bad:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{param}={value:g} is out of range; pass a number {' and '.join(s for s in (lo, hi) if s) or 'that is finite'}")
+    return value
+
+def check_names(value, param: str, *, none_ok: bool = True) -> list[str] | None:
+    """A list of names from a string or a list/tuple of strings, or a `TypeError` naming `param`.
+
+    Parameters
+    ----------
+    value
+        One name or a sequence of names.
+    param
+        Its name in messages.
+    none_ok
+        Accept `None` (returned as it is).
+
+    Returns
+    -------
+    The names as a list of strings.
+    """
+    if value is None and none_ok: return None
+    if isinstance(value, str): return [value]
+    import numbers
+    if isinstance(value, (list, tuple, set, frozenset)) or (hasattr(value, "__iter__") and hasattr(value, "__len__")
+                                                             and not isinstance(value, (dict, bytes))):
+        vals = list(value)
+        bad = [v for v in vals if not isinstance(v, (str, numbers.Number)) or isinstance(v, bool)]
+        if not bad: return [str(v) for v in vals]
+    raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass a name or a list of names, e.g. ['H4']")
+
+# %% ../nbs/00_core.ipynb #29a0e36e
+def check_outfile(path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
+                  param: str = "out", formats: Iterable[str] = (".csv",),
+                  written_by_scaml: Callable[[Path], bool] | None = None) -> Path:
+    """Refuse an output file that cannot be written or must not be replaced, before any work is done.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    overwrite
+        Allow replacing an existing file (one that scaml wrote, when `written_by_scaml` is given).
+    inputs
+        Paths the command reads; `path` must not be one of them or inside one.
+    param
+        How the caller names the path in messages (`'--out'`).
+    formats
+        The suffixes accepted; the format follows the file name.
+    written_by_scaml
+        Tells whether an existing file was written by scaml; others are never replaced.
+
+    Returns
+    -------
+    `path` as a `Path`.
+    """
+    formats = tuple(formats)
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise TypeError(f"{param}={path!r}: pass the path of a file to write ({' or '.join(formats)})")
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]) if "".join(path.suffixes[-2:]) in formats else path.suffix
+    if suffix.lower() not in formats:
+        raise ValueError(f"{param} '{path}': the output format follows the file name, and {suffix or 'no suffix'!r} is "
+                         f"not one of {', '.join(formats)}; name the file e.g. '{path.stem or 'out'}{formats[0]}'")
+    res = path.resolve()
+    for i in inputs:
+        if i is None: continue
+        ir = Path(i).resolve()
+        if res == ir:
+            raise ValueError(f"{param} '{path}' is the input '{i}'; writing it would replace the data it is made "
+                             f"from. Choose another {param}")
+        if ir in res.parents:
+            raise ValueError(f"{param} '{path}' is inside the input folder '{i}'; writing there would change an input. "
+                             f"Choose another {param}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{param} '{path}' is a folder; {param} names a file to write, e.g. "
+                                f"'{path / ('predictions' + formats[0])}'")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{param} '{path}' already exists; choose another {param} or pass --overwrite "
+                                  "(overwrite=True) to replace it")
+        if path.is_symlink() or not path.is_file():
+            raise FileExistsError(f"{param} '{path}' is a link or a special file; --overwrite replaces only a file "
+                                  f"scaml wrote. Choose another {param}")
+        if written_by_scaml is not None and not written_by_scaml(path):
+            raise FileExistsError(f"{param} '{path}' was not written by scaml; --overwrite replaces only a file scaml "
+                                  f"wrote. Move it away or choose another {param}")
+    anc = path.absolute().parent
+    while not anc.exists(): anc = anc.parent
+    if not anc.is_dir():
+        raise NotADirectoryError(f"cannot create {param} '{path}': '{anc}' is a file")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot create {param} '{path}': no write permission in '{anc}'")
+    return path
 
 # %% ../nbs/00_core.ipynb #e1c0de02
 MODELS: dict[str, str] = {
@@ -80,6 +242,98 @@ def resolve_device(device: str = "auto") -> str:
     if not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but torch {torch.__version__} sees no CUDA GPU; pass device='cpu' or 'auto'")
     return device
+
+# %% ../nbs/00_core.ipynb #6e091b57
+def _cgroup_quota() -> float | None:
+    "The cgroup CPU quota in CPUs (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`), `None` when unlimited or unknown."
+    from pathlib import Path
+    rel = ""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"): rel = line[3:].strip().lstrip("/")
+    except OSError: pass
+    root = Path("/sys/fs/cgroup")
+    for d in dict.fromkeys([root / rel, root]):                  # v2: "max 100000" or "200000 100000"
+        try: quota, period = (d / "cpu.max").read_text().split()[:2]
+        except (OSError, ValueError): continue
+        return None if quota == "max" else int(quota) / int(period)
+    try:                                                          # v1: -1 means no quota
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError): return None
+
+def available_cpus() -> int:
+    """The number of CPUs this process may use: its CPU affinity, capped by the cgroup CPU quota.
+
+    Returns
+    -------
+    At least 1.
+    """
+    try: n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError): n = os.cpu_count() or 1
+    q = _cgroup_quota()
+    if q: n = min(n, max(1, int(q + 0.5)))      # a quota of 1.5 CPUs allows 2 threads, of 0.5 CPU one
+    return max(1, n)
+
+# %% ../nbs/00_core.ipynb #6a9d76bd
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_limit: int | None = None           # the cap of the innermost active limit_threads: None without one, 0 when it is off
+
+def n_threads() -> int:
+    "The threads a model may use: the cap of the active `limit_threads`, else `available_cpus()`."
+    return _limit or available_cpus()
+
+def thread_limit() -> int | None:
+    "The cap of the active `limit_threads`: `None` when there is none, `0` when it leaves the pools alone (`n=0`)."
+    return _limit
+
+class limit_threads:
+    """Cap the BLAS, OpenMP, XGBoost and torch thread pools at the CPUs this process may use.
+
+    Parameters
+    ----------
+    n
+        Threads per pool; `None` for `available_cpus()`, `0` to leave the pools as they are.
+
+    Returns
+    -------
+    Works as a plain call (the limits stay) or as a context manager (restored on leaving). `.n` is the cap (`None`
+    when off).
+    """
+    def __init__(self, n: int | None = None):
+        global _limit
+        if n is not None and int(n) < 0: raise ValueError(f"n={n} threads; pass a positive number, 0 (no limit) or None")
+        self.n = None if n == 0 else int(n or available_cpus())
+        self._prev, self._env, self._ctl, self._torch = _limit, {}, None, None
+        if self.n is None:
+            _limit = 0
+            return
+        for k, v in (("OMP_WAIT_POLICY", "PASSIVE"), *((k, str(self.n)) for k in _THREAD_ENV)):
+            if k not in os.environ: self._env[k] = v; os.environ[k] = v
+        try:
+            from threadpoolctl import threadpool_limits
+            self._ctl = threadpool_limits(self.n)
+        except ImportError: pass
+        if "torch" in sys.modules:           # only when loaded: importing torch costs seconds
+            import torch
+            self._torch = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        _limit = self.n
+
+    def __enter__(self) -> limit_threads: return self
+
+    def __exit__(self, *exc) -> None:
+        global _limit
+        _limit = self._prev
+        if self.n is None: return
+        for k in self._env: os.environ.pop(k, None)
+        if self._ctl is not None: self._ctl.restore_original_limits()
+        if self._torch is not None:
+            import torch
+            torch.set_num_threads(self._torch)
+
+    def __repr__(self) -> str: return f"limit_threads(n={self.n})"
 
 # %% ../nbs/00_core.ipynb #c571a821
 def package_versions(extra: Iterable[str] = ()) -> dict:

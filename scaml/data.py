@@ -19,8 +19,8 @@ from .core import PathLike, format_values
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'toy_adata', 'read_h5ad', 'check_obs_key', 'check_obsm_key', 'check_values', 'check_adata', 'clean_labels',
-           'describe_matrix']
+__all__ = ['log', 'UNKNOWN', 'toy_adata', 'read_h5ad', 'check_obs_key', 'check_obsm_key', 'check_values', 'check_adata',
+           'clean_labels', 'check_classes', 'describe_matrix']
 
 # %% ../nbs/00_data.ipynb #efd9a3ca
 def toy_adata(n_obs: int = 300, n_vars: int = 200, n_classes: int = 3, *, n_batches: int = 2,
@@ -81,7 +81,12 @@ def _check_h5ad_file(path: Path) -> None:
                          "copy or download it again") from None
     with f:
         keys = set(f.keys())
-        if "X" not in keys or "obs" not in keys:
+        has_matrix = "X" in keys or any(len(f[k].keys()) for k in ("layers", "raw") if k in keys and
+                                            hasattr(f[k], "keys"))
+        if "obs" in keys and "var" in keys and not has_matrix:
+            raise ValueError(f"'{path}' is an AnnData file without any expression matrix: X is absent and so are "
+                             "layers and .raw; write the counts into X (or a layer) and save it again")
+        if "obs" not in keys or "var" not in keys:
             raise ValueError(
                 f"'{path}' is an HDF5 file without the AnnData 'X'/'obs' groups (found: {sorted(keys)}, "
                 f"{path.stat().st_size} bytes). This is what SeuratDisk writes for Seurat v5 objects; "
@@ -111,7 +116,8 @@ def read_h5ad(path: PathLike, *, backed: bool = False) -> AnnData:
                          "was not written by anndata. Copy it again or convert it with scaml.io.read") from None
 
 # %% ../nbs/00_data.ipynb #cf0e6163
-def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key") -> None:
+def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key", name: str = "adata",
+                  where: str | None = None) -> None:
     """Raise a `KeyError` listing the available columns if `key` is not in `adata.obs`.
 
     Parameters
@@ -122,9 +128,13 @@ def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key") -> None
         The column that must exist.
     param
         Name of the argument that holds `key`, used in the message.
+    name
+        How the message names `adata` (`'adata'`, `'adata_test'`).
+    where
+        Where `adata` came from, for the message (e.g. `"the --adata-test file 'b.h5ad'"`).
     """
     if key not in adata.obs.columns:
-        raise KeyError(f"{param}={key!r} is not a column of adata.obs; available: "
+        raise KeyError(f"{param}={key!r} is not a column of {name}.obs{f' ({where})' if where else ''}; available: "
                        f"{format_values(adata.obs.columns) or 'none'}. Pass {param}=...")
 
 def check_obsm_key(adata: AnnData, key: str, *, param: str = "use_rep") -> None:
@@ -142,7 +152,7 @@ def check_values(adata: AnnData, key: str, values: Sequence[str], *, param: str 
                          f"{format_values(sorted(present))}")
 
 def check_adata(adata: AnnData, *, obs_keys: Sequence[str] | dict[str, str] = (), use_rep: str | None = None,
-                unique_names: bool = True) -> None:
+                unique_names: bool = True, name: str = "adata", where: str | None = None) -> None:
     """Check `adata` before use: required `obs` columns, an `obsm` key, unique cell and gene names.
 
     Parameters
@@ -155,20 +165,26 @@ def check_adata(adata: AnnData, *, obs_keys: Sequence[str] | dict[str, str] = ()
         An `obsm` key that must exist.
     unique_names
         Raise if cell or gene names are duplicated.
+    name
+        How messages name `adata` (`'adata'`, `'adata_test'`).
+    where
+        Where `adata` came from, for messages (e.g. `"the --adata-test file 'b.h5ad'"`).
     """
     if not isinstance(adata, AnnData):
-        raise TypeError(f"expected an AnnData object, got {type(adata).__name__}; read files with scaml.data.read_h5ad")
+        raise TypeError(f"{name} is a {type(adata).__name__}, not an AnnData; read files with scaml.read(path), or "
+                        "wrap a matrix as anndata.AnnData(X, obs=..., var=...)")
     if adata.n_obs == 0 or adata.n_vars == 0:
-        raise ValueError(f"adata is empty (shape {adata.shape}); nothing to train or predict on")
+        raise ValueError(f"{name}{f' ({where})' if where else ''} is empty (shape {adata.shape}); nothing to train or "
+                         "predict on")
     items = obs_keys.items() if isinstance(obs_keys, dict) else [("key", k) for k in obs_keys]
     for param, key in items:
-        if key is not None: check_obs_key(adata, key, param=param)
+        if key is not None: check_obs_key(adata, key, param=param, name=name, where=where)
     if use_rep is not None: check_obsm_key(adata, use_rep)
     if unique_names:
         for axis, names in (("cell", adata.obs_names), ("gene", adata.var_names)):
             if not names.is_unique:
                 dup = names[names.duplicated()].unique()
-                raise ValueError(f"{len(dup)} duplicated {axis} names in adata (e.g. {format_values(dup, 5)}); make them unique "
+                raise ValueError(f"{len(dup)} duplicated {axis} names in {name} (e.g. {format_values(dup, 5)}); make them unique "
                                  f"with adata.{'obs' if axis == 'cell' else 'var'}_names_make_unique()")
 
 # %% ../nbs/00_data.ipynb #4054ea5e
@@ -201,6 +217,16 @@ def clean_labels(adata: AnnData, label_key: str) -> tuple[np.ndarray, np.ndarray
                       UserWarning, stacklevel=2)
     labels[~keep] = ""
     return labels.astype(str), keep
+
+UNKNOWN = "unknown"
+
+def check_classes(labels: np.ndarray, label_key: str) -> None:
+    "Refuse training labels that include the reserved class `'unknown'` (what a rejecting model answers)."
+    n = int(np.sum(np.asarray(labels, dtype=object) == UNKNOWN))
+    if n:
+        raise ValueError(f"{n} training cells are labelled {UNKNOWN!r} in obs[{label_key!r}]; that name is reserved for "
+                         "the cells a model rejects. Rename the class (e.g. to 'unknown_type') or set those labels to "
+                         "NaN to leave the cells out")
 
 # %% ../nbs/00_data.ipynb #690ecc2f
 def describe_matrix(X, *, n_sample: int = 200_000) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .core import check_float, check_int, check_names
 from .data import check_adata, clean_labels
 from .metrics import evaluate
 from .models import CellTypeModel, get_backend
@@ -82,10 +83,22 @@ def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: s
     `test_groups`, `n_test`, the metrics of `evaluate` and `fit_s`.
     """
     from tqdm.auto import tqdm
-    models = list(dict.fromkeys(models))
+    models = list(dict.fromkeys(check_names(models, "models", none_ok=False)))
     if not models: raise ValueError("no models given")
     for m in models: get_backend(m)
-    if n_repeats < 1: raise ValueError(f"n_repeats={n_repeats} must be at least 1")
+    n_repeats = check_int(n_repeats, "n_repeats", minimum=1)
+    n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
+    random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
+    test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
+    test_groups = check_names(test_groups, "test_groups")
+    if n_groups is not None:
+        if isinstance(n_groups, (str, bytes)) or not hasattr(n_groups, "__iter__"):
+            raise TypeError(f"n_groups={n_groups!r}: pass a list of integers, e.g. [1, 2, 4], or None for 1 to all")
+        n_groups = [check_int(k, "n_groups[...]", minimum=1) for k in n_groups]
+    if fractions is not None:
+        if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
+            raise TypeError(f"fractions={fractions!r}: pass a list of numbers in (0, 1], e.g. [0.25, 0.5, 1.0]")
+        fractions = [check_float(f, "fractions[...]", low=0, high=1, low_open=True) for f in fractions]
     check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]

@@ -18,9 +18,10 @@ from anndata import AnnData
 
 import scaml
 from .benchmark import run_benchmark
-from .core import DEFAULT_MODELS, PathLike, package_versions
+from .core import DEFAULT_MODELS, PathLike, check_int, check_names, package_versions
 from .data import check_adata, check_values
 from .metrics import evaluate
+from .plots import use_file_backend
 from .results import ResultsFolder, check_outdir
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,11 @@ def run_matrix(adata: AnnData, *, label_key: str = "cell_type", split_key: str =
     t0 = time.perf_counter()
     outdir = Path(outdir) if outdir is not None else None
     if outdir is not None: check_outdir(outdir, overwrite=overwrite)
+    groups = check_names(groups, "groups")
+    cv_folds = check_int(cv_folds, "cv_folds", minimum=0)
+    if cv_folds == 1: raise ValueError("cv_folds=1 leaves no cells to test on; pass 0 (skip) or 2 or more")
+    n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
+    random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
     check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key})
     if metric not in METRIC_COLS[:6]: raise ValueError(f"metric={metric!r}; choose one of {', '.join(METRIC_COLS[:6])}")
     all_groups = sorted(adata.obs[split_key].astype(str).unique())
@@ -270,9 +276,7 @@ def save_matrix_figures(results: PathLike, *, dpi: int = 120) -> list[Path]:
     The paths written.
     """
     import json
-    import matplotlib
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
     from scaml.plots import PNG_FAST
     results = Path(results)

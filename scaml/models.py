@@ -5,6 +5,7 @@
 # %% ../nbs/02_models.ipynb #d968bd29
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -17,26 +18,39 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from anndata import AnnData
 from fastcore.basics import patch
 
 import scaml
-from .core import MODELS, PathLike
-from .data import check_adata, clean_labels
+from .core import MODELS, PathLike, n_threads, thread_limit
+from .data import check_adata, check_classes, clean_labels
 from .calibration import calibrator_from_dict
 from .preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'softmax', 'LogRegBackend', 'RandomForestBackend',
-           'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel', 'annotate']
+__all__ = ['log', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'softmax', 'logreg_loss_grad', 'LogRegBackend',
+           'RandomForestBackend', 'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel',
+           'annotate']
 
 # %% ../nbs/02_models.ipynb #5320e82c
 def balanced_weights(y: np.ndarray) -> np.ndarray:
     "Per-sample weights `n / (k * n_c)` that give every class the same total weight."
     classes, inv, counts = np.unique(y, return_inverse=True, return_counts=True)
     return (len(y) / (len(classes) * counts))[inv]
+
+@contextlib.contextmanager
+def _blas_threads(n: int | None):
+    "Cap the BLAS pools at `n` threads inside the block (not when `n` is None, limits are off, or no threadpoolctl)."
+    try:
+        if n is None or thread_limit() == 0: raise ImportError
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(n, user_api="blas"): yield
 
 class Backend:
     """Base class of the estimators behind `CellTypeModel`.
@@ -47,6 +61,7 @@ class Backend:
     name: str = "base"
     defaults: dict = {}
     predict_block: int = 65_536
+    blas_threads: int | None = None     # BLAS threads while fitting (None: the process's limit)
 
     def __init__(self, *, class_weight: str | None = None, random_state: int | None = 0, **params):
         unknown = set(params) - set(self.defaults)
@@ -70,8 +85,30 @@ class Backend:
                              "a classifier needs at least two")
         yc = np.searchsorted(self.seen_, y)
         sw = balanced_weights(yc) if self.class_weight == "balanced" else None
-        self._fit(X, yc, sw)
+        with _blas_threads(self.blas_threads): self._fit(X, yc, sw)
         return self
+
+    def fit_blocks(self, blocks: Blocks, y: np.ndarray, *, n_classes: int | None = None) -> Backend:
+        "Fit on training rows that arrive in `blocks` (a `Blocks`, e.g. on a Dask cluster), labels `y` in block order."
+        y = np.asarray(y)
+        if len(y) != blocks.n_rows: raise ValueError(f"{len(y)} labels for {blocks.n_rows} rows in the blocks")
+        self.n_classes_ = int(n_classes if n_classes is not None else y.max() + 1)
+        self.seen_ = np.unique(y)
+        if len(self.seen_) < 2:
+            raise ValueError(f"the training cells hold a single class (index {self.seen_.tolist()}); "
+                             "a classifier needs at least two")
+        yc = np.searchsorted(self.seen_, y)
+        with _blas_threads(self.blas_threads):
+            self._fit_blocks(blocks, yc, balanced_weights(yc) if self.class_weight == "balanced" else None)
+        return self
+
+    def _fit_blocks(self, blocks: Blocks, y: np.ndarray, sw: np.ndarray | None) -> None:
+        raise NotImplementedError(f"model {self.name!r} does not train from blocks")
+
+    @classmethod
+    def fits_blocks(cls) -> bool:
+        "Whether this backend trains from `Blocks` without gathering them."
+        return cls._fit_blocks is not Backend._fit_blocks
 
     def predict_proba(self, X) -> np.ndarray:
         "Probabilities for all `n_classes_` classes (float64, rows sum to 1)."
@@ -102,6 +139,43 @@ class Backend:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
 
+# %% ../nbs/02_models.ipynb #13aaef58
+class Blocks:
+    """Row blocks of a training matrix, in order: `len(blocks)`, `blocks[i]` (the rows of block `i`), `blocks.sizes`,
+    `blocks.put(parts)` (per-block values kept with the blocks) and `blocks.map(fn, *parts, **kw)`, which returns
+    `[fn(block_i, part_i, ..., **kw)]` computed where the blocks live. This class holds them in memory; a Dask
+    version (`scaml.distributed.DaskBlocks`) keeps them on the workers.
+
+    Parameters
+    ----------
+    blocks
+        Matrices (CSR or dense) with the same number of columns.
+    """
+    def __init__(self, blocks: Sequence):
+        self._blocks = list(blocks)
+        self.sizes = [int(b.shape[0]) for b in self._blocks]
+        self.n_cols = int(self._blocks[0].shape[1])
+
+    @classmethod
+    def split(cls, X, block_size: int) -> Blocks:
+        "The rows of `X` in blocks of `block_size`."
+        return cls([X[s:s + block_size] for s in range(0, X.shape[0], block_size)])
+
+    def __len__(self) -> int: return len(self.sizes)
+    def __getitem__(self, i: int): return self._blocks[i]
+    @property
+    def n_rows(self) -> int: return int(sum(self.sizes))
+    @property
+    def offsets(self) -> np.ndarray: return np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+    def parts(self, v: np.ndarray) -> list[np.ndarray]:
+        "A per-row array cut into the blocks' parts."
+        o = self.offsets
+        return [v[o[i]:o[i + 1]] for i in range(len(self))]
+    def put(self, parts: list) -> list: return parts
+    def map(self, fn, *parts, **kw) -> list:
+        return [fn(b, *[q[i] for q in parts], **kw) for i, b in enumerate(self._blocks)]
+    def __repr__(self) -> str: return f"{type(self).__name__}({len(self)} blocks, {self.n_rows} rows x {self.n_cols})"
+
 # %% ../nbs/02_models.ipynb #a63a2606
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
@@ -119,32 +193,58 @@ def _load_npz(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
 
 # %% ../nbs/02_models.ipynb #b3551c74
-def _lbfgs_centred(X, y: np.ndarray, sw: np.ndarray | None, *, C: float, tol: float, max_iter: int
-                   ) -> tuple[np.ndarray, np.ndarray, int]:
-    "Multinomial L2 logistic regression on the column-centred `X` (kept sparse); returns `W`, `b` for uncentred `X`."
-    from scipy.optimize import minimize
-    n, d = X.shape; k = int(y.max()) + 1
+def logreg_loss_grad(X, y: np.ndarray, s: np.ndarray, W: np.ndarray, c: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    "Weighted log-loss `sum(s * CE)` of the logits `X @ W + c` of some rows, its gradient `X.T @ G` and `G.sum(0)`."
     dt = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    s = np.full(n, 1.0 / n) if sw is None else np.asarray(sw, np.float64) / np.sum(sw)
-    lam = 1.0 / (C * (n if sw is None else np.sum(sw)))      # scikit-learn's scaling of the penalty
-    mu = np.asarray(X.mean(0), dtype=np.float64).ravel()
-    rows = np.arange(n)
+    rows = np.arange(X.shape[0])
+    z = np.asarray(X @ W.astype(dt), dtype=np.float64) + c
+    z -= z.max(1, keepdims=True)
+    lse = np.log(np.exp(z).sum(1))
+    loss = s @ (lse - z[rows, y])
+    G = np.exp(z - lse[:, None]); G[rows, y] -= 1; G *= s[:, None]
+    return float(loss), np.asarray(X.T @ G.astype(dt), dtype=np.float64), G.sum(0)
+
+def _lbfgs(data_loss_grad, mu: np.ndarray, k: int, lam: float, *, tol: float, max_iter: int
+           ) -> tuple[np.ndarray, np.ndarray, int]:
+    "L-BFGS on the column-centred features, the data term from `data_loss_grad(W, c)`; `W`, `b` for uncentred ones."
+    from scipy.optimize import minimize
+    d = len(mu)
 
     def loss_grad(theta):
         W, b = theta[:d * k].reshape(d, k), theta[d * k:]
-        z = np.asarray(X @ W.astype(dt), dtype=np.float64) + (b - mu @ W)
-        z -= z.max(1, keepdims=True)
-        lse = np.log(np.exp(z).sum(1))
-        loss = s @ (lse - z[rows, y]) + 0.5 * lam * np.vdot(W, W)
-        G = np.exp(z - lse[:, None]); G[rows, y] -= 1; G *= s[:, None]
-        g_b = G.sum(0)
-        g_W = np.asarray(X.T @ G.astype(dt), dtype=np.float64) - np.outer(mu, g_b) + lam * W
-        return loss, np.concatenate([g_W.ravel(), g_b])
+        loss, XtG, g_b = data_loss_grad(W, b - mu @ W)
+        g_W = XtG - np.outer(mu, g_b) + lam * W
+        return loss + 0.5 * lam * np.vdot(W, W), np.concatenate([g_W.ravel(), g_b])
 
     r = minimize(loss_grad, np.zeros(d * k + k), jac=True, method="L-BFGS-B",
                  options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
     W, b = r.x[:d * k].reshape(d, k), r.x[d * k:]
     return W, b - mu @ W, int(r.nit)
+
+def _lbfgs_centred(X, y: np.ndarray, sw: np.ndarray | None, *, C: float, tol: float, max_iter: int
+                   ) -> tuple[np.ndarray, np.ndarray, int]:
+    "Multinomial L2 logistic regression on the column-centred `X` (kept sparse); returns `W`, `b` for uncentred `X`."
+    n = X.shape[0]
+    s = np.full(n, 1.0 / n) if sw is None else np.asarray(sw, np.float64) / np.sum(sw)
+    lam = 1.0 / (C * (n if sw is None else np.sum(sw)))      # scikit-learn's scaling of the penalty
+    mu = np.asarray(X.mean(0), dtype=np.float64).ravel()
+    return _lbfgs(lambda W, c: logreg_loss_grad(X, y, s, W, c), mu, int(y.max()) + 1, lam, tol=tol, max_iter=max_iter)
+
+def _col_sums(B) -> np.ndarray: return np.asarray(B.sum(0), dtype=np.float64).ravel()
+
+def _lbfgs_blocks(blocks: Blocks, y: np.ndarray, sw: np.ndarray | None, *, C: float, tol: float, max_iter: int
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    "`_lbfgs_centred` on `Blocks`: every loss and gradient is a sum of `logreg_loss_grad` over blocks, where they live."
+    n = blocks.n_rows
+    s = np.full(n, 1.0 / n) if sw is None else np.asarray(sw, np.float64) / np.sum(sw)
+    lam = 1.0 / (C * (n if sw is None else np.sum(sw)))
+    mu = np.sum(blocks.map(_col_sums), axis=0) / n
+    ys, ss = blocks.put(blocks.parts(y)), blocks.put(blocks.parts(s))
+
+    def data(W, c):
+        parts = blocks.map(logreg_loss_grad, ys, ss, W=W, c=c)
+        return sum(p[0] for p in parts), np.sum([p[1] for p in parts], axis=0), np.sum([p[2] for p in parts], axis=0)
+    return _lbfgs(data, mu, int(y.max()) + 1, lam, tol=tol, max_iter=max_iter)
 
 # %% ../nbs/02_models.ipynb #d78d181b
 class LogRegBackend(Backend):
@@ -153,6 +253,7 @@ class LogRegBackend(Backend):
     defaults = {"C": 0.3, "max_iter": 500, "tol": 1e-4, "solver": "auto", "epochs": 4, "batch_size": 2048,
                 "learning_rate": 0.01}
     large_n = 200_000
+    blas_threads = 1        # sparse products and small dense steps: BLAS threads only wait for each other
 
     def _fit(self, X, y, sw):
         solver = self.params["solver"]
@@ -188,6 +289,11 @@ class LogRegBackend(Backend):
                     v_ *= b2; v_ += (1 - b2) * g * g
                     prm -= lr * (m_ / (1 - b1 ** t)) / (np.sqrt(v_ / (1 - b2 ** t)) + eps)
         self.W_, self.b_ = W.astype(np.float64), b.astype(np.float64)
+
+    def _fit_blocks(self, blocks, y, sw):
+        "L-BFGS with the loss and gradient summed over the blocks (computed where they live): the in-memory solution."
+        self.W_, self.b_, self.n_iter_ = _lbfgs_blocks(blocks, y, sw, C=self.params["C"], tol=self.params["tol"],
+                                                       max_iter=self.params["max_iter"])
 
     def _proba(self, X): return softmax(_linear(X, self.W_, self.b_))
     def _save(self, path): _save_npz(path / "weights.npz", W=self.W_, b=self.b_)
@@ -283,7 +389,7 @@ class XGBoostBackend(Backend):
         params = {"tree_method": "hist", "eta": p["learning_rate"], "max_depth": p["max_depth"],
                   "max_bin": p["max_bin"], "subsample": p["subsample"], "colsample_bytree": p["colsample_bytree"],
                   "colsample_bynode": p["colsample_bynode"], "min_child_weight": p["min_child_weight"],
-                  "nthread": p["n_jobs"] or os.cpu_count(), "seed": self.random_state or 0, "device": p["device"],
+                  "nthread": p["n_jobs"] or n_threads(), "seed": self.random_state or 0, "device": p["device"],
                   "verbosity": 0}
         if n_classes > 2: params.update(objective="multi:softprob", num_class=n_classes)
         else: params.update(objective="binary:logistic")
@@ -306,7 +412,7 @@ class XGBoostBackend(Backend):
             return self.fit_dmatrix(xgb.QuantileDMatrix(X, label=y, weight=sw, max_bin=self.params["max_bin"]), k)
         with tempfile.TemporaryDirectory(prefix="scaml-xgb-") as cache:   # the histogram index pages, deleted after
             it = _row_blocks(X, y, sw, block=self.external_block, cache_prefix=os.path.join(cache, "pages"))
-            d = xgb.ExtMemQuantileDMatrix(it, max_bin=self.params["max_bin"], nthread=self.params["n_jobs"] or os.cpu_count())
+            d = xgb.ExtMemQuantileDMatrix(it, max_bin=self.params["max_bin"], nthread=self.params["n_jobs"] or n_threads())
             self.fit_dmatrix(d, k)
             del d, it
 
@@ -319,7 +425,7 @@ class XGBoostBackend(Backend):
     def _load(self, path):
         import xgboost as xgb
         self.booster_ = xgb.Booster(model_file=str(path / "model.json"))
-        self.booster_.set_param({"nthread": self.params["n_jobs"] or os.cpu_count()})
+        self.booster_.set_param({"nthread": self.params["n_jobs"] or n_threads()})
 
 # %% ../nbs/02_models.ipynb #5c40c70e
 class MLPBackend(Backend):
@@ -327,6 +433,7 @@ class MLPBackend(Backend):
     name = "mlp"
     defaults = {"hidden_layer_sizes": [256], "alpha": 1e-4, "batch_size": 128, "learning_rate_init": 1e-3,
                 "max_iter": 100, "early_stopping": "auto", "n_iter_no_change": 5}
+    blas_threads = 1             # minibatch products too small to share; on a busy machine threads only wait
     min_early_stopping = 1_000   # 'auto': a validation split of at least 100 cells, else stop on the training loss
 
     def _fit(self, X, y, sw):
@@ -339,6 +446,44 @@ class MLPBackend(Backend):
             m.fit(X, y, **({"sample_weight": sw} if sw is not None else {}))
         self.early_stopping_, self.n_iter_ = bool(p["early_stopping"]), int(m.n_iter_)
         self.coefs_ = [w.astype(np.float64) for w in m.coefs_]
+        self.intercepts_ = [b.astype(np.float64) for b in m.intercepts_]
+
+    def _fit_blocks(self, blocks, y, sw):
+        "Adam minibatches from one block at a time (`partial_fit`), early stopping on a stratified 10% of the cells."
+        from sklearn.neural_network import MLPClassifier
+        p = dict(self.params); p["hidden_layer_sizes"] = tuple(p["hidden_layer_sizes"])
+        es, max_iter, patience = p.pop("early_stopping"), int(p.pop("max_iter")), int(p.pop("n_iter_no_change"))
+        if es == "auto": es = len(y) >= self.min_early_stopping
+        m = MLPClassifier(random_state=self.random_state, **p)
+        rng = np.random.default_rng(self.random_state)
+        is_val = np.zeros(len(y), bool)
+        if es:
+            for c in np.unique(y):
+                idx = np.flatnonzero(y == c); nv = min(int(round(0.1 * len(idx))), len(idx) - 1)
+                if nv > 0: is_val[rng.choice(idx, nv, replace=False)] = True
+        o, classes, w = blocks.offsets, np.arange(int(y.max()) + 1), np.ones(len(y)) if sw is None else sw
+        val = np.flatnonzero(is_val)
+        Xv = sp.vstack([sp.csr_matrix(blocks[i][np.flatnonzero(is_val[o[i]:o[i + 1]])]) for i in range(len(blocks))]) if es else None
+        best, best_coefs, bad = -np.inf, None, 0
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Maximum iterations.*")
+            for epoch in range(1, max_iter + 1):
+                loss, n, self.n_iter_ = 0.0, 0, epoch
+                for i in rng.permutation(len(blocks)):
+                    rows = np.flatnonzero(~is_val[o[i]:o[i + 1]])
+                    if len(rows) == 0: continue
+                    m.partial_fit(blocks[i][rows], y[o[i] + rows], sample_weight=w[o[i] + rows], classes=classes)
+                    loss += m.loss_ * len(rows); n += len(rows)
+                score = m.score(Xv, y[val]) if es else -loss / max(n, 1)
+                if score > best + 1e-4:
+                    best, bad = score, 0
+                    if es: best_coefs = ([c.copy() for c in m.coefs_], [b.copy() for b in m.intercepts_])
+                else:
+                    bad += 1
+                    if bad > patience: break
+        if best_coefs is not None: m.coefs_, m.intercepts_ = best_coefs
+        self.early_stopping_ = bool(es)
+        self.coefs_ = [c.astype(np.float64) for c in m.coefs_]
         self.intercepts_ = [b.astype(np.float64) for b in m.intercepts_]
 
     def _proba(self, X):
@@ -466,13 +611,23 @@ class CellTypeModel:
                 f"{len(self.features)} features; {self.preprocessor!r}; {self.backend!r}")
 
 # %% ../nbs/02_models.ipynb #e0449ecb
+def _check_anndata(adata, param: str) -> None:
+    "A `TypeError` naming `param` when it is not an AnnData (a matrix or a DataFrame, say)."
+    if not isinstance(adata, AnnData):
+        hint = (" wrap it as anndata.AnnData(X, var=pd.DataFrame(index=gene_names)) so that genes can be matched by name"
+                if hasattr(adata, "shape") else " read a file with scaml.read(path)")
+        raise TypeError(f"{param} is a {type(adata).__name__}, not an AnnData (cells x genes with gene names);{hint}")
+
 @patch
 def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
                classes: Sequence[str] | None = None) -> CellTypeModel:
     "Fit the preprocessing and the classifier on the labelled cells of `adata`."
+    _check_anndata(adata, "adata")
+    if not isinstance(label_key, str): raise TypeError(f"label_key={label_key!r}: pass the name of an obs column")
     check_adata(adata, obs_keys={"label_key": label_key}, use_rep=self.preprocessor.use_rep)
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
+    check_classes(labels, label_key)
     self.classes_ = list(classes) if classes is not None else sorted(set(labels))
     missing = sorted(set(labels) - set(self.classes))
     if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes}")
@@ -495,6 +650,7 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
 def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
     "Class probabilities, cells x classes."
     if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
+    _check_anndata(adata, "adata")
     X = self.preprocessor.transform(adata)
     P = self.backend.predict_proba(X)
     if getattr(self, "calibrator", None) is not None: P = self.calibrator.transform(P)
@@ -510,6 +666,11 @@ def predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
 # %% ../nbs/02_models.ipynb #d7adf473
 _META = "meta.json"
 FORMAT_VERSION = 1
+
+def _meta_sha256(meta: dict) -> str:
+    "Checksum of everything in `meta.json` but the checksum itself (canonical JSON)."
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -532,6 +693,7 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
     meta = {"format": "scaml-model", "format_version": FORMAT_VERSION, "scaml_version": scaml.__version__,
             "model": self.name, "classes": self.classes, "label_key": self.label_key,
             "backend": self.backend.config(), "files": files}
+    meta["meta_sha256"] = _meta_sha256(meta)
     (path / _META).write_text(json.dumps(meta, indent=1))
     return path
 
@@ -551,6 +713,12 @@ def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"'{path}' uses model format {meta.get('format_version')}; this scaml "
                          f"({scaml.__version__}) reads format {FORMAT_VERSION}. Retrain with this version")
+    if "meta_sha256" not in meta:
+        warnings.warn(f"'{mf}' carries no checksum of its own (saved before scaml checked meta.json), so its class "
+                      "names and parameters cannot be verified; save the model again to add one", UserWarning, stacklevel=2)
+    elif meta["meta_sha256"] != _meta_sha256(meta):
+        raise ValueError(f"'{mf}' does not match its checksum (meta_sha256): the class names, genes, preprocessing or "
+                         "parameters it records were edited. Refusing to load it; restore the original or retrain")
     if meta.get("scaml_version") != scaml.__version__:
         warnings.warn(f"'{path}' was saved by scaml {meta.get('scaml_version')}; this is scaml {scaml.__version__}",
                       UserWarning, stacklevel=2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -16,13 +17,14 @@ import scipy.sparse as sp
 from anndata import AnnData
 from fastcore.basics import patch
 
+from .core import check_float, check_int
 from .data import check_obsm_key, describe_matrix
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'Selection', 'normalize_log1p', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gene_filter',
-           'Preprocessor', 'pick_layer', 'align_genes']
+           'Preprocessor', 'describe_layout', 'layer_choices', 'pick_layer', 'align_genes']
 
 # %% ../nbs/01_preprocess.ipynb #f5033f99
 def normalize_log1p(X, *, target_sum: float = 1e4, log_base: float | None = None) -> sp.csr_matrix:
@@ -199,6 +201,18 @@ class Preprocessor:
     input_genes_: list[str] | None = None
     detected_scale_: str | None = None
 
+    def __post_init__(self) -> None:
+        "Refuse parameters of the wrong type or range, naming the parameter."
+        if self.gene_selection not in ("hvg", "actinn", "all"):
+            raise ValueError(f"gene_selection={self.gene_selection!r}; choose 'hvg', 'actinn' or 'all' (--features)")
+        self.n_top_genes = check_int(self.n_top_genes, "n_top_genes", minimum=1)
+        self.target_sum = check_float(self.target_sum, "target_sum", low=0, low_open=True)
+        self.min_overlap = check_float(self.min_overlap, "min_overlap", low=0, high=1)
+        for name in ("layer", "use_rep"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise TypeError(f"{name}={v!r} ({type(v).__name__}): pass a name (str) or None")
+
     @property
     def is_fitted(self) -> bool: return bool(self.features_)
 
@@ -225,13 +239,46 @@ class Preprocessor:
         return f"Preprocessor({what}, scale={self.scale}; {state})"
 
 # %% ../nbs/01_preprocess.ipynb #ff70879f
+def describe_layout(adata: AnnData) -> str:
+    "Where `adata` holds expression values: X, each layer and .raw, for messages."
+    x = "X absent (None)" if adata.X is None else f"X {type(adata.X).__name__}"
+    layers = f"layers {list(adata.layers.keys())}" if len(adata.layers) else "no layers"
+    raw = f".raw with {adata.raw.n_vars} genes" if adata.raw is not None else "no .raw"
+    return f"{x}, {layers}, {raw}"
+
+def layer_choices(adata: AnnData, but: str | None = None) -> str:
+    "The `layer` values that select another matrix of `adata`, as `layer='x' (--layer x)` hints."
+    opts = ([] if adata.X is None else ["X"]) + list(adata.layers.keys()) + (["raw"] if adata.raw is not None else [])
+    opts = [o for o in opts if o != but]
+    return " or ".join(f"layer={o!r} (--layer {o})" for o in opts) or "none: the file holds no other matrix"
+
 def pick_layer(adata: AnnData, layer: str | None):
-    "The matrix named by `layer` ('auto': counts layer when present, else X)."
+    """The matrix named by `layer` and where it came from.
+
+    `'auto'`: `layers['counts']` when present, else `X`; `None` or `'X'`: `X`; `'raw'`: `adata.raw.X`, restricted to
+    the genes of `adata.var_names`; any other name: that layer.
+    """
+    if layer is not None and not isinstance(layer, str):
+        raise TypeError(f"layer={layer!r}: pass None or 'X' (adata.X), 'auto', 'raw' (adata.raw.X) or a layer name")
     if layer == "auto": layer = "counts" if "counts" in adata.layers else None
-    if layer is None: return adata.X, "X"
+    if layer in (None, "X"):
+        if adata.X is None:
+            raise ValueError(f"adata.X is None: this AnnData has {describe_layout(adata)}; choose the matrix that holds "
+                             f"the counts with {layer_choices(adata, 'X')}")
+        return adata.X, "X"
+    if layer == "raw":
+        if adata.raw is None:
+            raise KeyError(f"layer='raw' but adata.raw is None: this AnnData has {describe_layout(adata)}; pass "
+                           f"{layer_choices(adata)}")
+        pos = pd.Index(adata.raw.var_names).get_indexer(adata.var_names)
+        if (pos < 0).any():
+            raise ValueError(f"adata.raw lacks {int((pos < 0).sum())} of the genes of adata.var_names (e.g. "
+                             f"{list(adata.var_names[pos < 0][:3])}); use adata.raw.to_adata() as the input instead")
+        X = adata.raw.X
+        return (X if len(pos) == X.shape[1] and (pos == np.arange(len(pos))).all() else X[:, pos]), "raw.X"
     if layer not in adata.layers:
-        raise KeyError(f"layer={layer!r} is not in adata.layers; available: {list(adata.layers.keys()) or 'none'}. "
-                       "Pass layer=None to use X")
+        raise KeyError(f"layer={layer!r} is not in adata.layers; this AnnData has {describe_layout(adata)}; pass "
+                       f"{layer_choices(adata)}")
     return adata.layers[layer], f"layers[{layer!r}]"
 
 _SCALES = ("auto", "counts", "linear", "log1p", "log2", "scaled")
@@ -239,7 +286,6 @@ _SCALES = ("auto", "counts", "linear", "log1p", "log2", "scaled")
 def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]:
     "Log-normalised CSR matrix of `adata`, the kind of input it came from, and its scale (detected or given)."
     X, where = pick_layer(adata, pp.layer)
-    if X is None: raise ValueError("adata.X is None; store the expression matrix in X or pass layer=...")
     if pp.input_scale not in _SCALES:
         raise ValueError(f"input_scale={pp.input_scale!r}; choose from {', '.join(_SCALES)} (--input-scale)")
     info = describe_matrix(X)
@@ -248,9 +294,11 @@ def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]
         return sp.csr_matrix(X, dtype=np.float32), info["kind"], "scaled"
     if info["nonfinite"] or info["negative"]:
         bad = "NaN or infinite values" if info["nonfinite"] else f"negative values (minimum {info['min']:.3g})"
+        cur = {"X": "X", "raw.X": "raw"}.get(where, where[len("layers['"):-2] if where.startswith("layers[") else where)
         raise ValueError(f"{where} holds {bad}, so it is neither counts nor log-normalised expression (scaled or "
-                         "corrupted data?); pass raw counts (layer='counts', --layer counts) or log1p-normalised values, "
-                         "or input_scale='scaled' (--input-scale scaled) to use z-scores as they are")
+                         f"corrupted data?). This AnnData has {describe_layout(adata)}; pass the counts or log1p values "
+                         f"with {layer_choices(adata, cur)}, "
+                         "or input_scale='scaled' (--input-scale scaled) to use them as they are")
     scale = pp.input_scale
     if scale == "auto":
         from scaml.input_scale import detect_input_scale
@@ -303,7 +351,8 @@ def _scale_factors(std: np.ndarray) -> np.ndarray:
     std = np.asarray(std, dtype=np.float64)
     return np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 1.0).astype(np.float32)
 
-def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5) -> tuple[np.ndarray, dict]:
+def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
+                data_genes: Sequence[str] | None = None) -> tuple[np.ndarray, dict]:
     """Map the genes a model knows to the columns of `adata`, by name.
 
     Parameters
@@ -314,6 +363,8 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5) -
         Gene names in the model's order.
     min_overlap
         Raise if fewer than this fraction of `genes` are found.
+    data_genes
+        All gene names of the data, for the message (default `adata.var_names`).
 
     Returns
     -------
@@ -326,10 +377,12 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5) -
               "missing_examples": [genes[i] for i in np.flatnonzero(pos < 0)[:10]]}
     found = len(genes) - n_missing
     if found < min_overlap * len(genes):
+        unknown = pd.Index(data_genes if data_genes is not None else adata.var_names).difference(genes, sort=False)
         raise ValueError(f"only {found} of the model's {len(genes)} genes are in adata.var_names "
                          f"({found / max(len(genes), 1):.1%}, minimum {min_overlap:.0%}); check that var_names are the "
-                         f"same kind of gene identifier (symbols vs Ensembl IDs), e.g. model genes "
-                         f"{genes[:3]} vs data {list(adata.var_names[:3])}")
+                         f"same kind of gene identifier (symbols vs Ensembl IDs): model genes missing from the data "
+                         f"{report['missing_examples'][:3]}, data genes the model does not know "
+                         f"{[str(g) for g in unknown[:3]]}")
     if n_missing:
         msg = (f"{n_missing} of {len(genes)} model genes ({report['frac_missing']:.1%}) are missing from the data and "
                f"set to 0, e.g. {report['missing_examples'][:5]}")
@@ -351,12 +404,12 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
         if self.max_value is not None: np.clip(out, -self.max_value, self.max_value, out=out)
         report = {"n_features": len(self.features), "n_missing": 0, "frac_missing": 0.0, "missing_examples": []}
         return (out, report) if return_report else out
-    n_extra = 0
+    n_extra, all_genes = 0, adata.var_names
     if self.input_genes is not None:         # library sizes over the genes the training cells had, no others
         inside = pd.Index(adata.var_names).isin(self.input_genes)
         n_extra = int((~inside).sum())
         if n_extra: adata = adata[:, inside]
-    pos, report = align_genes(adata, self.features, min_overlap=self.min_overlap)
+    pos, report = align_genes(adata, self.features, min_overlap=self.min_overlap, data_genes=all_genes)
     X, kind, scale = _lognorm(adata, self)
     report["input_kind"], report["input_scale"], report["n_genes_not_in_training"] = kind, scale, n_extra
     X = X[:, np.where(pos >= 0, pos, 0)].tocsr()

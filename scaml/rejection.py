@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .data import check_adata, clean_labels
+from .core import check_float
+from .data import check_adata, check_classes, clean_labels
 from .metrics import UNKNOWN
 from .models import CellTypeModel
 from .novelty import DETECTORS, NoveltyDetector, one_minus_max, temper
@@ -128,9 +129,10 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str = "lr", group_ke
     """
     if score != "proba" and score not in DETECTORS:
         raise ValueError(f"score={score!r}; choose 'proba' or a detector: {', '.join(DETECTORS)}")
-    if not 0 < coverage < 1: raise ValueError(f"coverage={coverage} must be between 0 and 1")
+    coverage = check_float(coverage, "coverage", low=0, high=1, low_open=True, high_open=True)
     check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
     labels, keep = clean_labels(adata, label_key)
+    check_classes(labels[keep], label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
     groups = adata.obs[group_key].astype(str).to_numpy() if group_key else None
     folds, kind = heldout_folds(labels, groups, n_folds, holdout, random_state)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import scaml
 from .core import PathLike, as_list
-from .results import ResultsFolder
+from .results import ResultsFolder, check_outdir
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,9 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
     if exist and not overwrite:
         raise FileExistsError(f"report folder(s) {', '.join(exist)} already exist; choose another outdir (--outdir) "
                               "or pass overwrite=True (--overwrite)")
+    if outdir.exists() and not outdir.is_dir():
+        raise NotADirectoryError(f"outdir (--outdir) '{outdir}' is a file; pass a folder for the report folders")
+    for t in targets: check_outdir(t, overwrite=overwrite, inputs=[adata], param="outdir (--outdir)")
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for (tr, te), final in zip(splits, targets):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .core import PathLike, format_values
 from .metrics import ci_for_benchmark, compare_models
-from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model_comparison, per_class_f1, radar
+from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model_comparison, per_class_f1, radar, use_file_backend
 
 log = logging.getLogger(__name__)
 
@@ -440,9 +440,7 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
     The paths written: `model_compare.png`, `<model>_confusion_matrix.png` per model, `per_class_f1.png`,
     `reliability.png` (confidence against accuracy, ECE per model).
     """
-    import matplotlib
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
     results = Path(results); outdir = Path(outdir) if outdir else results
     models = read_summary(results)
@@ -503,9 +501,7 @@ def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None,
     -------
     The paths written: `metrics_ci.png`, `radar.png`, `confusions.png`, `confusions.csv`, `per_class_all.csv`.
     """
-    import matplotlib
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
     from scaml.plots import PNG_FAST
     results_dir = Path(results_dir); outdir = Path(outdir) if outdir else results_dir

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core import PathLike
+from .core import PathLike, check_outfile
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ __all__ = ['log', 'R_SCRIPT', 'DEFAULT_REDUCTIONS', 'seurat_to_h5ad', 'export_se
 # %% ../nbs/08g_seurat.ipynb #9f5f4b41
 R_SCRIPT = Path(str(importlib.resources.files("scaml") / "R" / "export_seurat.R"))
 DEFAULT_REDUCTIONS = ("pca", "umap", "harmony")
-_R_HINT = ("install R with Seurat and hdf5r: on Debian/Ubuntu `apt-get install r-base-core r-cran-seurat r-cran-hdf5r`, "
+_R_HINT = ("install R with SeuratObject and hdf5r: on Debian/Ubuntu `apt-get install r-base-core r-cran-seuratobject r-cran-hdf5r`, "
            "elsewhere install R and then install.packages(c('Seurat', 'hdf5r')) from CRAN")
 
 # %% ../nbs/08g_seurat.ipynb #090d191a
@@ -50,6 +50,13 @@ def _r_error(stderr: str) -> str:
             return l[len("export_seurat: error: "):]
     return " | ".join(lines[-5:]) if lines else "R printed nothing on stderr"
 
+def _is_h5ad(path: Path) -> bool:
+    "An AnnData HDF5 file (the only kind of file `--overwrite` replaces)."
+    try:
+        import h5py
+        with h5py.File(path, "r") as f: return "obs" in f and "var" in f
+    except (OSError, ValueError): return False
+
 def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None, label_key="label", hek_from=None, hek_key="is_hek",
             hek_positive=None, reductions=DEFAULT_REDUCTIONS, overwrite=False, rscript="Rscript",
             cli=False) -> tuple[Path, str, str]:
@@ -58,9 +65,8 @@ def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None,
     if not rds.is_file():
         what = f"--input '{rds}'" if cli else f"rds={str(rds)!r}"
         raise FileNotFoundError(f"{what} does not exist; save the Seurat object in R with saveRDS(obj, '{rds}')")
-    if out.exists() and not overwrite:
-        what, fix = (f"--output '{out}'", "--overwrite") if cli else (f"out={str(out)!r}", "overwrite=True")
-        raise FileExistsError(f"{what} already exists; pass {fix} to replace it")
+    check_outfile(out, overwrite=overwrite, inputs=[rds], param="--output" if cli else "out", formats=(".h5ad",),
+                  written_by_scaml=_is_h5ad)
     exe = _find_rscript(rscript)
     cmd = [exe, str(R_SCRIPT), "--input", str(rds), "--output", str(out), "--assay", assay,
            "--label-key", label_key, "--hek-key", hek_key]

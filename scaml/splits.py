@@ -9,16 +9,17 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from .core import as_list, format_sorted, format_values
-from .data import check_adata, check_obs_key, check_values, clean_labels
+from .data import check_adata, check_classes, check_obs_key, check_values, clean_labels
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'split_by_key', 'split_random', 'labelled_rows', 'split_cells', 'parse_filters', 'filter_cells',
-           'pick_test_groups', 'heldout_folds']
+__all__ = ['log', 'split_by_key', 'split_random', 'labelled_rows', 'split_cells', 'check_overlap', 'parse_filters',
+           'filter_cells', 'pick_test_groups', 'heldout_folds']
 
 # %% ../nbs/04_splits.ipynb #105ee74f
 def split_by_key(adata: AnnData, *, split_key: str, train: str | Sequence[str], test: str | Sequence[str] | None = None
@@ -123,7 +124,7 @@ def split_cells(adata: AnnData, adata_test: AnnData | None = None, *, label_key:
     `(train_rows, train_labels, test_rows, test_labels, description)`; test rows index `adata_test` when given.
     """
     if adata_test is not None:
-        check_adata(adata_test, obs_keys={"label_key": label_key})
+        check_adata(adata_test, obs_keys={"label_key": label_key}, name="adata_test")
         tr_mask = split_by_key(adata, split_key=split_key, train=train, test=None)[0] if split_key and train else \
             np.ones(adata.n_obs, bool)
         tr, ytr = labelled_rows(adata, tr_mask, label_key, "training")
@@ -148,10 +149,89 @@ def split_cells(adata: AnnData, adata_test: AnnData | None = None, *, label_key:
                 "test": as_list(test) or sorted(set(adata.obs[split_key].astype(str)) - set(as_list(train)))}
     else:
         raise ValueError(f"split={split!r}; choose 'key' or 'random'")
+    check_classes(ytr, label_key)
+    check_classes(ytr, label_key)
     if len(set(ytr)) < 2:
         raise ValueError(f"the training side holds a single class ({format_sorted(set(ytr))}); a classifier needs at least two. "
                          "Choose other training values or another label_key")
     return tr, ytr, te, yte, desc
+
+# %% ../nbs/04_splits.ipynb #28447763
+def _projections(X, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "Two random projections of every row of `X` (rounded, hashable) and the number of non-zero values per row."
+    import scipy.sparse as sp
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        nnz = np.diff(X.indptr)
+        P = np.asarray(X @ W)
+    else:
+        X = np.asarray(X)
+        nnz = (X != 0).sum(1)
+        P = X @ W
+    return np.round(np.asarray(P, dtype=np.float64), 6), np.asarray(nnz).ravel()
+
+def check_overlap(adata: AnnData, adata_test: AnnData, *, train_rows: np.ndarray | None = None,
+                  test_rows: np.ndarray | None = None, layer: str | None = "auto", n_sample: int = 1000,
+                  min_genes: int = 5, random_state: int | None = 0) -> dict:
+    """Find cells that are on both sides of a benchmark: the same name, or the same expression profile.
+
+    Parameters
+    ----------
+    adata
+        The training cells (or the file they come from, with `train_rows`).
+    adata_test
+        The test cells (or their file, with `test_rows`); may be `adata` itself.
+    train_rows
+        Rows of `adata` that train; default all.
+    test_rows
+        Rows of `adata_test` that are tested; default all.
+    layer
+        The matrix compared (see `scaml.preprocess.pick_layer`).
+    n_sample
+        Test cells whose profiles are compared (a random sample; all when fewer).
+    min_genes
+        Cells with fewer expressed genes (over the shared genes) are not compared by profile.
+    random_state
+        Seed of the sample and the projections.
+
+    Returns
+    -------
+    A dict: `n_shared_names`, `n_profiles_checked`, `n_shared_profiles`, `examples` (up to 5 test cell names),
+    `profiles` (`'checked'`, or why they were not), and `overlap` (`True` when any cell is on both sides).
+    """
+    from scaml.preprocess import pick_layer
+    tr = np.arange(adata.n_obs) if train_rows is None else np.asarray(train_rows)
+    te = np.arange(adata_test.n_obs) if test_rows is None else np.asarray(test_rows)
+    same = adata_test is adata
+    names_tr, names_te = adata.obs_names[tr], adata_test.obs_names[te]
+    shared = [] if same else list(names_te[names_te.isin(names_tr)])
+    rep = {"n_shared_names": len(shared), "n_profiles_checked": 0, "n_shared_profiles": 0, "profiles": "checked"}
+    examples = shared[:5]
+    if adata.isbacked or adata_test.isbacked:
+        rep["profiles"] = "not checked: a backed (on-disk) input"
+    else:
+        try:
+            Xa, _ = pick_layer(adata, layer)
+            Xb, _ = pick_layer(adata_test, layer)
+        except (KeyError, ValueError, TypeError) as e:
+            Xa = Xb = None
+            rep["profiles"] = f"not checked: {e}"
+        if Xa is not None:
+            genes = pd.Index(adata.var_names).intersection(pd.Index(adata_test.var_names)).sort_values()
+            rng = np.random.default_rng(random_state)
+            W = rng.standard_normal((len(genes), 2))
+            ia, ib = pd.Index(adata.var_names).get_indexer(genes), pd.Index(adata_test.var_names).get_indexer(genes)
+            sample = te if len(te) <= n_sample else np.sort(rng.choice(te, n_sample, replace=False))
+            Pa, na = _projections(Xa[tr][:, ia], W)
+            Pb, nb = _projections(Xb[sample][:, ib], W)
+            keep_a, keep_b = na >= min_genes, nb >= min_genes
+            seen = {tuple(r) for r in Pa[keep_a]}
+            hit = np.array([k and tuple(r) in seen for r, k in zip(Pb, keep_b)], dtype=bool)
+            rep["n_profiles_checked"], rep["n_shared_profiles"] = int(keep_b.sum()), int(hit.sum())
+            examples += [str(n) for n in adata_test.obs_names[sample[hit]] if n not in examples][:5 - len(examples)]
+    rep["examples"] = [str(e) for e in examples]
+    rep["overlap"] = bool(rep["n_shared_names"] or rep["n_shared_profiles"])
+    return rep
 
 # %% ../nbs/04_splits.ipynb #0c18e272
 def parse_filters(filters: Sequence[str] | Mapping[str, str | Sequence[str]]) -> dict[str, list[str]]:

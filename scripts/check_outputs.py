@@ -9,8 +9,9 @@ something when run:
   `output: false`, not flagged `gpu` or `download` (those cannot run where the docs are built);
 - not imports only, and not ending in `;`;
 - and either its last statement is an expression (other than a call that returns nothing, such as `test_eq(...)`
-  or `plt.close()`), or it calls `print`, `display`, `show_doc` or a plotting function (`pl.*`, `plt.*`, `*plot*`,
-  or a name imported from `scaml.plots`), or ends in an assignment to `ax`/`fig`.
+  or `plt.close()`), or it calls `print`, `display` or `show_doc`, or it draws a figure and does not close it: it
+  calls a plotting function (`pl.*`, `plt.*`, `*plot*`, or a name imported from `scaml.plots`) or ends in an
+  assignment to `ax`/`fig`.
 
 It has its output when at least one output is not a stderr stream (warnings and progress bars don't count).
 The rendered notebooks are those in `nbs/` and its folders, except `nbs/analysis/` (papermill notebooks, committed
@@ -103,10 +104,12 @@ def is_demo(source: str, plots: set[str] = frozenset()) -> bool:
     except SyntaxError: return False
     stmts = tree.body
     if not stmts or all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in stmts): return False
-    calls = {_name(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    if any(SHOWS.match(c) or c in plots for c in calls if c): return True   # a figure shows even after `;`
+    calls = {_name(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)} - {""}
+    if calls & {"print", "display", "show_doc"}: return True
+    closes = "plt.close" in calls                   # a cell that closes its figure tests the plot, it does not show it
+    if not closes and any(SHOWS.match(c) or c in plots for c in calls): return True   # a figure shows even after `;`
     last = stmts[-1]
-    if isinstance(last, ast.Assign) and any(isinstance(t, ast.Name) and t.id in FIGURES for t in last.targets):
+    if not closes and isinstance(last, ast.Assign) and any(isinstance(t, ast.Name) and t.id in FIGURES for t in last.targets):
         return True                                                          # `ax = some_plot(...)`
     if not isinstance(last, ast.Expr) or body.rstrip().endswith(";"): return False
     if isinstance(last.value, ast.Call):

@@ -11,7 +11,7 @@
   durations (`12.3 s`, `450 ms`, `Wall time: ...`, `3.2 it/s`) and memory sizes (`375 MB`) are masked keeps its
   old outputs, so a re-run changes only the cells whose results changed.
 
-Execution counts and metadata are left to `nbdev_clean`, which `scripts/run_notebooks.sh` runs afterwards.
+Execution counts and metadata are left to `nbdev_clean`, which `scripts/execute_notebook.py` runs afterwards.
 
 Usage: `python scripts/clean_outputs.py [--previous OLD.ipynb] NOTEBOOK.ipynb` (rewrites NOTEBOOK in place).
 """

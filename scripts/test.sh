@@ -9,7 +9,8 @@
 # background while the first steps run (.ci/install_r.sh, .ci/install_chromium.sh). Elsewhere, or with
 # SCAML_NO_INSTALL=1, those tests are skipped and the summary says why and how to install them; with
 # SCAML_REQUIRE_SYSTEM=1 (as in .ci/run) a missing package fails the run instead.
-# Uses .venv (created by scripts/setup_venv.sh dev), or the environment in SCAML_VENV as it is.
+# Every step runs even when one before it failed; the summary lists the failed steps, the time of each step and
+# what was skipped. Uses .venv (created by scripts/setup_venv.sh dev), or the environment in SCAML_VENV as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -72,50 +73,64 @@ fi
 if [ -z "${SCAML_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export SCAML_DATA_DIR="$(cd ../shared/data && pwd)"; fi
 export MPLBACKEND=Agg OMP_WAIT_POLICY=PASSIVE
 
-step "notebooks are the source: nbdev_export and nbdev_clean change nothing"
-before=$(git status --porcelain -- scaml nbs README.md)
-nbdev_export
-nbdev_clean
-python scripts/make_readme.py
-after=$(git status --porcelain -- scaml nbs README.md)
-if [ "$before" != "$after" ]; then
-  echo "scaml/, nbs/ or README.md changed: export, clean and regenerate the README, then commit" >&2
-  git status --porcelain -- scaml nbs README.md >&2
-  exit 1
-fi
+# -- the checks: each runs even when one before it failed; the summary lists failures, times and skips -------------
+failed=()
+run_step() {   # run_step NAME COMMAND...: a failing command marks the step failed and the run goes on
+  step "$1"; local name=$1; shift
+  "$@" || { failed+=("$name"); echo "FAILED: $name" >&2; }
+  return 0
+}
+check_sync() {
+  local before after
+  before=$(git status --porcelain -- scaml nbs README.md)
+  nbdev_export && nbdev_clean && python scripts/make_readme.py || return 1
+  after=$(git status --porcelain -- scaml nbs README.md)
+  if [ "$before" != "$after" ]; then
+    echo "scaml/, nbs/ or README.md changed: export, clean and regenerate the README, then commit" >&2
+    git status --porcelain -- scaml nbs README.md >&2
+    return 1
+  fi
+}
+run_pytest() {
+  wait_install
+  if ! bash .ci/install_r.sh --check; then
+    if [ "$require" = 1 ]; then echo "R with SeuratObject and hdf5r is required (SCAML_REQUIRE_SYSTEM=1) but missing" >&2; return 1; fi
+    export SCAML_SKIP_R="install with: $install_hint_r"
+    skipped+=("Seurat export tests (tests/test_seurat.py): R with SeuratObject and hdf5r is missing; install with: $install_hint_r")
+  fi
+  local marks=()
+  case " ${SCAML_TEST_FLAGS:-} " in *" slow "*) marks=(-m "") ;; esac      # the slow tests too
+  python -m pytest tests -q -rs -p no:cacheprovider --durations=15 "${marks[@]}" "$@"
+}
+run_docs() {
+  wait_install
+  if bash .ci/install_chromium.sh --check; then
+    python .ci/docs_check.py
+  else
+    if [ "$require" = 1 ]; then echo "chromium is required (SCAML_REQUIRE_SYSTEM=1) but missing" >&2; return 1; fi
+    echo "chromium is missing: the pages are built and their notebooks checked, without the browser"
+    skipped+=("docs browser check (.ci/docs_check.py): chromium is missing; install with: $install_hint_chromium")
+    python .ci/docs_check.py --no-browser
+  fi
+}
 
-step "ruff"
-ruff check scaml benchmarks tests scripts .ci
-
-step "nbdev_test"
-nbdev_test --n_workers 2 --timing ${SCAML_TEST_FLAGS:+--flags "$SCAML_TEST_FLAGS"}
-
-step "pytest"
-wait_install
-if ! bash .ci/install_r.sh --check; then
-  if [ "$require" = 1 ]; then echo "R with SeuratObject and hdf5r is required (SCAML_REQUIRE_SYSTEM=1) but missing" >&2; exit 1; fi
-  export SCAML_SKIP_R="install with: $install_hint_r"
-  skipped+=("Seurat export tests (tests/test_seurat.py): R with SeuratObject and hdf5r is missing; install with: $install_hint_r")
-fi
-marks=()
-case " ${SCAML_TEST_FLAGS:-} " in *" slow "*) marks=(-m "") ;; esac      # the slow tests too
-python -m pytest tests -q -rs -p no:cacheprovider --durations=15 "${marks[@]}" "$@"
-
-step "docs: nbdev's processing, HTML, outputs and key results, every page checked in headless chromium"
-if bash .ci/install_chromium.sh --check; then
-  python .ci/docs_check.py
-else
-  if [ "$require" = 1 ]; then echo "chromium is required (SCAML_REQUIRE_SYSTEM=1) but missing" >&2; exit 1; fi
-  echo "chromium is missing: the pages are built and checked without the browser; install it with: $install_hint_chromium"
-  skipped+=("docs browser check (.ci/docs_check.py): chromium is missing; install with: $install_hint_chromium")
-  python .ci/docs_check.py --no-browser
-fi
-
+run_step "notebooks are the source: nbdev_export and nbdev_clean change nothing" check_sync
+run_step "ruff" ruff check scaml benchmarks tests scripts .ci
+run_step "nbdev_test" nbdev_test --n_workers 2 --timing ${SCAML_TEST_FLAGS:+--flags "$SCAML_TEST_FLAGS"}
+run_step "pytest" run_pytest "$@"
+run_step "docs: nbdev's processing, HTML, outputs and key results, every page checked in headless chromium" run_docs
 step ""
+
 echo
-echo "== summary: passed in $(( $(date +%s) - t0 ))s"
+if [ ${#failed[@]} -gt 0 ]; then echo "== summary: FAILED after $(( $(date +%s) - t0 ))s"
+else echo "== summary: passed in $(( $(date +%s) - t0 ))s"; fi
 printf '%s\n' "${times[@]}"
 if [ ${#skipped[@]} -gt 0 ]; then
   echo "SKIPPED (not run on this machine):"
   printf '  - %s\n' "${skipped[@]}"
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED:"
+  printf '  - %s\n' "${failed[@]}"
+  exit 1
 fi

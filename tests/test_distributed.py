@@ -115,3 +115,61 @@ def test_get_client_errors():
         get_client()
     with pytest.raises(ConnectionError, match="dask scheduler"):
         get_client("tcp://127.0.0.1:1", timeout=1)
+
+# Every default model on the cluster: lr sums its loss and gradient over the workers' blocks (the in-memory optimum),
+# mlp and actinn train from a stream of blocks (other minibatch draws, so close but not identical scores), rf trains on
+# the gathered features.
+MODELS = ["lr", "mlp", "actinn", "rf"]
+
+@pytest.fixture(scope="module")
+def per_model(cluster, task, tmp_path_factory):
+    from distributed import Client
+
+    from scaml.benchmark import run_benchmark
+    kw = dict(label_key="label", split_key="split", train="train", test="test", models=MODELS, random_state=0,
+              progress=False, plots=False)
+    loc = run_benchmark(task, **kw)
+    out = tmp_path_factory.mktemp("dask_models") / "res"
+    with Client(cluster) as client:
+        res = run_benchmark(task, client=client, block_size=500, outdir=out, **kw)
+    return loc, res, out
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_on_dask(per_model, task, name):
+    from scaml.models import CellTypeModel
+    loc, res, out = per_model
+    test_cells = task[task.obs.split == "test"]
+    f_loc, f_dask = loc.metrics[name]["f1_macro"], res.metrics[name]["f1_macro"]
+    print(f"{name}: macro-F1 dask {f_dask:.4f}, local {f_loc:.4f}")
+    assert f_loc > 0.8 and abs(f_dask - f_loc) <= 0.01
+    assert res.proba[name].shape == loc.proba[name].shape
+    np.testing.assert_allclose(res.proba[name].sum(1), 1, atol=1e-6)
+    assert {f"{name}/predictions.csv", f"{name}/proba.csv", f"{name}/model/meta.json"} <= _files(out)
+    model = CellTypeModel.load(out / name / "model")          # an ordinary saved model, predicting as on the cluster
+    np.testing.assert_allclose(model.predict_proba(test_cells).to_numpy(), res.proba[name].to_numpy(), atol=1e-5)
+
+@pytest.mark.slow
+def test_lr_on_dask_is_the_local_optimum(per_model):
+    loc, res, _ = per_model
+    np.testing.assert_allclose(res.proba["lr"].to_numpy(), loc.proba["lr"].to_numpy(), atol=1e-4)
+
+@pytest.mark.slow
+def test_manifest_records_threads(per_model):
+    from scaml.core import available_cpus
+    _, res, out = per_model
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["n_cpus"] == available_cpus() and man["n_threads"] == available_cpus()
+    assert man["engine"] == "dask" and man["dask"]["n_workers"] == 2
+
+def _thread_env() -> dict:
+    return {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")}
+
+@pytest.mark.slow
+def test_local_workers_use_one_thread_each():
+    """The client's own thread limits are not inherited: n local workers of one thread use n CPUs, not n times more."""
+    from scaml.core import limit_threads
+    from scaml.distributed import get_client
+    with limit_threads(2), get_client(n_workers=1) as client:
+        env = list(client.run(_thread_env).values())[0]
+    assert env == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}

@@ -141,7 +141,7 @@ def test_run_benchmark(a, layout, model):
             res = run_benchmark(src, label_key="label", models=[model], n_top_genes=20, progress=False,
                                 model_params={model: params} if params else None, **kw)
         except (ValueError, KeyError) as e:
-            assert _expected(e) or "adata is empty" in str(e) or "has no cells" in str(e), repr(e)
+            assert _expected(e) or "is empty (shape" in str(e) or "has no cells" in str(e), repr(e)
             return
     P = res.proba[model].to_numpy()
     assert np.isfinite(P).all() and (P >= 0).all() and np.allclose(P.sum(1), 1)
@@ -158,3 +158,87 @@ def test_preprocessor_refuses_bad_values(bad):
     a = anndata.AnnData(sp.csr_matrix(X))
     with pytest.raises(ValueError, match="neither counts nor log-normalised"):
         Preprocessor(n_top_genes=2).fit(a)
+
+# ------------------------------------------------------------------ output paths and flag values
+import argparse  # noqa: E402
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from scaml.core import check_outfile  # noqa: E402
+from scaml.results import check_outdir  # noqa: E402
+
+PATH_ERRORS = (ValueError, TypeError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+PARTS = st.sampled_from([".", "..", "res", "in.h5ad", "mine", "mine.csv", "notes.txt", "sub", "x.csv", "x.h5ad", "y.tsv"])
+
+@pytest.fixture(scope="module")
+def playground(tmp_path_factory):
+    "A folder with an input file, a user's folder and file, and a scaml results folder."
+    root = tmp_path_factory.mktemp("paths")
+    (root / "in.h5ad").write_bytes(b"input")
+    (root / "mine").mkdir(); (root / "mine" / "notes.txt").write_text("keep")
+    (root / "mine.csv").write_text("a,b\n")
+    (root / "res").mkdir(); (root / "res" / "manifest.json").write_text('{"scaml_version": "0", "files": []}')
+    return root
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+@SETTINGS
+@given(st.lists(PARTS, min_size=1, max_size=3), st.booleans(), st.sampled_from(["dir", "csv", "h5ad"]))
+def test_output_paths(playground, parts, overwrite, kind):
+    """Any output path is accepted or refused with an error naming the flag; nothing is touched either way, and an
+    accepted path is never the input, the current folder or a parent of it, or a user's file."""
+    before = _snapshot(playground)
+    cwd = os.getcwd()
+    os.chdir(playground / "mine")
+    try:
+        path = Path(*parts)
+        inp = playground / "in.h5ad"
+        try:
+            if kind == "dir":
+                out = check_outdir(path, overwrite=overwrite, inputs=[inp], param="--outdir")
+            else:
+                out = check_outfile(path, overwrite=overwrite, inputs=[inp], param="--out",
+                                    formats=(".csv", ".h5ad") if kind == "h5ad" else (".csv",),
+                                    written_by_scaml=lambda p: False)
+        except PATH_ERRORS as e:
+            assert ("--outdir" if kind == "dir" else "--out") in str(e) or "outdir=" in str(e) or "out=" in str(e), e
+        else:
+            r = out.resolve()
+            assert r != inp.resolve() and r not in inp.resolve().parents
+            assert r != Path.cwd().resolve() and r not in Path.cwd().resolve().parents
+            if r.exists():
+                assert overwrite and r.is_dir() and (r / "manifest.json").is_file()     # only a scaml results folder
+    finally:
+        os.chdir(cwd)
+    assert _snapshot(playground) == before
+
+def _flag_actions():
+    from scaml.cli import (learning_curve_parser, matrix_parser, novelty_parser, plot_parser, report_parser,
+                           train_parser)
+    out = []
+    for make in (train_parser, matrix_parser, learning_curve_parser, novelty_parser, report_parser, plot_parser):
+        p = make()
+        for a in p._actions:
+            if callable(a.type) and getattr(a.type, "__name__", "") in ("integer", "number"):
+                out.append((p, a))
+    return out
+
+FLAG_ACTIONS = _flag_actions()
+
+@SETTINGS
+@given(st.sampled_from(range(len(FLAG_ACTIONS))),
+       st.one_of(st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                 st.sampled_from(["", " ", "1e3", "0x10", "1_000", "½", "nan", "-0", "3.0", "NaN", "inf"]),
+                 st.text(max_size=8)))
+def test_flag_values(i, value):
+    "Every numeric flag takes a value in range or refuses it with a message naming the flag, never a traceback."
+    p, action = FLAG_ACTIONS[i]
+    flag = action.option_strings[0]
+    try:
+        v = action.type(value)
+    except argparse.ArgumentTypeError as e:
+        assert flag in str(e), (flag, value, e)
+    else:
+        assert isinstance(v, (int, float)) and np.isfinite(v), (flag, value, v)
+        if action.type.__name__ == "integer": assert isinstance(v, int)

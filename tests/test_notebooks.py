@@ -62,6 +62,7 @@ def test_demonstration_cells(src):
     "res.summary;",
     "with expect_fail(KeyError, contains='available'): fit_logreg(ad, label_key='nope')",
     "plt.close('all')",
+    "fig = plot_novelty(res.scores)\ntest_eq(len(fig.axes), 2)\nplt.close(fig)",          # tests the plot, closes it
     "%matplotlib inline",
     "",
 ])

@@ -48,6 +48,8 @@ def runs(tmp_path_factory, data_dir):
 def _metrics(out, name):
     return json.loads((out / name / "metrics.json").read_text())
 
+
+@pytest.mark.slow   # the real-data runs of `runs`: about a minute on 2 cores; CI runs them (.ci/run)
 def test_cellbench_novelty_every_method(runs):
     out, stdout = runs
     auroc = {}
@@ -74,6 +76,8 @@ def test_cellbench_novelty_every_method(runs):
     assert auroc["lof"] >= 0.95 and auroc["maxproba"] >= 0.95
     assert min(auroc.values()) > 0.85
 
+
+@pytest.mark.slow   # the real-data runs of `runs`: about a minute on 2 cores; CI runs them (.ci/run)
 def test_rejection_turns_unseen_cell_lines_into_unknown(runs):
     """Split: train on sc_celseq2 + sc_dropseq (3 lines), test on the 5-line plates; A549/H838 are unseen.
 
@@ -94,6 +98,8 @@ def test_rejection_turns_unseen_cell_lines_into_unknown(runs):
                                    "known_kept", "unseen_rejected"]
     assert curve.unseen_rejected.is_monotonic_increasing and (d / "rejection.png").is_file()
 
+
+@pytest.mark.slow   # the real-data runs of `runs`: about a minute on 2 cores; CI runs them (.ci/run)
 def test_tabula_muris_leave_one_cell_type_out(runs):
     out, _ = runs
     met = _metrics(out, "tm_hepatocyte")
@@ -116,6 +122,8 @@ def test_flag_parsing_errors(cli, tmp_path):
             check=False)
     assert p.returncode == 1 and "flag_key='is_hek'" in p.stderr and "cell_line" in p.stderr
 
+
+@pytest.mark.slow   # the real-data runs of `runs`: about a minute on 2 cores; CI runs them (.ci/run)
 def test_learning_curve_cli(runs):
     out, stdout = runs
     d = out / "lc"

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from scaml.cli import scaml_predict, scaml_train
-from scaml.models import CellTypeModel, _sha256
+from scaml.models import CellTypeModel, _meta_sha256, _sha256
 
 CB10X = "cellbench_lung_celllines/cellbench_10x_3cl.h5ad"          # 895 cells x 894 genes, raw counts, 3 cell lines
 PBMC = "scanpy_pbmc68k_reduced/scanpy_pbmc68k_reduced.h5ad"         # scaled X (negative values), obsm X_pca/X_umap
@@ -159,7 +159,7 @@ def test_4_all_labels_missing(capsys, cb, write, tmp_path):
 def test_5_negative_values(capsys, data_dir, tmp_path):
     code, err = train(capsys, "--adata", data_dir / PBMC, "--label-key", "bulk_labels", "--split", "random",
                       "--models", "lr", "--outdir", tmp_path / "o")                   # scaled X, as scanpy ships it
-    assert_error(code, err, "X holds negative values (minimum", "--layer counts")
+    assert_error(code, err, "X holds negative values (minimum", ".raw with 765 genes", "layer='raw' (--layer raw)")
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_5_nonfinite_values_anywhere(capsys, cb, write, tmp_path, value):
@@ -198,19 +198,19 @@ def test_5_integer_valued_floats_are_counts(capsys, cb, write, tmp_path):
 def test_6_gene_overlap_too_small(capsys, cb, data_dir, write, tmp_path):
     ens = cb.copy()
     ens.var_names = [f"ENSG{i:011d}" for i in range(ens.n_vars)]                  # another kind of gene identifier
-    code, err = train(capsys, "--adata", data_dir / CB10X, "--adata-test", write(ens, "ens"), *FAST,
+    code, err = train(capsys, "--adata", data_dir / CB10X, "--adata-test", write(ens, "ens"), *FAST, "--allow-overlap",
                       "--outdir", tmp_path / "o")
     assert_error(code, err, "only 0 of the model's 894 genes are in adata.var_names (0.0%, minimum 50%)",
                   "symbols vs Ensembl IDs")
     part = cb[:, 400:].copy()                                                      # 494 of 894 genes: 55%
-    code, err = train(capsys, "--adata", data_dir / CB10X, "--adata-test", write(part, "part"), *FAST,
+    code, err = train(capsys, "--adata", data_dir / CB10X, "--adata-test", write(part, "part"), *FAST, "--allow-overlap",
                       "--outdir", tmp_path / "o")
     assert code == 0, err
     assert any("400 of 894 model genes (44.7%) are missing from the data and set to 0" in w for w in warnings_of(err))
     ov = json.loads((tmp_path / "o" / "manifest.json").read_text())["gene_overlap"]
     assert (ov["n_features"], ov["n_missing"]) == (894, 400)
     part = cb[:, 500:].copy()                                                      # 394 of 894: 44%, below 50%
-    code, err = train(capsys, "--adata", data_dir / CB10X, "--adata-test", write(part, "part2"), *FAST,
+    code, err = train(capsys, "--adata", data_dir / CB10X, "--adata-test", write(part, "part2"), *FAST, "--allow-overlap",
                       "--outdir", tmp_path / "o2")
     assert_error(code, err, "only 394 of the model's 894 genes", "minimum 50%")
 
@@ -232,9 +232,9 @@ def test_7_n_hvg_larger_than_genes(capsys, data_dir, tmp_path):
     assert code == 0, err
     assert "n_top_genes=100000 is not smaller than the 894 genes: keeping all of them" in err
     assert len((tmp_path / "o" / "features.txt").read_text().splitlines()) == 894
-    code, err = train(capsys, "--adata", data_dir / CB10X, "--split", "random", "--n-hvg", "0", *FAST,
-                      "--outdir", tmp_path / "o2")
-    assert_error(code, err, "n_top_genes=0 (--n-hvg) must be at least 1")
+    with pytest.raises(SystemExit) as e:                          # refused by the parser, before any reading
+        train(capsys, "--adata", data_dir / CB10X, "--split", "random", "--n-hvg", "0", *FAST, "--outdir", tmp_path / "o2")
+    assert e.value.code == 2 and "argument --n-top-genes/--n-hvg: --n-top-genes 0 is out of range" in capsys.readouterr().err
 
 def test_7_degenerate_hvg_fits(capsys, cb, write, tmp_path):
     tiny = cb[np.r_[0:3, 300:303, 600:603]].copy()           # 9 cells, 3 per class
@@ -299,11 +299,14 @@ def rehash(d: Path) -> None:
     "Update the checksums in meta.json after editing files, as an attacker would."
     meta = json.loads((d / "meta.json").read_text())
     meta["files"] = {p.name: _sha256(p) for p in sorted(d.iterdir()) if p.is_file() and p.name != "meta.json"}
+    meta["meta_sha256"] = _meta_sha256(meta)
     (d / "meta.json").write_text(json.dumps(meta))
 
-def edit_meta(d: Path, **changes) -> None:
+def edit_meta(d: Path, *, sign: bool = True, **changes) -> None:
+    "Edit meta.json; `sign` also updates its own checksum, as an attacker who knows the format would."
     meta = json.loads((d / "meta.json").read_text())
     meta.update(changes)
+    if sign: meta["meta_sha256"] = _meta_sha256(meta)
     (d / "meta.json").write_text(json.dumps(meta))
 
 class Payload:
@@ -402,6 +405,7 @@ def test_9_wrong_shapes_and_edited_meta(capsys, model_copy, data_dir, tmp_path):
     d = model_copy("actinn")
     meta = json.loads((d / "meta.json").read_text())
     del meta["classes"]
+    meta["meta_sha256"] = _meta_sha256(meta)
     (d / "meta.json").write_text(json.dumps(meta))
     code, err = predict(capsys, d, data_dir, tmp_path)
     assert_error(code, err, "lacks ['classes']", "damaged")
@@ -426,7 +430,6 @@ def test_10_wrong_argument_combinations(capsys, data_dir, tmp_path):
         (["--dataset", "nope", *o], "unknown dataset 'nope'; datasets: "),
         ([*src, "--split", "random", "--split-key", "batch", *o], "--split random draws the test cells at random"),
         ([*src, "--split-key", "batch", "--split-test", "sc_10x", *o], "say how to split"),
-        ([*src, "--split", "random", "--test-size", "1.5", *o], "test_size=1.5 must be between 0 and 1"),
         ([*src, "--split", "random", "--layer", "counts", *o], "layer='counts' is not in adata.layers"),
     ]
     for argv, phrase in cases:
@@ -543,3 +546,313 @@ def test_2_group_and_hek_keys_absent(cli, data_dir, tmp_path, script, argv, phra
     assert p.returncode == 1, p.stderr
     assert phrase in p.stderr and "available: 'cell_line'" in p.stderr and "'batch'" in p.stderr
     assert "hint: " in p.stderr and "Traceback" not in p.stderr and not (tmp_path / "o").exists()
+
+# ------------------------------------------------------------------ 11. every writer, every output path
+from scaml.cli import (scaml_export_seurat, scaml_learning_curve, scaml_matrix,  # noqa: E402
+                       scaml_novelty, scaml_plot, scaml_report)
+
+OUT_COMMANDS = {
+    "train": (scaml_train, ["--split", "random", *FAST]),
+    "matrix": (scaml_matrix, ["--label-key", "cell_line", "--models", "lr", "--quiet"]),
+    "learning_curve": (scaml_learning_curve, ["--label-key", "cell_line", "--group-key", "batch", "--quiet"]),
+    "novelty": (scaml_novelty, ["--hek-key", "demuxlet_cls", "--quiet"]),
+    "report": (scaml_report, ["--split-key", "batch", "--split-train", "a", "--split-test", "b", "--quiet"]),
+}
+
+@pytest.mark.parametrize("cmd", list(OUT_COMMANDS))
+def test_11_overwrite_never_replaces_cwd_parent_file_or_input(capsys, data_dir, tmp_path, monkeypatch, cmd):
+    "`--outdir . --overwrite` and its kin fail at once, before any data is read or model trained."
+    f, extra = OUT_COMMANDS[cmd]
+    work = tmp_path / "work"; work.mkdir()
+    inp = work / "cells.h5ad"; shutil.copy(data_dir / CB10X, inp)
+    monkeypatch.chdir(work)
+    (work / "notes.txt").write_text("mine")
+    cases = [(str(work / "notes.txt"), "is a file"), (str(work / "notes.txt" / "sub"), "is a file")]
+    if cmd != "report":
+        cases += [(".", "is the current folder or one of its parents"), ("..", "is the current folder or one of its "
+                  "parents"), (str(work), "is the current folder")]
+    else:                                  # --outdir holds one folder per split: the split folder must not be the cwd
+        a_to_b = work / "a_to_b"; a_to_b.mkdir(); monkeypatch.chdir(a_to_b)
+        cases += [(str(work), "is the current folder or one of its parents")]
+    for out, phrase in cases:
+        t = time.perf_counter()
+        code, err = run(capsys, f, "--adata", inp, *extra, "--outdir", out, "--overwrite")
+        assert_error(code, err, phrase)
+        assert "accuracy" not in err and time.perf_counter() - t < 60, err
+    assert sorted(p.name for p in work.iterdir()) == sorted(["cells.h5ad", "notes.txt"] + (["a_to_b"] if cmd == "report"
+                                                                                          else []))
+    assert (work / "notes.txt").read_text() == "mine"
+
+def test_11_train_outdir_holding_the_input_is_refused(capsys, data_dir, tmp_path):
+    d = tmp_path / "d"; d.mkdir()
+    inp = d / "cells.h5ad"; shutil.copy(data_dir / CB10X, inp)
+    code, err = train(capsys, "--adata", inp, "--split", "random", *FAST, "--outdir", d, "--overwrite")
+    assert_error(code, err, "--outdir", "holds the input")
+    assert inp.is_file()
+
+def test_11_predict_outputs(capsys, models, data_dir, tmp_path):
+    "The format follows the file name; the input, a folder, or a file scaml did not write is never replaced."
+    inp = tmp_path / "x.h5ad"; shutil.copy(data_dir / CB10X, inp)
+    before = inp.read_bytes()
+    m = models / "lr" / "model"
+    p = lambda *a: run(capsys, scaml_predict, "--model", m, "--adata", inp, "--quiet", *a)    # noqa: E731
+    code, err = p("--out", inp, "--overwrite")
+    assert_error(code, err, "--out", "is the input", "Choose another --out")
+    assert inp.read_bytes() == before
+    code, err = p("--h5ad-out", inp, "--overwrite")
+    assert_error(code, err, "--h5ad-out", "is the input")
+    code, err = p("--out", m / "meta.json", "--overwrite")
+    assert_error(code, err, "the output format follows the file name")
+    code, err = p("--out", tmp_path / "pred.txt")
+    assert_error(code, err, "the output format follows the file name", "'.txt'", ".csv, .h5ad")
+    code, err = p("--h5ad-out", tmp_path / "pred.csv")
+    assert_error(code, err, "--h5ad-out", "the output format follows the file name")
+    (tmp_path / "adir.csv").mkdir()
+    code, err = p("--out", tmp_path / "adir.csv", "--overwrite")
+    assert_error(code, err, "is a folder")
+    mine = tmp_path / "mine.csv"; mine.write_text("my,own\n1,2\n")
+    code, err = p("--out", mine, "--overwrite")
+    assert_error(code, err, "was not written by scaml", "--overwrite replaces only a file scaml wrote")
+    assert mine.read_text() == "my,own\n1,2\n"
+    code, err = p("--out", tmp_path / "same.h5ad", "--h5ad-out", tmp_path / "same.h5ad")
+    assert_error(code, err, "are the same file")
+    code, err = p("--out", tmp_path / "new.h5ad")                       # an .h5ad --out is an AnnData, not a CSV
+    assert code == 0, err
+    a = anndata.read_h5ad(tmp_path / "new.h5ad")
+    assert "scaml_pred" in a.obs and a.n_obs == 895
+    code, err = p("--out", tmp_path / "new.h5ad", "--overwrite")        # scaml wrote it: replaced
+    assert code == 0, err
+    code, err = p("--out", tmp_path / "pred.csv")
+    assert code == 0 and pd.read_csv(tmp_path / "pred.csv").columns[0] == "cell"
+    code, err = p("--out", tmp_path / "pred.csv", "--overwrite")
+    assert code == 0, err
+    assert not [q for q in tmp_path.iterdir() if ".partial" in q.name]
+
+def test_11_plot_outdir(capsys, models, tmp_path):
+    code, err = run(capsys, scaml_plot, "--results", tmp_path / "nope")
+    assert_error(code, err, "--results", "is not a results folder")
+    f = tmp_path / "file"; f.write_text("x")
+    code, err = run(capsys, scaml_plot, "--results", models, "--outdir", f)
+    assert_error(code, err, "--outdir", "is a file")
+    out = tmp_path / "figs"; out.mkdir(); (out / "model_compare.png").write_bytes(b"mine")
+    code, err = run(capsys, scaml_plot, "--results", models, "--outdir", out)
+    assert_error(code, err, "already holds model_compare.png", "--overwrite")
+    assert (out / "model_compare.png").read_bytes() == b"mine"
+    code, err = run(capsys, scaml_plot, "--results", models, "--outdir", out, "--overwrite", "--quiet")
+    assert code == 0, err
+
+def test_11_export_seurat_output_checked_first(capsys, data_dir, tmp_path):
+    "--output is checked before R runs: its format, the input itself, a file that is not an .h5ad."
+    rds = tmp_path / "obj.rds"; rds.write_bytes(b"x")
+    for out, phrase in [(rds, "the output format follows the file name"), (tmp_path / "o.csv", "format follows"),
+                        (tmp_path, "format follows")]:
+        with pytest.raises(SystemExit) as e:
+            scaml_export_seurat(["--input", str(rds), "--output", str(out), "--overwrite", "--rscript", "no-such-R"])
+        assert e.value.code == 1
+        err = capsys.readouterr().err
+        assert phrase in err and "Traceback" not in err, err
+    h5 = tmp_path / "mine.h5ad"; h5.write_text("not an anndata file")
+    with pytest.raises(SystemExit):
+        scaml_export_seurat(["--input", str(rds), "--output", str(h5), "--overwrite", "--rscript", "no-such-R"])
+    assert "was not written by scaml" in capsys.readouterr().err and h5.read_text() == "not an anndata file"
+
+# ------------------------------------------------------------------ 12. leakage between training and test files
+def test_12_test_cells_inside_the_training_file(capsys, cb, write, tmp_path):
+    a = write(cb, "a")
+    b = write(cb[cb.obs.cell_line == "H1975"].copy(), "b")
+    code, err = train(capsys, "--adata", a, "--adata-test", b, *FAST, "--outdir", tmp_path / "o")
+    assert_error(code, err, "test cells are also training cells", "310 test cells share a name", "--allow-overlap")
+    assert not (tmp_path / "o").exists()
+    renamed = cb[cb.obs.cell_line == "H1975"].copy()
+    renamed.obs_names = [f"other{i}" for i in range(renamed.n_obs)]            # new names, the same counts
+    code, err = train(capsys, "--adata", a, "--adata-test", write(renamed, "r"), *FAST, "--outdir", tmp_path / "o")
+    assert_error(code, err, "0 test cells share a name", "310 of 310 sampled test cells have the same expression")
+    code, err = train(capsys, "--adata", a, "--adata-test", b, *FAST, "--outdir", tmp_path / "o", "--allow-overlap")
+    assert code == 0, err
+    assert any("test cells are also training cells" in w for w in warnings_of(err))
+    ov = json.loads((tmp_path / "o" / "manifest.json").read_text())["overlap"]
+    assert ov["overlap"] and ov["allowed"] and ov["n_shared_names"] == 310
+
+def test_12_disjoint_files_record_the_check(capsys, cb, write, tmp_path):
+    a = write(cb[cb.obs.cell_line != "H1975"].copy(), "a")
+    rest = cb[cb.obs.cell_line == "H1975"].copy()
+    rest.obs["cell_line"] = rest.obs["cell_line"].astype(str)
+    both = anndata.concat([cb[cb.obs.cell_line == "H2228"][:50], rest])
+    code, err = train(capsys, "--adata", a, "--adata-test", write(both, "b"), *FAST, "--outdir", tmp_path / "o")
+    assert_error(code, err, "50 test cells share a name")
+    code, err = train(capsys, "--adata", write(cb, "x"), "--split", "random", *FAST,
+                      "--outdir", tmp_path / "r")
+    assert code == 0, err
+    ov = json.loads((tmp_path / "r" / "manifest.json").read_text())["overlap"]
+    assert ov == {**ov, "overlap": False, "allowed": False, "profiles": "checked"} and ov["n_profiles_checked"] > 0
+
+# ------------------------------------------------------------------ 13. meta.json inside the checksum
+def test_13_swapped_class_names_refused(capsys, model_copy, data_dir, tmp_path):
+    for name in ["lr", "xgb", "actinn"]:
+        d = model_copy(name)
+        meta = json.loads((d / "meta.json").read_text())
+        meta["classes"][0], meta["classes"][1] = meta["classes"][1], meta["classes"][0]
+        edit_meta(d, sign=False, classes=meta["classes"])
+        code, err = predict(capsys, d, data_dir, tmp_path)
+        assert_error(code, err, "does not match its checksum (meta_sha256)", "class names", "Refusing to load it")
+    d = model_copy("rf")
+    meta = json.loads((d / "meta.json").read_text())
+    edit_meta(d, sign=False, backend={**meta["backend"], "random_state": 7})
+    code, err = predict(capsys, d, data_dir, tmp_path)
+    assert_error(code, err, "does not match its checksum (meta_sha256)")
+
+# ------------------------------------------------------------------ 14. rejection metrics, the reserved class
+def test_14_rejection_metrics_count_labelled_cells_only(capsys, cb, write, tmp_path):
+    a = cb.copy()
+    a.obs["part"] = pd.Categorical(np.array(["p0", "p1", "p2", "p3"])[np.arange(a.n_obs) % 4])
+    a.obs["novel"] = (a.obs.cell_line == "HCC827").to_numpy()
+    lab = a.obs.cell_line.astype(object).to_numpy()
+    test_known = np.flatnonzero((a.obs.part == "p3").to_numpy() & ~a.obs.novel.to_numpy())
+    lab[test_known[:30]] = np.nan
+    a.obs["cell_line"] = pd.Categorical(lab)
+    code, err = run(capsys, scaml_novelty, "--adata", write(a, "n"), "--flag-key", "novel", "--group-key", "part",
+                    "--test-groups", "p3", "--method", "maxproba", "--model", "lr", "--label-key", "cell_line",
+                    "--reject", "--n-top-genes", "300", "--no-plots", "--quiet", "--outdir", tmp_path / "o")
+    assert code == 0, err
+    met = json.loads((tmp_path / "o" / "rejection" / "metrics.json").read_text())
+    assert "" not in met["unseen_by_class"] and met["n_unlabelled"] == 30
+    assert list(met["unseen_by_class"]) == ["novel:HCC827"]
+    assert met["n_unseen"] == int(a[a.obs.part == "p3"].obs.novel.sum())
+
+def test_14_training_class_named_unknown(capsys, cb, write, tmp_path):
+    a = cb.copy()
+    a.obs["cell_line"] = a.obs.cell_line.cat.rename_categories({"H1975": "unknown"})
+    code, err = train(capsys, "--adata", write(a, "u"), "--split", "random", *FAST, "--outdir", tmp_path / "o")
+    assert_error(code, err, "labelled 'unknown' in obs['cell_line']", "reserved", "Rename the class")
+
+# ------------------------------------------------------------------ 15. where the counts are
+def test_15_counts_in_a_layer_with_x_none(capsys, cb, write, tmp_path):
+    a = anndata.AnnData(X=None, obs=cb.obs.copy(), var=cb.var.copy(), layers={"counts": cb.X.copy()})
+    code, err = train(capsys, "--adata", write(a, "xnone"), "--split", "random", *FAST, "--outdir", tmp_path / "o")
+    assert code == 0, err                                        # not blamed on SeuratDisk: the counts layer is used
+    b = anndata.AnnData(X=None, obs=cb.obs.copy(), var=cb.var.copy(), layers={"umi": cb.X.copy()})
+    code, err = train(capsys, "--adata", write(b, "umi"), "--split", "random", *FAST, "--outdir", tmp_path / "p")
+    assert_error(code, err, "adata.X is None", "layers ['umi']", "layer='umi' (--layer umi)")
+    code, err = train(capsys, "--adata", write(b, "umi"), "--split", "random", *FAST, "--layer", "umi",
+                      "--outdir", tmp_path / "p")
+    assert code == 0, err
+
+def test_15_scaled_x_with_counts_in_raw(capsys, cb, write, tmp_path):
+    a = cb.copy()
+    a.raw = a
+    X = a.X.toarray(); a.X = (X - X.mean(0)) / (X.std(0) + 1)                   # scaled: negative values
+    p = write(a, "scaled")
+    code, err = train(capsys, "--adata", p, "--split", "random", *FAST, "--outdir", tmp_path / "o")
+    assert_error(code, err, "X holds negative values", ".raw with 894 genes", "layer='raw' (--layer raw)")
+    assert "--layer counts" not in err                                 # no hint that leads nowhere
+    code, err = train(capsys, "--adata", p, "--split", "random", *FAST, "--layer", "counts", "--outdir", tmp_path / "o")
+    assert_error(code, err, "layer='counts' is not in adata.layers", "layer='raw' (--layer raw)")
+    code, err = train(capsys, "--adata", p, "--split", "random", *FAST, "--layer", "raw", "--outdir", tmp_path / "o")
+    assert code == 0, err
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["input_kind"] == "counts"
+
+# ------------------------------------------------------------------ 16. flag values, named, before any reading
+@pytest.mark.parametrize("f,argv,phrase", [
+    (scaml_train, ["--n-top-genes", "0"], "--n-top-genes 0 is out of range"),
+    (scaml_train, ["--n-top-genes", "many"], "--n-top-genes takes a whole number, got 'many'"),
+    (scaml_train, ["--test-size", "0"], "--test-size 0 is out of range"),
+    (scaml_train, ["--test-size", "1.5"], "--test-size 1.5 is out of range"),
+    (scaml_train, ["--random-state", "-1"], "--random-state -1 is out of range"),
+    (scaml_train, ["--block-size", "0"], "--block-size 0 is out of range"),
+    (scaml_train, ["--dask-workers", "0"], "--dask-workers 0 is out of range"),
+    (scaml_train, ["--layer", " "], "--layer ' ' is not a name"),
+    (scaml_matrix, ["--cv-folds", "-1"], "--cv-folds -1 is out of range"),
+    (scaml_learning_curve, ["--group-key", "batch", "--fractions", "0"], "--fractions 0 is out of range"),
+    (scaml_learning_curve, ["--group-key", "batch", "--n-repeats", "0"], "--n-repeats 0 is out of range"),
+    (scaml_learning_curve, ["--group-key", "batch", "--n-groups", "0"], "--n-groups 0 is out of range"),
+    (scaml_novelty, ["--hek-key", "x", "--coverage", "1.5"], "--coverage 1.5 is out of range"),
+    (scaml_novelty, ["--hek-key", "x", "--n-components", "0"], "--n-components 0 is out of range"),
+    (scaml_report, ["--timeout", "0"], "--timeout 0 is out of range"),
+])
+def test_16_bad_flag_values_name_the_flag(capsys, tmp_path, f, argv, phrase):
+    with pytest.raises(SystemExit) as e:
+        f(["--adata", str(tmp_path / "never_read.h5ad"), *argv, "--outdir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and phrase in err and "Traceback" not in err, err
+
+def test_16_plot_and_predict_flags(capsys, tmp_path):
+    for f, argv, phrase in [(scaml_plot, ["--results", "r", "--dpi", "0"], "--dpi 0 is out of range"),
+                            (scaml_predict, ["--model", "m", "--adata", "a", "--key-added", ""], "--key-added '' is not")]:
+        with pytest.raises(SystemExit) as e:
+            f(argv)
+        assert e.value.code == 2 and phrase in capsys.readouterr().err
+
+@pytest.mark.parametrize("f,argv,phrase", [
+    (scaml_matrix, ["--cv-folds", "1"], "--cv-folds 1 leaves no cells to test on"),
+    (scaml_matrix, ["--models", "svm"], "unknown model(s) ['svm']; available: lr, rf, xgb, mlp, actinn, actinn_deepchem. Fix --models"),
+    (scaml_matrix, ["--filter", "qc"], "KEY=VALUE"),
+    (scaml_learning_curve, ["--group-key", "batch", "--model", "svm"], "Fix --model"),
+    (scaml_novelty, ["--hek-key", "x", "--model", "svm"], "--model 'svm' is neither a saved model folder"),
+    (scaml_report, ["--split-key", "b", "--split-train", "a", "--split-test", "c", "--models", "svm"], "unknown model"),
+])
+def test_16_bad_values_refused_before_reading(capsys, tmp_path, f, argv, phrase):
+    "The input does not exist: the error proves that the flag was checked before any reading."
+    code, err = run(capsys, f, "--adata", tmp_path / "never_read.h5ad", *argv, "--outdir", tmp_path / "o")
+    assert_error(code, err, phrase)
+
+def test_16_test_file_errors_name_the_file(capsys, cb, write, tmp_path):
+    a = write(cb[cb.obs.cell_line != "H1975"].copy(), "train_part")
+    t = cb[cb.obs.cell_line == "H1975"].copy()
+    t.obs = t.obs.rename(columns={"cell_line": "line"})
+    b = write(t, "test_part")
+    code, err = train(capsys, "--adata", a, "--adata-test", b, *FAST, "--outdir", tmp_path / "o")
+    assert_error(code, err, "is not a column of adata_test.obs (the --adata-test file", "test_part.h5ad", "'line'")
+
+def test_16_gene_overlap_examples_differ(capsys, cb, models, write, tmp_path):
+    a = cb.copy()
+    a.var_names = [f"ENSG{i:011d}" for i in range(a.n_vars)]
+    code, err = run(capsys, scaml_predict, "--model", models / "lr" / "model", "--adata", write(a, "ens"),
+                    "--out", tmp_path / "p.csv")
+    assert_error(code, err, "model genes missing from the data", "data genes the model does not know ['ENSG")
+
+# ------------------------------------------------------------------ 17. SIGTERM behaves as SIGINT
+def test_17_sigterm_while_writing_leaves_nothing(data_dir, tmp_path):
+    out = tmp_path / "res"
+    proc = start_train(data_dir, out)
+    partial = wait_for_partial(proc, out)
+    assert partial is not None, "the run ended before writing"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    no_manifest_outside(out)
+    if proc.returncode == 0:                                       # the signal came after the rename: complete
+        assert (out / "manifest.json").is_file()
+    else:
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1].startswith("interrupted; "), err
+        assert "Traceback" not in err
+        assert list(tmp_path.iterdir()) == []                      # no .NAME.partial-PID folder left
+
+# ------------------------------------------------------------------ 18. Python API arguments of the wrong type
+def test_18_api_arguments_of_the_wrong_type():
+    import scaml
+    from scaml.data import toy_adata
+    from scaml.preprocess import Preprocessor
+    ad = toy_adata(n_obs=120, n_vars=60, n_classes=3)
+    model = CellTypeModel("lr", preprocessor=Preprocessor(n_top_genes=30)).fit(ad)
+    cases = [
+        (lambda: scaml.run_benchmark(ad, split_key="batch", train="b0", n_top_genes="50"), TypeError,
+         "n_top_genes='50' (str): pass an integer"),
+        (lambda: scaml.run_benchmark(ad, split_key="batch", train=["b0"], random_state=-1), ValueError,
+         "random_state=-1 is out of range"),
+        (lambda: scaml.run_benchmark(ad, split_key="batch", train=0), TypeError, "train=0 (int): pass a name"),
+        (lambda: scaml.run_matrix(ad, split_key="batch", cv_folds="2", models=["lr"]), TypeError, "cv_folds='2'"),
+        (lambda: scaml.run_matrix(ad, split_key="batch", groups=5), TypeError, "groups=5 (int)"),
+        (lambda: scaml.learning_curve(ad, group_key="batch", fractions="0.5"), TypeError, "fractions='0.5': pass a list"),
+        (lambda: scaml.learning_curve(ad, group_key="batch", n_groups=[0]), ValueError, "n_groups[...]=0 is out of range"),
+        (lambda: scaml.fit_rejection(ad, label_key="cell_type", coverage="0.9"), TypeError, "coverage='0.9' (str)"),
+        (lambda: Preprocessor(n_top_genes="10"), TypeError, "n_top_genes='10' (str)"),
+        (lambda: Preprocessor(layer=3), TypeError, "layer=3 (int)"),
+        (lambda: model.predict(np.zeros((2, 60))), TypeError, "adata is a ndarray, not an AnnData"),
+        (lambda: model.predict(ad.to_df()), TypeError, "adata is a DataFrame, not an AnnData"),
+        (lambda: scaml.annotate(ad.to_df(), model), TypeError, "adata=DataFrame: pass an AnnData"),
+        (lambda: model.fit(ad, label_key=["cell_type"]), TypeError, "label_key=['cell_type']: pass the name"),
+    ]
+    for call, exc, phrase in cases:
+        with pytest.raises(exc) as e:
+            call()
+        assert phrase in str(e.value), (phrase, str(e.value))

@@ -305,17 +305,24 @@ def test_refuses_to_overwrite(r_dir):
     out = r_dir / "keep.h5ad"
     out.write_bytes(b"precious")
     err = _one_line_error(_run_cli("--input", r_dir / "pbmc.rds", "--output", out))
-    assert "already exists; pass --overwrite to replace it" in err
-    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+    assert "already exists; choose another --output or pass --overwrite" in err
+    with pytest.raises(FileExistsError, match=r"pass --overwrite \(overwrite=True\)"):
         export_seurat(r_dir / "pbmc.rds", out)
     res = subprocess.run(["Rscript", str(R_SCRIPT), "--input", str(r_dir / "pbmc.rds"), "--output", str(out)],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 1 and "already exists; pass --overwrite" in res.stderr
     assert out.read_bytes() == b"precious"
-    res = _run_cli("--input", r_dir / "pbmc.rds", "--output", out, "--overwrite")
+    err = _one_line_error(_run_cli("--input", r_dir / "pbmc.rds", "--output", out, "--overwrite"))
+    assert "was not written by scaml; --overwrite replaces only a file scaml wrote" in err     # not an .h5ad: kept
+    assert out.read_bytes() == b"precious"
+    err = _one_line_error(_run_cli("--input", r_dir / "pbmc.rds", "--output", r_dir / "pbmc.rds", "--overwrite"))
+    assert "the output format follows the file name" in err
+    out.unlink()
+    assert _run_cli("--input", r_dir / "pbmc.rds", "--output", out).returncode == 0
+    res = _run_cli("--input", r_dir / "pbmc.rds", "--output", out, "--overwrite")          # an .h5ad: replaced
     assert res.returncode == 0, res.stderr
     assert anndata.read_h5ad(out).shape == (80, 230)
 
 def test_rscript_not_found(r_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="r-cran-seurat r-cran-hdf5r"):
+    with pytest.raises(FileNotFoundError, match="r-cran-seuratobject r-cran-hdf5r"):
         export_seurat(r_dir / "pbmc.rds", tmp_path / "x.h5ad", rscript="no-such-Rscript")
