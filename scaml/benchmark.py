@@ -146,7 +146,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   save_models: bool = True, progress: bool = True, device: str = "cpu", block_size: int = 50_000,
                   engine: str = "auto", client=None, inputs: Sequence[PathLike | None] = (),
                   allow_overlap: bool = False, args: dict | None = None,
-                  n_threads: int | None = None, calibrate: str | None = "temperature", calibration_folds: int = 3,
+                  n_threads: int | None = None, calibrate: str | None = None, calibration_folds: int = 3,
                   group_key: str | None = None, input_scale: str = "auto", ensemble: bool = False) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
@@ -218,8 +218,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         Threads per BLAS, OpenMP, XGBoost and torch pool during the run (`scaml.core.limit_threads`): `None` for the
         CPUs this process may use (affinity and cgroup quota), `0` to leave the pools as the libraries set them.
     calibrate
-        `'temperature'` (default) or `'isotonic'`: calibrate each model's probabilities with a calibrator fitted on
-        held-out training cells (cross-fitted over `calibration_folds` folds); `None` reports them uncalibrated.
+        `'temperature'` or `'isotonic'`: calibrate each model's probabilities with a calibrator fitted on held-out
+        training cells (cross-fitted over `calibration_folds` folds; three more fits per model); `None` (default) reports
+        them as the models give them, with their calibration error.
     calibration_folds
         Folds of the training cells for the calibrator (folds of `group_key` groups when given).
     group_key
@@ -237,7 +238,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     `model_compare.png`, `per_class_f1.png`, and per model `<model>/metrics.json`, `classification_report.txt`,
     `confusion_matrix.csv`, `per_class.csv`, `predictions.csv`, `proba.csv`, `model/` and `<model>_confusion_matrix.png`.
     Each model's metrics include `ece`, `ece_uncalibrated`, `aurc` and `accuracy_at_80`/`90`/`95` (see
-    `scaml.calibration`); probabilities are the calibrated ones (and a saved model applies the same calibrator).
+    `scaml.calibration`); with `calibrate`, probabilities are the calibrated ones (and a saved model applies the same
+    calibrator).
     """
     if calibrate not in (None, "temperature", "isotonic"):
         raise ValueError(f"calibrate={calibrate!r}; choose 'temperature', 'isotonic' or None")

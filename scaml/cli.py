@@ -182,8 +182,9 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     m.add_argument("--models", nargs="+", default=["lr", "rf", "xgb", "mlp"], help=f"models: {', '.join(MODELS)}")
     m.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
                    help="weight classes equally (balanced) or by frequency (none)")
-    m.add_argument("--calibrate", choices=["temperature", "isotonic", "none"], default="temperature",
-                   help="calibrate probabilities on cross-fitted held-out training cells (none: report them as they are)")
+    m.add_argument("--calibrate", choices=["temperature", "isotonic", "none"], default="none",
+                   help="calibrate probabilities on cross-fitted held-out training cells (three more fits per model); "
+                        "default none: report them as the models give them, with their calibration error")
     m.add_argument("--ensemble", action="store_true",
                    help="also report 'vote', the soft vote (mean calibrated probability) of the models")
     m.add_argument("--group-key", help="obs column of groups inside the training side (mouse, plate) held out together "
