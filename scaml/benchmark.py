@@ -19,8 +19,6 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float, check_int, check_names,
-                        format_sorted, format_values, limit_threads, package_versions, resolve_device)
 from .calibration import calibration_metrics, fit_calibrator
 from .data import check_adata
 from .metrics import ci_for_benchmark, evaluate
@@ -28,6 +26,9 @@ from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
 from .results import BenchmarkResult, check_outdir, write_results
 from .splits import check_overlap, split_cells
+
+from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float, check_int, check_names,
+                        format_sorted, format_values, limit_threads, package_versions, resolve_device)
 
 log = logging.getLogger(__name__)
 

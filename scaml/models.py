@@ -23,9 +23,9 @@ from anndata import AnnData
 from fastcore.basics import patch
 
 import scaml
+from .calibration import calibrator_from_dict
 from .core import MODELS, PathLike, n_threads, thread_limit
 from .data import check_adata, check_classes, clean_labels
-from .calibration import calibrator_from_dict
 from .preprocess import Preprocessor
 
 log = logging.getLogger(__name__)

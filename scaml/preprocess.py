@@ -19,37 +19,13 @@ from fastcore.basics import patch
 
 from .core import check_float, check_int
 from .data import check_obsm_key, describe_matrix
+from .input_scale import normalize_log1p
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'Selection', 'normalize_log1p', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gene_filter',
-           'Preprocessor', 'describe_layout', 'layer_choices', 'pick_layer', 'align_genes']
-
-# %% ../nbs/01_preprocess.ipynb #f5033f99
-def normalize_log1p(X, *, target_sum: float = 1e4, log_base: float | None = None) -> sp.csr_matrix:
-    """Scale each cell to `target_sum` total counts and take log1p, keeping the matrix sparse.
-
-    Parameters
-    ----------
-    X
-        Cells x genes counts, dense or sparse.
-    target_sum
-        Total per cell after scaling.
-    log_base
-        Base of the logarithm; `None` for the natural log (scanpy's default), 2 for ACTINN.
-
-    Returns
-    -------
-    A new CSR float32 matrix.
-    """
-    X = sp.csr_matrix(X, dtype=np.float32, copy=True)
-    lib = np.asarray(X.sum(axis=1)).ravel()
-    lib[lib == 0] = 1
-    X.data *= np.repeat((target_sum / lib).astype(np.float32), np.diff(X.indptr))
-    np.log1p(X.data, out=X.data)
-    if log_base is not None: X.data /= np.float32(np.log(log_base))
-    return X
+__all__ = ['log', 'Selection', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gene_filter', 'Preprocessor',
+           'describe_layout', 'layer_choices', 'pick_layer', 'align_genes']
 
 # %% ../nbs/01_preprocess.ipynb #2b9840f6
 def _mean_var(X) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "scaml"
 SEED_CHECK = Path(__file__).resolve().parents[2] / "shared" / "compat" / "check_seed_layout.py"
 # lowest first; a module may import from its own layer or any layer before it
-LAYERS = [["core"], ["data"], ["io", "datasets"], ["preprocess", "input_scale", "streaming", "calibration"], ["models"], ["actinn"],
+LAYERS = [["core"], ["data"], ["io", "datasets"], ["input_scale"], ["preprocess", "streaming", "calibration"], ["models"], ["actinn"],
           ["distributed", "splits"], ["metrics", "ood"], ["plots"], ["results"],
           ["benchmark"], ["matrix", "learning_curves", "explain", "seurat"], ["novelty"], ["rejection", "report"], ["cli"]]
 LEVEL = {m: i for i, layer in enumerate(LAYERS) for m in layer}
@@ -50,6 +50,32 @@ def violations(pkg: Path, level: dict[str, int]) -> list[str]:
 
 def test_imports_only_go_down():
     assert violations(PKG, LEVEL) == []
+
+def import_graph(pkg: Path) -> dict[str, set[str]]:
+    "Which scaml modules each module imports (at any depth)."
+    return {f.stem: {mod.split(".")[0] for _, mod, _ in scaml_imports(f) if mod not in ("", "_modidx")} - {f.stem}
+            for f in pkg.glob("*.py") if not f.stem.startswith("_")}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    "The import cycles of `graph` (each as a path that returns to its start)."
+    found, state = [], {}
+    def visit(m, path):
+        state[m] = "open"
+        for n in sorted(graph.get(m, ())):
+            if state.get(n) == "open": found.append(path[path.index(n):] + [n])
+            elif n not in state: visit(n, path + [n])
+        state[m] = "done"
+    for m in sorted(graph):
+        if m not in state: visit(m, [m])
+    return found
+
+
+def test_no_import_cycles():
+    "Modules of one layer may import each other, but never in a circle."
+    assert cycles(import_graph(PKG)) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]     # the check can fail
+
 
 def test_every_module_has_a_layer():
     mods = {f.stem for f in PKG.glob("*.py") if not f.stem.startswith("_")}
