@@ -223,7 +223,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     engine
         `'memory'`; `'streaming'` (a backed `adata`: the preprocessing fitted in one pass over blocks, the selected
         features held in memory); `'out-of-core'` (`lr` and `actinn` train from blocks read and transformed as needed,
-        the other models on a stratified sample of at most 1,000,000 training cells; see `scaml.outofcore`); `'dask'`
+        the other models on a stratified sample of at most 500,000 training cells; see `scaml.outofcore`); `'dask'`
         (preprocessing on Dask arrays, XGBoost with `xgboost.dask`, the other models from the cluster's blocks); or
         `'auto'`: `'dask'` when `client` is given, else for a backed `adata` `'out-of-core'` above 2,000,000 training
         cells (when `calibrate` is `None`) or `'streaming'`, else `'memory'`.
@@ -383,6 +383,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             devices[name] = str(getattr(be, "device_", None) or getattr(be, "params", {}).get("device") or "cpu")
 
         pending: dict = {}
+        sampled = [m for m in models if m in custom or not get_backend(m).streams] or [None]   # out-of-core: on a sample
         from tqdm.auto import tqdm
         for name in tqdm(models, desc="models", disable=not progress, leave=False):
             t = time.perf_counter()
@@ -395,6 +396,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                 fit_from_blocks(model, Xtr, y, classes=classes, preprocessor=pp, label_key=label_key, cache=local)
                 timings[f"{name}_fit_s"] = time.perf_counter() - t
                 engine_info.setdefault("n_train_model", {})[name] = model.n_train_
+                if name == sampled[-1]: local.clear()         # the sample's last model: free its cells
                 pending[name] = model
                 continue
             if engine == "dask":

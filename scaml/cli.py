@@ -204,7 +204,7 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     r.add_argument("--engine", choices=["auto", "memory", "streaming", "out-of-core"], default="auto",
                    help="how cells are held: streaming (--backed) holds the selected features in memory; out-of-core "
                         "(--backed) streams lr and actinn over blocks of the file and trains the other models on a "
-                        "sample of at most 1,000,000 cells; auto picks out-of-core above 2,000,000 training cells")
+                        "sample of at most 500,000 cells; auto picks out-of-core above 2,000,000 training cells")
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                    help="device for xgb and actinn; auto uses a GPU when torch sees one")
     r.add_argument("--dask-workers", type=_int_flag("--dask-workers", 1),

@@ -21,7 +21,7 @@ from .streaming import fit_preprocessor_streaming, transform_streaming
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'FileBlocks', 'stratified_sample', 'fit_from_blocks', 'predict_from_blocks']
+__all__ = ['log', 'GATHER_CELLS', 'MAX_CELLS', 'FileBlocks', 'stratified_sample', 'fit_from_blocks', 'predict_from_blocks']
 
 # %% ../nbs/03b_outofcore.ipynb #8087a074
 class FileBlocks(Blocks):
@@ -92,6 +92,9 @@ class FileBlocks(Blocks):
         return [fn(self[i], *[q[i] for q in parts], **kw) for i in range(len(self))]
 
 # %% ../nbs/03b_outofcore.ipynb #cf3f4d89
+GATHER_CELLS = 200_000   # up to this many training cells, every model trains in memory
+MAX_CELLS = 500_000      # the largest sample a model that does not stream learns from
+
 def stratified_sample(y: np.ndarray, n: int, random_state: int | None = 0) -> np.ndarray:
     """Ascending positions of at most `n` cells drawn from each class in proportion (every class keeps at least one)."""
     y = np.asarray(y)
@@ -103,8 +106,8 @@ def stratified_sample(y: np.ndarray, n: int, random_state: int | None = 0) -> np
     return np.sort(np.concatenate(out))
 
 def fit_from_blocks(model: CellTypeModel, blocks: FileBlocks, y: np.ndarray, *, classes: Sequence[str],
-                    preprocessor: Preprocessor, label_key: str | None = None, gather_cells: int = 200_000,
-                    max_cells: int = 1_000_000, cache: dict | None = None) -> CellTypeModel:
+                    preprocessor: Preprocessor, label_key: str | None = None, gather_cells: int | None = None,
+                    max_cells: int | None = None, cache: dict | None = None) -> CellTypeModel:
     """Fit `model` (unfitted) on the cells of `blocks`, holding at most `max_cells` cells' features in memory.
 
     Up to `gather_cells` cells, the blocks are gathered and the model trains in memory, exactly as on the other engines.
@@ -126,9 +129,10 @@ def fit_from_blocks(model: CellTypeModel, blocks: FileBlocks, y: np.ndarray, *, 
     label_key
         Recorded with the model.
     gather_cells
-        Train in memory up to this many cells (a file read hundreds of times by L-BFGS costs more than the memory).
+        Train in memory up to this many cells (a file read hundreds of times by L-BFGS costs more than the memory);
+        default `GATHER_CELLS` (200,000).
     max_cells
-        The largest sample a model that does not stream trains on.
+        The largest sample a model that does not stream trains on; default `MAX_CELLS` (500,000).
     cache
         A dict shared by the models of a run, which keeps the gathered cells or the sample for the next model.
 
@@ -137,6 +141,8 @@ def fit_from_blocks(model: CellTypeModel, blocks: FileBlocks, y: np.ndarray, *, 
     `model`, fitted, with `model.n_train_` the number of cells it learnt from.
     """
     cache = {} if cache is None else cache
+    gather_cells = GATHER_CELLS if gather_cells is None else gather_cells
+    max_cells = MAX_CELLS if max_cells is None else max_cells
     y = np.asarray(y)
     if blocks.n_rows > gather_cells and model.backend.streams:
         model.backend.fit_blocks(blocks, y, n_classes=len(classes))

@@ -216,7 +216,7 @@ def resample_counts(adata: AnnData, n_obs: int, path: PathLike, *, keep_obs: lis
                 indptr[s + 1:s + 1 + B.shape[0]] = pos + B.indptr[1:].astype(np.int64)
                 pos += B.nnz
             X.create_dataset("indptr", data=indptr)
-            for k in ("obsm", "varm", "layers", "obsp", "varp", "uns"): f.create_group(k)
+            for k in ("obsm", "varm", "layers", "obsp", "varp", "uns"): write_elem(f, k, {})
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
