@@ -205,18 +205,21 @@ def clean_labels(adata: AnnData, label_key: str) -> tuple[np.ndarray, np.ndarray
     `(labels, keep)`: an array of strings (missing ones as `''`) and the mask of cells with a label.
     """
     check_obs_key(adata, label_key)
-    col = adata.obs[label_key]
-    isna = col.isna().to_numpy()
-    labels = np.where(isna, "", col.astype(str).str.strip().to_numpy()).astype(object)
-    keep = ~isna & ~np.isin(np.char.lower(labels.astype(str)), list(_MISSING))
+    # one string per distinct value, shared by its cells: millions of cells cost 8 bytes each, not a string each
+    codes, uniq = pd.factorize(adata.obs[label_key])
+    names = np.array([str(u).strip() for u in uniq] + [""], dtype=object)
+    isna = codes < 0
+    codes = np.where(isna, len(uniq), codes)
+    missing = np.array([n.lower() in _MISSING for n in names])
+    keep = ~isna & ~missing[codes]
+    labels = names[np.where(keep, codes, len(uniq))]
     if not keep.any():
         raise ValueError(f"every value of adata.obs[{label_key!r}] is missing (NaN or empty); pass a label_key that holds labels")
     if not keep.all():
         import warnings
         warnings.warn(f"dropped {int((~keep).sum())} of {len(keep)} cells with a missing label in obs[{label_key!r}]",
                       UserWarning, stacklevel=2)
-    labels[~keep] = ""
-    return labels.astype(str), keep
+    return labels, keep
 
 UNKNOWN = "unknown"
 

@@ -49,9 +49,11 @@ def split_by_key(adata: AnnData, *, split_key: str, train: str | Sequence[str], 
     both = sorted(set(train) & set(test))
     if both: raise ValueError(f"values {both} are on both the training and the test side of {split_key!r}; a cell "
                               "must not be trained and tested on")
-    col = adata.obs[split_key].astype(str).to_numpy()
-    tr = np.isin(col, train)
-    te = np.isin(col, test) if test else ~tr
+    codes, uniq = pd.factorize(adata.obs[split_key])           # per distinct value, not per cell
+    names = np.array([str(u) for u in uniq] + ["nan"], dtype=object)
+    codes = np.where(codes < 0, len(uniq), codes)
+    tr = np.isin(names, train)[codes]
+    te = np.isin(names, test)[codes] if test else ~tr
     if not te.any():
         raise ValueError(f"the test side is empty: every cell of {split_key!r} is in train={train}; pass test values")
     return tr, te
