@@ -158,6 +158,11 @@ class Preprocessor:
     input_scale
         Scale of the expression values: `'auto'` detects it per matrix (`scaml.input_scale.detect_input_scale`), or
         one of `'counts'`, `'linear'` (CPM, TPM), `'log1p'`, `'log2'`, `'scaled'` to override the detection.
+    scale_by
+        With `scale`: `'train'` divides every matrix by the training standard deviations (sparse output); `'query'`
+        centres and scales each matrix passed to `transform` by the mean and standard deviation of its own cells
+        (dense output), so a per-gene offset of another technology cancels. Each `transform` call is one batch: pass
+        a whole batch of cells (hundreds, with several types), not single cells or blocks.
     """
     gene_selection: Selection = "hvg"
     n_top_genes: int = 2000
@@ -169,6 +174,7 @@ class Preprocessor:
     use_rep: str | None = None
     min_overlap: float = 0.5
     input_scale: str = "auto"
+    scale_by: str = "train"
     features_: list[str] = field(default_factory=list)
     std_: np.ndarray | None = None
     mean_: np.ndarray | None = None
@@ -184,6 +190,8 @@ class Preprocessor:
         self.n_top_genes = check_int(self.n_top_genes, "n_top_genes", minimum=1)
         self.target_sum = check_float(self.target_sum, "target_sum", low=0, low_open=True)
         self.min_overlap = check_float(self.min_overlap, "min_overlap", low=0, high=1)
+        if self.scale_by not in ("train", "query"):
+            raise ValueError(f"scale_by={self.scale_by!r}; choose 'train' or 'query'")
         for name in ("layer", "use_rep"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
@@ -212,7 +220,8 @@ class Preprocessor:
     def __repr__(self) -> str:
         what = f"embedding {self.use_rep!r}" if self.use_rep else f"{self.gene_selection} genes, log1p CP{self.target_sum:g}"
         state = f"fitted: {len(self.features)} features" if self.is_fitted else "not fitted"
-        return f"Preprocessor({what}, scale={self.scale}; {state})"
+        how = "" if self.scale_by == "train" else f", scale_by={self.scale_by!r}"
+        return f"Preprocessor({what}, scale={self.scale}{how}; {state})"
 
 # %% ../nbs/01_preprocess.ipynb #ff70879f
 def describe_layout(adata: AnnData) -> str:
@@ -327,6 +336,19 @@ def _scale_factors(std: np.ndarray) -> np.ndarray:
     std = np.asarray(std, dtype=np.float64)
     return np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 1.0).astype(np.float32)
 
+def _standardize_query(X, max_value: float | None, *, min_cells: int = 50) -> np.ndarray:
+    "Dense float32 `X` with each column centred and scaled by its own cells (constant columns 0), clipped at +-max_value."
+    if X.shape[0] < min_cells:
+        warnings.warn(f"scale_by='query' standardises each gene by the {X.shape[0]} cells passed together; fewer than "
+                      f"{min_cells} give noisy features. Pass the whole batch at once", UserWarning, stacklevel=3)
+    mean, var = _mean_var(X)
+    D = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
+    D -= mean.astype(np.float32)
+    D *= _scale_factors(np.sqrt(var))
+    D[:, var <= 0] = 0
+    if max_value is not None: np.clip(D, -max_value, max_value, out=D)
+    return D
+
 def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
                 data_genes: Sequence[str] | None = None) -> tuple[np.ndarray, dict]:
     """Map the genes a model knows to the columns of `adata`, by name.
@@ -392,6 +414,9 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
     if report["n_missing"]:
         X = X @ sp.diags((pos >= 0).astype(np.float32))
         X.eliminate_zeros()
+    if self.scale and self.scale_by == "query":
+        out = _standardize_query(X, self.max_value)
+        return (out, report) if return_report else out
     if self.scale:
         f = _scale_factors(self.std)
         X.data *= f[X.indices]
