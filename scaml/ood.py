@@ -89,7 +89,7 @@ class MahalanobisScore:
         out = np.empty((len(E), len(self.means_)))
         for j, (m, Pm) in enumerate(zip(self.means_, self.precisions_)):
             D = E - m
-            out[:, j] = np.einsum("ij,jk,ik->i", D, Pm, D)
+            out[:, j] = ((D @ Pm) * D).sum(1)
         return out
 
     def score(self, Z) -> np.ndarray:
