@@ -283,7 +283,7 @@ class CombinedNovelty:
     def __repr__(self) -> str: return f"CombinedNovelty({self.scorer!r}, {len(self.classes)} classes)"
 
     def score(self, adata: AnnData) -> np.ndarray:
-        "Novelty score of each cell of `adata` (higher = more novel)."
+        "Novelty score of each cell of `adata` (higher = more novel); the cells are scored together, as one batch."
         return self.scorer.score(self.preprocessor.transform(adata))
 
 def _fit_combined(adata_fit, label_key, model, features, n_top_genes, random_state) -> CombinedNovelty:
@@ -318,8 +318,9 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     positive
         Value(s) of `flag_key` that mean novel; default the boolean reading (see `parse_flag`).
     method
-        `'combined'` (a `scaml.ood.NoveltyScorer`: the classifier's uncertainty and the class-conditional distances,
-        combined on the scale of held-out training cells; needs `label_key`), `'iforest'`, `'ocsvm'`, `'lof'`,
+        `'combined'` (a `scaml.ood.NoveltyScorer`: the classifier's uncertainty and the class-conditional distance of
+        its log-probabilities, combined on the scale of held-out training cells and averaged over each test cell's
+        30 nearest test cells; needs `label_key`), `'iforest'`, `'ocsvm'`, `'lof'`,
         `'maxproba'` or `'entropy'`; `'auto'` (default): `'combined'` with `label_key`, else `'lof'`.
     split_key
         Column whose `train` values form the training side (see `novelty_split`).

@@ -264,7 +264,7 @@ class ResidualScore:
 
 # %% ../nbs/05b_ood.ipynb #9d4d7001
 COMPONENTS = ("maxproba", "maha", "maha_full", "maha_logits", "knn", "residual")
-DEFAULT_COMPONENTS = ("maxproba", "maha")
+DEFAULT_COMPONENTS = ("maxproba", "maha_logits")
 DEFAULT_SMOOTH = 30
 
 def _component(name: str, random_state):
