@@ -1,17 +1,21 @@
-"""Scale-up workloads: synthetic atlases of 10k, 100k and 1M cells resampled from real Tabula Muris counts.
+"""Scale-up workloads: atlases of 10k to 10M cells resampled from real Tabula Muris droplet (10x) counts.
 
-Each atlas is built once by `scaml.streaming.resample_counts` from the DeepChem/ACTINN Tabula Muris FACS task
-(2,000 genes, 12 cell types, its train/test split kept as the batch) into benchmarks/out/ (not committed), then
-`scaml train --backed` runs on it in a fresh process; wall time, peak RSS and metrics go to benchmarks/results.json.
+Each atlas is built by `scaml.streaming.resample_counts` from the 1,000 droplet cells of the ACTINN repository
+(`droplet_source`: 2,000 genes, 5 cell types, a fifth of the source cells held out so that test cells are resamples of
+cells no training cell comes from) into benchmarks/out/ (not committed; about 2.6 GB per million cells, checked
+against the free disk first, deleted after the run unless --keep), then `scaml train --backed --engine out-of-core`
+runs on it in a fresh process; wall time, peak RSS (VmHWM), the memory timeline and metrics go to
+benchmarks/results.json (timeline: benchmarks/out/run_N_rss.json), and the 10M record gets its growth over 1M.
 
-    python benchmarks/scale.py 10000 100000            # sizes
-    python benchmarks/scale.py 1000000 --models lr xgb actinn
+    python benchmarks/scale.py 1000000 3000000 10000000       # lr xgb actinn
+    python benchmarks/scale.py 100000 --engine streaming      # features held in memory, for comparison
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,37 +25,78 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run import RESULTS, cpu_model, machine, same_run  # noqa: E402
 
+def droplet_source(random_state: int = 0):
+    """The 1,000 Tabula Muris droplet (10x) cells on 2,000 genes, a fifth of them (stratified) held out as test sources.
+
+    Genes: the 1,600 most variable plus the 400 most often detected of the rest, which gives the resampled cells the
+    density of an atlas on 2,000 genes (about 320 stored values per cell).
+    """
+    import numpy as np
+    import scanpy as sc
+    from sklearn.model_selection import train_test_split
+    from scaml.datasets import load_dataset
+    a = load_dataset("actinn_tm_droplet")
+    b = a.copy(); sc.pp.normalize_total(b, target_sum=1e4); sc.pp.log1p(b)
+    disp = sc.pp.highly_variable_genes(b, n_top_genes=a.n_vars, inplace=False)["dispersions_norm"]
+    hvg = np.argsort(-np.nan_to_num(disp.to_numpy(), nan=-np.inf))[:1600]
+    detected = np.asarray((a.X > 0).sum(0)).ravel().astype(float); detected[hvg] = -1
+    src = a[:, np.sort(np.concatenate([hvg, np.argsort(-detected)[:400]]))].copy()
+    _, te = train_test_split(np.arange(src.n_obs), test_size=0.2, stratify=src.obs["cell_type"], random_state=random_state)
+    src.obs["split"] = "train"; src.obs.iloc[te, src.obs.columns.get_loc("split")] = "test"
+    return src
+
 def atlas(n: int) -> Path:
+    """The atlas of `n` cells resampled (in random order) from `droplet_source`: test cells only from its held-out
+    source cells, so no test profile is a resample of a training one."""
     out = HERE / "out"; out.mkdir(exist_ok=True)
-    path = out / f"tm_facs_resampled_{n}.h5ad"
+    path = out / f"tm_droplet_resampled_{n}.h5ad"
     if not path.exists():
-        from scaml.datasets import load_task
         from scaml.streaming import resample_counts
+        free = shutil.disk_usage(out).free
+        need = n * 2700                      # about 320 stored values of 8 bytes per cell, plus obs
+        if free < need * 1.5:
+            raise SystemExit(f"{n:,} cells need about {need / 2**30:.0f} GiB; {out} has {free / 2**30:.0f} GiB free")
         t = time.perf_counter()
-        resample_counts(load_task("actinn_tutorial"), n, path, keep_obs=["label", "split"], random_state=0)
+        resample_counts(droplet_source(), n, path, keep_obs=["cell_type", "split"], shuffle=True, random_state=0)
         print(f"built {path.name} in {time.perf_counter() - t:.1f}s ({path.stat().st_size / 2**20:.0f} MiB)", flush=True)
     return path
 
-def run(n: int, models: list[str], device: str) -> dict:
+def _rss_mb(pid: int) -> tuple[float, float] | None:
+    "Resident memory and its peak so far (VmRSS, VmHWM; MB) of a running process, or None once it is gone."
+    try:
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+    except (FileNotFoundError, ProcessLookupError, KeyError):
+        return None
+
+def run(n: int, models: list[str], device: str, engine: str = "out-of-core") -> dict:
     path = atlas(n)
     out = HERE / "out" / f"run_{n}"
-    cmd = [sys.executable, "-m", "scaml.cli", "train", "--adata", str(path), "--backed", "--label-key", "label",
+    cmd = [sys.executable, "-m", "scaml.cli", "train", "--adata", str(path), "--backed", "--label-key", "cell_type",
            "--split-key", "split", "--split-train", "train", "--split-test", "test", "--models", *models,
-           "--device", device, "--outdir", str(out), "--overwrite", "--no-plots", "--quiet"]
+           "--engine", engine, "--device", device, "--outdir", str(out), "--overwrite", "--no-plots", "--quiet"]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    _, status, usage = os.wait4(proc.pid, 0)
+    timeline, peak = [], 0.0                      # (seconds, RSS MB) every 2 s: where memory goes
+    while proc.poll() is None:
+        m = _rss_mb(proc.pid)
+        if m is not None:
+            timeline.append((round(time.perf_counter() - t, 1), round(m[0]))); peak = max(peak, m[1])
+        time.sleep(2)
     wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0: raise RuntimeError(proc.stderr.read())
+    _, stderr = proc.communicate()
+    if proc.returncode != 0: raise RuntimeError(stderr)
+    (HERE / "out" / f"run_{n}_rss.json").write_text(json.dumps(timeline))
     summary = json.loads((out / "summary_metrics.json").read_text())
     man = json.loads((out / "manifest.json").read_text())
     tm = man["timings"]
     fit = sum(tm[f"{m}_fit_s"] for m in models); pred = sum(tm[f"{m}_predict_s"] for m in models)
     best = max(summary, key=lambda m: summary[m]["f1_macro"])
-    return {"workload": f"tm_facs_resampled_{n}", "n_cells": n, "n_train": man["n_train"], "n_test": man["n_test"],
-            "n_genes": man["n_genes_input"], "models": models, "backend": "local", "device": device, "cpu": cpu_model(),
-            "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    return {"workload": f"tm_droplet_resampled_{n}", "n_cells": n, "n_train": man["n_train"], "n_test": man["n_test"],
+            "n_genes": man["n_genes_input"], "file_gb": round(path.stat().st_size / 1e9, 2), "models": models,
+            "backend": "local", "engine": man["engine"], "device": device, "cpu": cpu_model(),
+            "wall_s": round(wall, 1), "peak_rss_mb": round(peak, 1),
             "train_cells_per_s": round(man["n_train"] * len(models) / fit, 1),
             "predict_cells_per_s": round(man["n_test"] * len(models) / pred, 1),
             "f1_macro": round(summary[best]["f1_macro"], 4), "best_model": best,
@@ -61,19 +106,31 @@ def run(n: int, models: list[str], device: str) -> dict:
             "timings": {k: round(v, 1) for k, v in tm.items()}, "load_avg_1min": round(os.getloadavg()[0], 2),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
+def growth(records: list[dict], engine: str = "out-of-core") -> dict | None:
+    "Time and peak memory of the 10M-cell run over the 1M-cell one (same engine, latest records)."
+    by_n = {r["n_cells"]: r for r in records if r["workload"].startswith("tm_droplet_resampled_") and r.get("engine") == engine}
+    if 1_000_000 not in by_n or 10_000_000 not in by_n: return None
+    a, b = by_n[1_000_000], by_n[10_000_000]
+    return {"cells": 10.0, "wall": round(b["wall_s"] / a["wall_s"], 2), "peak_rss": round(b["peak_rss_mb"] / a["peak_rss_mb"], 2)}
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
     p.add_argument("--models", nargs="+", default=["lr", "xgb", "actinn"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--engine", default="out-of-core", choices=["out-of-core", "streaming"])
+    p.add_argument("--keep", action="store_true", help="keep the generated atlas files (deleted after each run by default)")
     a = p.parse_args(argv)
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"records": []}
     for n in a.sizes:
-        r = run(n, a.models, a.device)
+        r = run(n, a.models, a.device, a.engine)
+        if not a.keep: atlas(n).unlink()
         print(f"{r['workload']:28s} wall {r['wall_s']:7.1f}s rss {r['peak_rss_mb']:8.1f} MB f1 {r['f1_macro']:.4f} "
               + " ".join(f"{m}:{v['fit_s']}s" for m, v in r["per_model"].items()), flush=True)
         res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]
         res["machine"] = machine()
+        g = growth(res["records"])
+        if g and n == 10_000_000: r["growth_from_1m"] = g
         RESULTS.write_text(json.dumps(res, indent=1) + "\n")
     return 0
 

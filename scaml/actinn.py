@@ -103,6 +103,7 @@ class ActinnBackend(Backend):
     defaults = {"hidden": [100, 50, 25], "lr": 1e-3, "weight_decay": 0.005, "batch_size": 128, "max_epochs": 100,
                 "decay": 0.95, "decay_steps": 1000, "val_fraction": 0.1, "val_max": 20_000, "check_every": 100_000,
                 "patience": 5, "device": "auto", "n_threads": 1}
+    streams = True
 
     def config(self) -> dict:
         "JSON-serialisable description: the base configuration plus the input size and the training history."
@@ -229,7 +230,13 @@ def _proba(self: ActinnBackend, X) -> np.ndarray:
 # %% ../nbs/03_actinn.ipynb #440581d3
 @patch
 def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | None) -> None:
-    "Train from `Blocks` (fetched one at a time) and contiguous labels `y`, with early stopping as in `_fit`."
+    """Train from `Blocks` (fetched one at a time) and contiguous labels `y`, with early stopping as in `_fit`.
+
+    The validation cells are a stratified `val_fraction` of the cells, at most `val_max`: drawn from all blocks when
+    they hold fewer than `val_max / val_fraction` cells, else from the first blocks of a random order, so that a large
+    file is not read once only to collect them. The validation loss is checked every `check_every` training cells
+    and at the end of each pass.
+    """
     p = self.params
     if not (0 <= p["val_fraction"] < 1):
         raise ValueError(f"val_fraction={p['val_fraction']!r} must be in [0, 1); use 0 to train without early stopping")
@@ -238,19 +245,46 @@ def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | Non
     y = np.asarray(y, dtype=np.int64)
     w = np.ones(len(y), dtype=np.float32) if sw is None else np.asarray(sw, dtype=np.float32)
     rng = np.random.default_rng(self.random_state)
-    frac = min(p["val_fraction"], int(p["val_max"]) / len(y))
-    va = _stratified_split(y, frac, rng)[1] if frac > 0 else np.array([], dtype=int)
-    is_val, o = np.zeros(len(y), bool), blocks.offsets
-    is_val[va] = True
+    o, is_val, cand = blocks.offsets, np.zeros(len(y), bool), []
+    if p["val_fraction"] > 0:
+        need = int(p["val_max"]) / p["val_fraction"]
+        if need >= len(y):
+            cand = list(range(len(blocks)))
+            is_val[_stratified_split(y, min(p["val_fraction"], int(p["val_max"]) / len(y)), rng)[1]] = True
+        else:
+            for i in rng.permutation(len(blocks)):
+                cand.append(int(i))
+                if sum(blocks.sizes[j] for j in cand) >= need: break
+            rows = np.concatenate([np.arange(o[i], o[i + 1]) for i in cand])
+            f = min(p["val_fraction"], int(p["val_max"]) / len(rows))
+            is_val[rows[_stratified_split(y[rows], f, rng)[1]]] = True
     def block(i):
         B = blocks[i]
         return B.tocsr() if sp.issparse(B) else np.asarray(B, dtype=np.float32)
-    Xv = sp.vstack([sp.csr_matrix(block(i)[np.flatnonzero(is_val[o[i]:o[i + 1]])]) for i in range(len(blocks))],
-                   format="csr") if len(va) else None
+    va = [o[i] + np.flatnonzero(is_val[o[i]:o[i + 1]]) for i in cand]
+    va = np.concatenate(va) if va else np.array([], dtype=int)
+    Xv = sp.vstack([sp.csr_matrix(block(i)[np.flatnonzero(is_val[o[i]:o[i + 1]])]) for i in cand], format="csr") \
+        if len(va) else None
+    every = max(int(p["check_every"]), int(p["batch_size"]))
     with _torch_state(self.random_state, p["n_threads"]):
         self.net_ = _network(self.n_features_, list(p["hidden"]), len(self.seen_)).to(self.device_)
         trainer = self._trainer()
         best, best_state, best_epoch, bad, epoch, train_loss, checks = np.inf, None, 0, 0, 0, np.nan, 0
+        since, cells, stop = 0, 0, False
+
+        def check() -> bool:
+            "Validation loss now; True when it has not improved for `patience` checks."
+            nonlocal best, best_state, best_epoch, bad, checks
+            checks += 1
+            val_loss = float(np.mean(w[va] * _cross_entropy(self._logits(Xv), y[va])))
+            self.net_.train()
+            if val_loss < best - 1e-4:
+                best, best_epoch, bad = val_loss, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
+                return False
+            bad += 1
+            return bad >= p["patience"]
+
         for epoch in range(1, int(p["max_epochs"]) + 1):
             self.net_.train()
             for i in rng.permutation(len(blocks)):
@@ -258,21 +292,20 @@ def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | Non
                 if len(rows):
                     sl = slice(o[i], o[i + 1])
                     train_loss = self._train_epoch(trainer, block(i), y[sl], w[sl], rows)
-            if Xv is None: continue
-            checks += 1
-            val_loss = float(np.mean(w[va] * _cross_entropy(self._logits(Xv), y[va])))
-            if val_loss < best - 1e-4:
-                best, best_epoch, bad = val_loss, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in self.net_.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= p["patience"]: break
+                    since, cells = since + len(rows), cells + len(rows)
+                if Xv is not None and since >= every:
+                    since = 0
+                    if check(): stop = True; break
+            if stop: break
+            if Xv is not None and since > 0:
+                since = 0
+                if check(): break
         if best_state is not None: self.net_.load_state_dict(best_state)
         self.net_.eval()
     self.history_ = {"epochs": epoch, "best_epoch": best_epoch or epoch, "checks": checks,
                      "last_train_loss": float(train_loss), "best_val_loss": None if best_state is None else float(best),
                      "n_train": int(len(y) - len(va)), "n_val": int(len(va)), "device": self.device_,
-                     "n_blocks": len(blocks)}
+                     "n_blocks": len(blocks), "cells_seen": int(cells)}
 
 # %% ../nbs/03_actinn.ipynb #d18e44ba
 @patch

@@ -33,13 +33,13 @@ from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'SoftVote', 'run_benchmark']
+__all__ = ['log', 'ENGINES', 'OUT_OF_CORE_CELLS', 'SoftVote', 'run_benchmark']
 
 # %% ../nbs/08_benchmark.ipynb #ae850c0c
 def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:
     "The engine a run uses (see `run_benchmark`)."
-    if engine not in ("auto", "memory", "streaming", "dask"):
-        raise ValueError(f"engine={engine!r}; choose 'auto', 'memory', 'streaming' or 'dask'")
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}; choose {format_values(ENGINES)}")
     if engine == "auto": engine = "dask" if client is not None else "streaming" if adata.isbacked else "memory"
     if engine == "dask" and client is None:
         raise ValueError("engine='dask' needs a client: pass client=scaml.distributed.get_client(...)")
@@ -47,7 +47,18 @@ def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:
         raise ValueError("use_rep trains on an embedding, which the Dask engine does not stream; use engine='memory'")
     if engine == "streaming" and not adata.isbacked:
         raise ValueError("engine='streaming' reads a backed file block by block; open it with read_h5ad(path, backed=True)")
+    if engine == "out-of-core" and use_rep is not None:
+        raise ValueError("use_rep trains on an embedding, which the out-of-core engine does not read; use engine='memory'")
     return engine
+
+ENGINES = ("auto", "memory", "streaming", "out-of-core", "dask")
+OUT_OF_CORE_CELLS = 2_000_000    # engine='auto' on a backed file: above this many training cells, 'out-of-core'
+
+def _out_of_core_check(calibrate: str | None) -> None:
+    "Refuse what the out-of-core engine cannot do, before any data is read."
+    if calibrate is not None:
+        raise ValueError(f"calibrate={calibrate!r} refits each model on folds of the training cells in memory, which the "
+                         "out-of-core engine does not hold; pass calibrate=None or use engine='streaming'")
 
 def _model_names(models) -> tuple[list[str], dict]:
     "Model names in order, and the custom estimators among them by name."
@@ -72,6 +83,14 @@ def _rows(parent: AnnData, sub: AnnData) -> np.ndarray:
     rows = parent.obs_names.get_indexer(sub.obs_names)
     if (rows < 0).any() or (np.diff(rows) <= 0).any():
         raise ValueError("internal: cells of a backed split must be an ordered subset of the file")
+    return rows
+
+def _row_indices(rows, n: int) -> np.ndarray:
+    "Ascending row indices from a split's rows (indices or a mask)."
+    rows = np.asarray(rows)
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+    if len(rows) and ((np.diff(rows) <= 0).any() or rows[0] < 0 or rows[-1] >= n):
+        raise ValueError("internal: a split's rows must be ascending row indices of the file")
     return rows
 
 def _features(pp: Preprocessor, adata: AnnData, trd: AnnData, ted: AnnData, block_size: int):
@@ -202,9 +221,12 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         Cells per block when `adata` is backed (opened with `read_h5ad(path, backed=True)`): the preprocessing is then
         fitted in one streaming pass and only the selected features are held in memory. Also the Dask chunk size.
     engine
-        `'memory'`, `'streaming'` (a backed `adata`), `'dask'` (preprocessing on Dask arrays, XGBoost with
-        `xgboost.dask`, the other models on the gathered features), or `'auto'`: `'dask'` when `client` is given, else
-        `'streaming'` for a backed `adata`, else `'memory'`.
+        `'memory'`; `'streaming'` (a backed `adata`: the preprocessing fitted in one pass over blocks, the selected
+        features held in memory); `'out-of-core'` (`lr` and `actinn` train from blocks read and transformed as needed,
+        the other models on a stratified sample of at most 500,000 training cells; see `scaml.outofcore`); `'dask'`
+        (preprocessing on Dask arrays, XGBoost with `xgboost.dask`, the other models from the cluster's blocks); or
+        `'auto'`: `'dask'` when `client` is given, else for a backed `adata` `'out-of-core'` above 2,000,000 training
+        cells (when `calibrate` is `None`) or `'streaming'`, else `'memory'`.
     client
         A Dask client (`scaml.distributed.get_client`) for `engine='dask'`.
     inputs
@@ -261,7 +283,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
         test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
         train, test = check_names(train, "train"), check_names(test, "test")
+        auto_engine = engine == "auto"
         engine = _engine(engine, adata, client, use_rep)
+        if engine == "out-of-core": _out_of_core_check(calibrate)
         device = resolve_device(device)
         files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
         check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep,
@@ -287,6 +311,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                 raise ValueError(f"{msg}. Remove them from one side, or pass allow_overlap=True (--allow-overlap) to run "
                                  "anyway and record the overlap in the manifest")
             warnings.warn(f"{msg}; running anyway (allow_overlap=True), recorded in the manifest", UserWarning, stacklevel=2)
+        if auto_engine and engine == "streaming" and len(tr) > OUT_OF_CORE_CELLS and calibrate is None:
+            engine = "out-of-core"
+            log.info("%d training cells: the out-of-core engine (models train from blocks of the file)", len(tr))
         test_cells = pd.Index(test_src.obs_names[te], name="cell")
         train_classes = [str(c) for c in sorted(set(ytr))]
         classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
@@ -301,11 +328,20 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         if engine == "dask":
             from scaml.distributed import dask_features
             Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)
+        elif engine == "out-of-core":
+            from scaml.outofcore import FileBlocks
+            from scaml.streaming import fit_preprocessor_streaming
+            tr_rows, te_rows = _row_indices(tr, adata.n_obs), _row_indices(te, test_src.n_obs)
+            fit_preprocessor_streaming(adata, pp, rows=tr_rows, block_size=block_size)
+            Xtr = FileBlocks(adata, pp, tr_rows, chunk=max(1, block_size // 16), random_state=random_state)
+            Xte = FileBlocks(test_src, pp, te_rows, chunk=block_size, chunks_per_block=1, shuffle=False)
+            overlap, engine_info = {}, {"blocks": {"train": len(Xtr), "test": len(Xte), "cells_per_train_block": block_size}}
         else:
             Xtr, Xte, overlap = _features(pp, adata, adata[tr], test_src[te], block_size)
             engine_info = {}
         timings["preprocess_s"] = time.perf_counter() - t
         y = pd.Index(classes).get_indexer(ytr)
+        if engine == "out-of-core": y = y[Xtr.order]         # labels in the order the blocks hold the cells
         y_test_idx = pd.Index(classes).get_indexer(yte)
         local: dict = {}
         folds, cal_kind = None, None
@@ -332,6 +368,22 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
             fitted[name] = model
             log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
+        def finish(name: str, model, P: np.ndarray) -> None:
+            "Calibrate (when a calibrator was fitted), score and record one model's test probabilities."
+            t = time.perf_counter()
+            extra = {}
+            if name in calibration:
+                extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
+                model.calibrator = calibration[name].pop("calibrator")     # saved with the model, used by predict_proba
+                P = model.calibrator.transform(P)
+                if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
+            record(name, P, model, extra)
+            timings[f"{name}_metrics_s"] = time.perf_counter() - t
+            be = model.backend       # the device each model actually trained on (a GPU run says so per model)
+            devices[name] = str(getattr(be, "device_", None) or getattr(be, "params", {}).get("device") or "cpu")
+
+        pending: dict = {}
+        sampled = [m for m in models if m in custom or not get_backend(m).streams] or [None]   # out-of-core: on a sample
         from tqdm.auto import tqdm
         for name in tqdm(models, desc="models", disable=not progress, leave=False):
             t = time.perf_counter()
@@ -339,6 +391,14 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             params = dict((model_params or {}).get(name, {}))
             if name not in custom and "device" in get_backend(name).defaults: params.setdefault("device", device)
             model = CellTypeModel(custom.get(name, name), class_weight=cw, random_state=random_state, **params)
+            if engine == "out-of-core":
+                from scaml.outofcore import fit_from_blocks
+                fit_from_blocks(model, Xtr, y, classes=classes, preprocessor=pp, label_key=label_key, cache=local)
+                timings[f"{name}_fit_s"] = time.perf_counter() - t
+                engine_info.setdefault("n_train_model", {})[name] = model.n_train_
+                if name == sampled[-1]: local.clear()         # the sample's last model: free its cells
+                pending[name] = model
+                continue
             if engine == "dask":
                 from scaml.distributed import fit_predict_dask
                 P, fit_s, predict_s = fit_predict_dask(client, model, Xtr, y, Xte, classes=classes, preprocessor=pp,
@@ -358,17 +418,16 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                 t = time.perf_counter()
                 P = model.backend.predict_proba(Xte)
                 timings[f"{name}_predict_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            extra = {}
-            if name in calibration:
-                extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
-                model.calibrator = calibration[name].pop("calibrator")     # saved with the model, used by predict_proba
-                P = model.calibrator.transform(P)
-                if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
-            record(name, P, model, extra)
-            timings[f"{name}_metrics_s"] = time.perf_counter() - t
-            be = model.backend       # the device each model actually trained on (a GPU run says so per model)
-            devices[name] = str(getattr(be, "device_", None) or getattr(be, "params", {}).get("device") or "cpu")
+            finish(name, model, P)
+
+        if pending:                                          # out-of-core: every model predicts each test block
+            from scaml.outofcore import predict_from_blocks
+            Ps, secs = predict_from_blocks(pending, Xte)
+            overlap = dict(Xte.report or {})
+            timings["test_read_s"] = secs.pop("read")
+            for name, model in pending.items():
+                timings[f"{name}_predict_s"] = secs[name]
+                finish(name, model, Ps.pop(name))
 
         heldout = {m: c.pop("heldout") for m, c in calibration.items() if "heldout" in c}
         if ensemble and len(probas) >= 2:

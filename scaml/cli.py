@@ -201,6 +201,10 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                    help="read the .h5ad block by block (one streaming pass for the preprocessing); for files too big for memory")
     r.add_argument("--block-size", type=_int_flag("--block-size", 1), default=50_000,
                    help="cells per block with --backed")
+    r.add_argument("--engine", choices=["auto", "memory", "streaming", "out-of-core"], default="auto",
+                   help="how cells are held: streaming (--backed) holds the selected features in memory; out-of-core "
+                        "(--backed) streams lr and actinn over blocks of the file and trains the other models on a "
+                        "sample of at most 500,000 cells; auto picks out-of-core above 2,000,000 training cells")
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                    help="device for xgb and actinn; auto uses a GPU when torch sees one")
     r.add_argument("--dask-workers", type=_int_flag("--dask-workers", 1),
@@ -243,6 +247,8 @@ def _train(args: argparse.Namespace) -> None:
     adata_test = _read_input(args.adata_test, backed=args.backed) if args.adata_test else None
     log.info("read %d cells x %d genes in %.1fs", adata.n_obs, adata.n_vars, time.perf_counter() - t)
     dask = bool(args.dask_workers or args.dask_scheduler)
+    if dask and args.engine != "auto":
+        raise ValueError(f"--engine {args.engine} and a Dask cluster (--dask-workers/--dask-scheduler) are two engines; pass one")
     if args.dask_workers and args.dask_scheduler:
         raise ValueError("pass --dask-workers N (a local cluster) or --dask-scheduler ADDRESS (an existing one), not both")
     from contextlib import nullcontext
@@ -259,7 +265,7 @@ def _train(args: argparse.Namespace) -> None:
                             calibrate=None if args.calibrate == "none" else args.calibrate,
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
                             plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
-                            device=args.device, block_size=args.block_size, client=client,
+                            device=args.device, block_size=args.block_size, client=client, engine=args.engine,
                             inputs=[args.adata, args.adata_test], allow_overlap=args.allow_overlap,
                             n_threads=args.n_threads,
                             args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})

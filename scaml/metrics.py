@@ -47,28 +47,30 @@ def evaluate(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str], *
     if proba.shape != (len(y_true), len(classes)):
         raise ValueError(f"proba has shape {proba.shape}; expected ({len(y_true)}, {len(classes)})")
     train_classes = set(classes) if train_classes is None else set(train_classes)
-    y_pred = classes[proba.argmax(1)]
-    present = [c for c in classes if c in set(y_true)]
+    # labels as integers (the run's classes first, then test labels outside them): fast on millions of cells
+    k = len(classes)
+    names = list(classes) + sorted(set(pd.unique(y_true)) - set(classes), key=str)
+    yi, pi = pd.Index(names).get_indexer(y_true), proba.argmax(1)
+    in_y = np.bincount(yi, minlength=len(names)) > 0
+    in_pred = np.bincount(pi, minlength=len(names)) > 0
+    present = [i for i in range(k) if in_y[i]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f1_all = f1_score(y_true, y_pred, labels=list(classes), average=None, zero_division=0)
-        f1_of = dict(zip(classes, f1_all))
-        seen = [c for c in classes if c in train_classes and (c in set(y_true) or c in set(y_pred))]
-        recall = [np.mean(y_pred[y_true == c] == c) for c in present]
-        aucs = []
-        if len(present) >= 2:
-            for c in present:
-                pos = y_true == c
-                aucs.append(roc_auc_score(pos, proba[:, list(classes).index(c)]))
+        f1_all = f1_score(yi, pi, labels=list(range(k)), average=None, zero_division=0)
+        seen = [i for i in range(k) if classes[i] in train_classes and (in_y[i] or in_pred[i])]
+        recall = [np.mean(pi[yi == i] == i) for i in present]
+        aucs = [roc_auc_score(yi == i, proba[:, i]) for i in present] if len(present) >= 2 else []
+        f1_macro = f1_score(yi, pi, average="macro", zero_division=0)
+    trained = [i for i, c in enumerate(names) if c in train_classes]
     return {
-        "accuracy": float(np.mean(y_pred == y_true)),
+        "accuracy": float(np.mean(pi == yi)),
         "balanced_accuracy": float(np.mean(recall)),
-        "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "f1_macro_seen": float(np.mean([f1_of[c] for c in seen])) if seen else float("nan"),
-        "f1_median": float(np.median([f1_of[c] for c in present])),
+        "f1_macro": float(f1_macro),
+        "f1_macro_seen": float(np.mean(f1_all[seen])) if seen else float("nan"),
+        "f1_median": float(np.median(f1_all[present])),
         "roc_auc_macro_ovr": float(np.mean(aucs)) if aucs else float("nan"),
         "n_test": int(len(y_true)),
-        "n_test_unseen": int((~np.isin(y_true, list(train_classes))).sum()),
+        "n_test_unseen": int((~np.isin(yi, trained)).sum()),
     }
 
 # %% ../nbs/05_metrics.ipynb #9397eef4
@@ -105,52 +107,79 @@ def bootstrap_counts(y_true: Sequence[str], *, n_boot: int = 200,
     An int32 array; row `b` says how often each cell was drawn in resample `b` (rows sum to `n_cells`).
     """
     if n_boot < 1: raise ValueError(f"n_boot={n_boot}; pass at least 1 resample (200 or more for a 95% interval)")
+    return _draw_counts(_class_groups(y_true), len(y_true), n_boot, np.random.default_rng(random_state))
+
+def _class_groups(y_true) -> list[np.ndarray]:
+    "The cells of each label, labels in sorted order."
     y = np.asarray(y_true).astype(str)
-    n = len(y)
-    rng = np.random.default_rng(random_state)
+    u, inv = np.unique(y, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(inv, minlength=len(u)))[:-1])
+
+def _draw_counts(groups: list[np.ndarray], n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    "Resample counts (resamples x cells), each group resampled within itself."
     C = np.zeros(n_boot * n, dtype=np.int64)
     rows = (np.arange(n_boot) * n)[:, None]
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
+    for idx in groups:
         draw = idx[rng.integers(0, len(idx), size=(n_boot, len(idx)))]
         C += np.bincount((rows + draw).ravel(), minlength=n_boot * n)
     return C.reshape(n_boot, n).astype(np.int32)
 
 # %% ../nbs/05_metrics.ipynb #bc9c4be0
-def _auc_ovr(C: np.ndarray, Y: np.ndarray, proba: np.ndarray, present: np.ndarray, levels: int | None = None
-             ) -> np.ndarray:
-    """Macro one-vs-rest ROC-AUC per resample (rows of C) over the classes in `present` (column indices).
-
-    With `levels`, scores are first binned into at most that many rank levels (ties count half), which bounds the work
-    per resample on large test sets and moves the AUC by at most about `1 / levels`."""
+def _auc_levels(Y: np.ndarray, proba: np.ndarray, present: np.ndarray, levels: int | None) -> list:
+    """For each class in `present`: a cells x (2 L) indicator of (rank level, positive or not), so that a resample's
+    counts times it give the positives and negatives at each of the class's L score levels."""
     import scipy.sparse as sp
-    aucs = []
-    Cf = C.astype(np.float64)
+    out, cells = [], np.arange(len(proba))
     for k in present:
         u, inv = np.unique(proba[:, k], return_inverse=True)
-        if levels is not None and len(u) > levels:
-            inv = inv * levels // len(u); u = np.arange(levels)
-        pos = Y[:, k].astype(np.float64)
-        cells = np.arange(len(inv))
-        pw = Cf @ sp.csr_matrix((pos, (cells, inv)), shape=(len(inv), len(u)))         # positives per level
-        nw = Cf @ sp.csr_matrix((1 - pos, (cells, inv)), shape=(len(inv), len(u)))     # negatives per level
+        L = len(u)
+        if levels is not None and L > levels: inv, L = inv * levels // L, levels
+        neg = (Y[:, k] == 0).astype(np.int64)
+        out.append((sp.csr_matrix((np.ones(len(inv)), (cells, inv + L * neg)), shape=(len(inv), 2 * L)), L))
+    return out
+
+def _auc_ovr(Cf: np.ndarray, prepared: list) -> np.ndarray:
+    "Macro one-vs-rest ROC-AUC per resample (rows of `Cf`), ties counting half, from `_auc_levels`."
+    aucs = []
+    for M, L in prepared:
+        W = np.asarray(Cf @ M)
+        pw, nw = W[:, :L], W[:, L:]
         below = np.cumsum(nw, axis=1) - nw
         npos, nneg = pw.sum(1), nw.sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
             aucs.append((pw * (below + 0.5 * nw)).sum(1) / (npos * nneg))
-    return np.mean(aucs, axis=0) if aucs else np.full(len(C), np.nan)
+    return np.mean(aucs, axis=0) if aucs else np.full(len(Cf), np.nan)
+
+def _prepare_counts(y_idx: np.ndarray, proba: np.ndarray, metrics: Sequence[str], auc_levels: int | None) -> dict:
+    """What every resample of one proba matrix needs, computed once: a cells x (3 classes) indicator whose product with
+    the counts gives the true, predicted and correct cells per class, and the AUC's level indicators."""
+    import scipy.sparse as sp
+    n, k = proba.shape
+    pred, cells = proba.argmax(1), np.arange(n)
+    ok = pred == y_idx
+    M = sp.csr_matrix((np.ones(2 * n + ok.sum()), (np.concatenate([cells, cells, cells[ok]]),
+                                                      np.concatenate([y_idx, k + pred, 2 * k + y_idx[ok]]))), shape=(n, 3 * k))
+    prep = {"M": M, "k": k, "auc": None}
+    if "roc_auc_macro_ovr" in metrics:
+        present = np.flatnonzero(np.bincount(y_idx, minlength=k) > 0)
+        if len(present) >= 2: prep["auc"] = _auc_levels(np.eye(k)[y_idx] if n * k <= 50_000_000 else _onehot(y_idx, k),
+                                                        proba, present, auc_levels)
+    return prep
+
+def _onehot(y_idx: np.ndarray, k: int) -> np.ndarray:
+    Y = np.zeros((len(y_idx), k), np.int8); Y[np.arange(len(y_idx)), y_idx] = 1
+    return Y
 
 def _scores(C: np.ndarray, y_idx: np.ndarray, proba: np.ndarray, seen: np.ndarray,
-            metrics: Sequence[str], auc_levels: int | None = None) -> dict[str, np.ndarray]:
-    "Each metric for each row of the count matrix `C` (resamples x cells)."
-    n_cls = proba.shape[1]
-    pred = proba.argmax(1)
-    Y = np.eye(n_cls, dtype=np.float64)[y_idx]
-    P = np.eye(n_cls, dtype=np.float64)[pred]
-    correct = (pred == y_idx).astype(np.float64)
+            metrics: Sequence[str], auc_levels: int | None = None, prep: dict | None = None) -> dict[str, np.ndarray]:
+    "Each metric for each row of the count matrix `C` (resamples x cells); `prep` from `_prepare_counts` (else made)."
+    prep = _prepare_counts(y_idx, proba, metrics, auc_levels) if prep is None else prep
     Cf = C.astype(np.float64)
+    k = prep["k"]
+    T = np.asarray(Cf @ prep["M"])
+    n_true, n_pred, tp = T[:, :k], T[:, k:2 * k], T[:, 2 * k:]
     n = Cf.sum(1)
-    n_true, n_pred, tp = Cf @ Y, Cf @ P, Cf @ (Y * correct[:, None])
     out = {}
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(n_true + n_pred > 0, 2 * tp / (n_true + n_pred), np.nan)
@@ -160,8 +189,7 @@ def _scores(C: np.ndarray, y_idx: np.ndarray, proba: np.ndarray, seen: np.ndarra
         if "f1_macro_seen" in metrics:
             out["f1_macro_seen"] = np.nanmean(f1[:, seen], 1) if seen.any() else np.full(len(C), np.nan)
         if "roc_auc_macro_ovr" in metrics:
-            present = np.flatnonzero(np.bincount(y_idx, minlength=n_cls) > 0)
-            out["roc_auc_macro_ovr"] = _auc_ovr(C, Y, proba, present, auc_levels) if len(present) >= 2 else np.full(len(C), np.nan)
+            out["roc_auc_macro_ovr"] = _auc_ovr(Cf, prep["auc"]) if prep["auc"] is not None else np.full(len(C), np.nan)
     return out
 
 # %% ../nbs/05_metrics.ipynb #e57cd86c
@@ -189,10 +217,11 @@ def _boot_scores(y_true, y_idx, probas: list[np.ndarray], seen, metrics, n_boot:
     # one chunk up to 20,000 test cells; beyond, memory stays bounded and the chunks continue one random stream
     if n_boot < 1: raise ValueError(f"n_boot={n_boot}; pass at least 1 resample (200 or more for a 95% interval)")
     rng, step = np.random.default_rng(random_state), max(1, 4_000_000 // max(len(y_true), 1))
+    groups, preps = _class_groups(y_true), [_prepare_counts(y_idx, P, metrics, 4096) for P in probas]
     parts = [[] for _ in probas]
     for b in range(0, n_boot, step):
-        C = bootstrap_counts(y_true, n_boot=min(step, n_boot - b), random_state=rng)
-        for acc, P in zip(parts, probas): acc.append(_scores(C, y_idx, P, seen, metrics, auc_levels=4096))
+        C = _draw_counts(groups, len(y_true), min(step, n_boot - b), rng)
+        for acc, P, prep in zip(parts, probas, preps): acc.append(_scores(C, y_idx, P, seen, metrics, prep=prep))
     return [{m: np.concatenate([q[m] for q in acc]) for m in metrics} for acc in parts]
 
 def bootstrap_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str], *,

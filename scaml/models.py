@@ -62,6 +62,7 @@ class Backend:
     defaults: dict = {}
     predict_block: int = 65_536
     blas_threads: int | None = None     # BLAS threads while fitting (None: the process's limit)
+    streams: bool = False               # trains from blocks in a few passes (so on files larger than memory)
 
     def __init__(self, *, class_weight: str | None = None, random_state: int | None = 0, **params):
         unknown = set(params) - set(self.defaults)
@@ -248,50 +249,70 @@ def _lbfgs_blocks(blocks: Blocks, y: np.ndarray, sw: np.ndarray | None, *, C: fl
 
 # %% ../nbs/02_models.ipynb #d78d181b
 class LogRegBackend(Backend):
-    "Multinomial logistic regression: L-BFGS on centred sparse features, or minibatch Adam for large data."
+    """Multinomial logistic regression: L-BFGS on centred sparse features, or minibatch Adam (centred, learning rate
+    decaying linearly to 0) above `large_n` cells."""
     name = "lr"
-    defaults = {"C": 0.3, "max_iter": 500, "tol": 1e-4, "solver": "auto", "epochs": 4, "batch_size": 2048,
-                "learning_rate": 0.01}
+    defaults = {"C": 0.3, "max_iter": 500, "tol": 1e-4, "solver": "auto", "epochs": "auto", "batch_size": 256,
+                "learning_rate": 0.03}
     large_n = 200_000
+    streams = True
     blas_threads = 1        # sparse products and small dense steps: BLAS threads only wait for each other
 
-    def _fit(self, X, y, sw):
+    def _solver(self, n: int) -> str:
         solver = self.params["solver"]
-        if solver == "auto": solver = "adam" if X.shape[0] > self.large_n else "lbfgs"
-        if solver == "adam": return self._fit_adam(X, y, sw)
-        if solver != "lbfgs": raise ValueError(f"solver={solver!r}; choose 'auto', 'lbfgs' or 'adam'")
+        if solver == "auto": solver = "adam" if n > self.large_n else "lbfgs"
+        if solver not in ("lbfgs", "adam"): raise ValueError(f"solver={solver!r}; choose 'auto', 'lbfgs' or 'adam'")
+        return solver
+
+    def _epochs(self, n: int) -> int:
+        "Passes of minibatch Adam: `epochs`, or with `'auto'` about four million cell visits (4 passes at most, 1 at least)."
+        e = self.params["epochs"]
+        return int(e) if e != "auto" else int(min(4, max(1, round(4e6 / max(n, 1)))))
+
+    def _fit(self, X, y, sw):
+        if self._solver(X.shape[0]) == "adam": return self._fit_adam(Blocks([X]), y, sw)
         self.W_, self.b_, self.n_iter_ = _lbfgs_centred(X, y, sw, C=self.params["C"], tol=self.params["tol"],
                                                         max_iter=self.params["max_iter"])
 
-    def _fit_adam(self, X, y, sw):
-        "The same objective (mean log-loss + L2 of strength 1/(C n)) by minibatch Adam, one block of rows at a time."
-        n, d = X.shape; k = int(y.max()) + 1
-        p = self.params
+    def _fit_adam(self, blocks, y, sw):
+        """The same objective (mean log-loss + L2 of strength 1/(C n)) by minibatch Adam: blocks in random order, cells
+        in random order within each block, one block in memory at a time."""
+        n, d, k = len(y), blocks.n_cols, int(y.max()) + 1
+        p, bs = self.params, int(self.params["batch_size"])
         rng = np.random.default_rng(self.random_state)
         W, b = np.zeros((d, k), np.float32), np.zeros(k, np.float32)
         mW, vW, mb, vb = np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)
         lam, lr, (b1, b2, eps) = 1.0 / (p["C"] * n), p["learning_rate"], (0.9, 0.999, 1e-8)
         w_all = np.ones(n, np.float32) if sw is None else (sw / sw.mean()).astype(np.float32)
-        t = 0
-        for _ in range(int(p["epochs"])):
-            order = rng.permutation(n)
-            for s in range(0, n, p["batch_size"]):
-                idx = np.sort(order[s:s + p["batch_size"]])
-                Xb, yb, wb = X[idx], y[idx], w_all[idx]
-                P = softmax(np.asarray(Xb @ W, dtype=np.float64) + b).astype(np.float32)
-                P[np.arange(len(idx)), yb] -= 1
-                P *= (wb / len(idx))[:, None]
-                gW = np.asarray(Xb.T @ P) + lam * W
-                gb = P.sum(0)
-                t += 1
-                for g, m_, v_, prm in ((gW, mW, vW, W), (gb, mb, vb, b)):
-                    m_ *= b1; m_ += (1 - b1) * g
-                    v_ *= b2; v_ += (1 - b2) * g * g
-                    prm -= lr * (m_ / (1 - b1 ** t)) / (np.sqrt(v_ / (1 - b2 ** t)) + eps)
-        self.W_, self.b_ = W.astype(np.float64), b.astype(np.float64)
+        o, t, epochs, mu = blocks.offsets, 0, self._epochs(n), None
+        total = epochs * sum(-(-int(m) // bs) for m in blocks.sizes)       # steps: the learning rate decays to 0
+        for _ in range(epochs):
+            for i in (rng.permutation(len(blocks)) if len(blocks) > 1 else [0]):
+                X, lo = blocks[i], int(o[i])
+                # centred features (X - mu) condition the problem as L-BFGS sees it; mu from the first block suffices,
+                # since the intercept absorbs any shift
+                if mu is None: mu = np.asarray(X.mean(0), dtype=np.float32).ravel()
+                order = rng.permutation(X.shape[0])
+                for s in range(0, len(order), bs):
+                    idx = np.sort(order[s:s + bs])
+                    Xb, yb, wb = X[idx], y[lo + idx], w_all[lo + idx]
+                    P = softmax(np.asarray(Xb @ W, dtype=np.float64) + (b - mu @ W)).astype(np.float32)
+                    P[np.arange(len(idx)), yb] -= 1
+                    P *= (wb / len(idx))[:, None]
+                    gb = P.sum(0)
+                    gW = np.asarray(Xb.T @ P) - np.outer(mu, gb) + lam * W
+                    t += 1
+                    for g, m_, v_, prm in ((gW, mW, vW, W), (gb, mb, vb, b)):
+                        m_ *= b1; m_ += (1 - b1) * g
+                        v_ *= b2; v_ += (1 - b2) * g * g
+                        prm -= lr * (1 - (t - 1) / total) * (m_ / (1 - b1 ** t)) / (np.sqrt(v_ / (1 - b2 ** t)) + eps)
+        self.W_, self.n_iter_ = W.astype(np.float64), epochs
+        self.b_ = b.astype(np.float64) - mu.astype(np.float64) @ self.W_
 
     def _fit_blocks(self, blocks, y, sw):
-        "L-BFGS with the loss and gradient summed over the blocks (computed where they live): the in-memory solution."
+        """Up to `large_n` cells, L-BFGS with the loss and gradient summed over the blocks (computed where they live):
+        the in-memory solution. Beyond, minibatch Adam over the blocks, as in memory."""
+        if self._solver(len(y)) == "adam": return self._fit_adam(blocks, y, sw)
         self.W_, self.b_, self.n_iter_ = _lbfgs_blocks(blocks, y, sw, C=self.params["C"], tol=self.params["tol"],
                                                        max_iter=self.params["max_iter"])
 
@@ -357,24 +378,25 @@ class RandomForestBackend(Backend):
         self.model_ = m
 
 # %% ../nbs/02_models.ipynb #2157db2e
-def _row_blocks(X, y: np.ndarray, sw: np.ndarray | None, *, block: int, cache_prefix: str):
-    "An `xgboost.DataIter` over blocks of `block` rows of `X` with their labels and weights (external memory)."
+def _block_iter(blocks, y: np.ndarray, sw: np.ndarray | None, *, cache_prefix: str):
+    "An `xgboost.DataIter` over `Blocks` with their labels and weights (external memory): one block fetched at a time."
     import xgboost as xgb
+    o = blocks.offsets
 
-    class RowBlocks(xgb.DataIter):
+    class BlockIter(xgb.DataIter):
         def __init__(self):
             self.i = 0
             super().__init__(cache_prefix=cache_prefix)
 
         def next(self, input_data) -> bool:
-            if self.i >= X.shape[0]: return False
-            sl = slice(self.i, self.i + block)
-            input_data(data=X[sl], label=y[sl], weight=None if sw is None else sw[sl])
-            self.i += block
+            if self.i >= len(blocks): return False
+            sl = slice(int(o[self.i]), int(o[self.i + 1]))
+            input_data(data=blocks[self.i], label=y[sl], weight=None if sw is None else sw[sl])
+            self.i += 1
             return True
 
         def reset(self) -> None: self.i = 0
-    return RowBlocks()
+    return BlockIter()
 
 class XGBoostBackend(Backend):
     "Gradient-boosted trees (XGBoost, `hist`); external-memory training on large sparse matrices."
@@ -410,10 +432,16 @@ class XGBoostBackend(Backend):
         nnz = X.nnz if hasattr(X, "nnz") else X.size
         if nnz <= self.external_nnz or self.params["device"] != "cpu":
             return self.fit_dmatrix(xgb.QuantileDMatrix(X, label=y, weight=sw, max_bin=self.params["max_bin"]), k)
-        with tempfile.TemporaryDirectory(prefix="scaml-xgb-") as cache:   # the histogram index pages, deleted after
-            it = _row_blocks(X, y, sw, block=self.external_block, cache_prefix=os.path.join(cache, "pages"))
+        self._fit_blocks(Blocks.split(X, self.external_block), y, sw)
+
+    def _fit_blocks(self, blocks, y, sw):
+        """External memory: XGBoost reads the blocks (one at a time) to build its histogram pages, cached on disk and
+        deleted after training."""
+        import xgboost as xgb
+        with tempfile.TemporaryDirectory(prefix="scaml-xgb-") as cache:
+            it = _block_iter(blocks, y, sw, cache_prefix=os.path.join(cache, "pages"))
             d = xgb.ExtMemQuantileDMatrix(it, max_bin=self.params["max_bin"], nthread=self.params["n_jobs"] or n_threads())
-            self.fit_dmatrix(d, k)
+            self.fit_dmatrix(d, len(np.unique(y)))
             del d, it
 
     def _proba(self, X):

@@ -150,7 +150,7 @@ def transform_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.ndarray | 
 
 # %% ../nbs/01a_streaming.ipynb #2ace747b
 def resample_counts(adata: AnnData, n_obs: int, path: PathLike, *, keep_obs: list[str] | None = None,
-                    thin: tuple[float, float] = (0.5, 1.0), block_size: int = 50_000,
+                    thin: tuple[float, float] = (0.5, 1.0), block_size: int = 50_000, shuffle: bool = False,
                     random_state: int | None = 0) -> Path:
     """Write an `.h5ad` of `n_obs` cells resampled from the raw counts of `adata`.
 
@@ -165,39 +165,60 @@ def resample_counts(adata: AnnData, n_obs: int, path: PathLike, *, keep_obs: lis
     keep_obs
         `obs` columns to carry over (labels, batches); default all.
     thin
-        Range of the per-cell binomial thinning probability.
+        Range of the per-cell thinning factor `p`: each stored count `c` is drawn anew as Poisson(`c * p`).
     block_size
         Cells written per block.
+    shuffle
+        Write the cells in random order; by default they follow the order of their source cells (as a file sorted by
+        cell type would).
     random_state
         Seed.
 
     Returns
     -------
-    `path`. The file has raw counts in a CSR `X`, the source's `var`, and `obs` with `source_cell` plus `keep_obs`.
+    `path`. The file has raw counts in a CSR `X` (64-bit row pointers, so any number of stored values), the source's
+    `var`, and `obs` with `source_cell` (categorical) plus `keep_obs`. A failed write leaves no file behind.
     """
     import h5py
-    from anndata.io import sparse_dataset, write_elem
+    from anndata.io import write_elem
     if describe_matrix(adata.X)["kind"] != "counts":
         raise ValueError("resample_counts needs integer counts in adata.X")
     rng = np.random.default_rng(random_state)
     src = sp.csr_matrix(adata.X, dtype=np.float32)
-    pick = np.sort(rng.integers(0, adata.n_obs, n_obs))
+    pick = rng.integers(0, adata.n_obs, n_obs)
+    if not shuffle: pick.sort()
     obs = adata.obs[keep_obs if keep_obs is not None else list(adata.obs.columns)].iloc[pick].copy()
-    obs.insert(0, "source_cell", adata.obs_names[pick].astype(str))
+    obs.insert(0, "source_cell", pd.Categorical(adata.obs_names[pick].astype(str)))
+    for c in obs.columns:                      # strings as categories: compact on disk and when read
+        if obs[c].dtype == object: obs[c] = pd.Categorical(obs[c].astype(str))
     obs.index = [f"cell{i}" for i in range(n_obs)]
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
-        write_elem(f, "obs", obs)
-        write_elem(f, "var", adata.var)
-        for s in range(0, n_obs, block_size):
-            B = src[pick[s:s + block_size]]
-            p = np.repeat(rng.uniform(*thin, B.shape[0]), np.diff(B.indptr))
-            B.data = rng.poisson(rng.binomial(B.data.astype(np.int64), p)).astype(np.float32)
-            B.eliminate_zeros()
-            if s == 0: write_elem(f, "X", B)
-            else: sparse_dataset(f["X"]).append(B)
-        for k in ("obsm", "varm", "layers", "obsp", "varp", "uns"): f.create_group(k)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
+            write_elem(f, "obs", obs)
+            write_elem(f, "var", adata.var)
+            # X as anndata's CSR layout, written block by block: 64-bit row pointers (more than 2**31 stored values)
+            X = f.create_group("X")
+            X.attrs["encoding-type"], X.attrs["encoding-version"] = "csr_matrix", "0.1.0"
+            X.attrs["shape"] = np.array([n_obs, adata.n_vars], dtype=np.int64)
+            data = X.create_dataset("data", (0,), np.float32, maxshape=(None,), chunks=(1 << 18,))
+            indices = X.create_dataset("indices", (0,), np.int32, maxshape=(None,), chunks=(1 << 18,))
+            indptr, pos = np.zeros(n_obs + 1, np.int64), 0
+            for s in range(0, n_obs, block_size):
+                B = src[pick[s:s + block_size]]
+                p = np.repeat(rng.uniform(*thin, B.shape[0]), np.diff(B.indptr))
+                B.data = rng.poisson(B.data * p).astype(np.float32)        # a new draw around the thinned count
+                B.eliminate_zeros()
+                for ds, values in ((data, B.data), (indices, B.indices.astype(np.int32))):
+                    ds.resize((pos + B.nnz,)); ds[pos:] = values
+                indptr[s + 1:s + 1 + B.shape[0]] = pos + B.indptr[1:].astype(np.int64)
+                pos += B.nnz
+            X.create_dataset("indptr", data=indptr)
+            for k in ("obsm", "varm", "layers", "obsp", "varp", "uns"): write_elem(f, k, {})
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
     return path
