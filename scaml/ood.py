@@ -401,7 +401,7 @@ class NoveltyScorer:
 # %% ../nbs/05b_ood.ipynb #4176dc54
 def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
                        test: str | Sequence[str] | None = None, components: Sequence[str] = DEFAULT_COMPONENTS,
-                       smooth: int | None = DEFAULT_SMOOTH, min_test_cells: int = 20, n_top_genes: int = 2000, random_state: int | None = 0):
+                       smooth: int | None = DEFAULT_SMOOTH, min_test_cells: int = 20, n_boot: int = 200, n_top_genes: int = 2000, random_state: int | None = 0):
     """AUROC of the novelty score for each type left out of training.
 
     Parameters
@@ -424,13 +424,16 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
         Types with fewer test cells are skipped.
     n_top_genes
         Highly variable genes of the preprocessing.
+    n_boot
+        Bootstrap resamples of the scored test cells for the 95% intervals, scores held fixed (0: none).
     random_state
         Seed.
 
     Returns
     -------
-    A DataFrame, one row per type left out: `n_positive`, `n_negative`, `auroc` (the combined, smoothed score) and
-    `auroc_<component>` for each component alone (not smoothed).
+    A DataFrame, one row per type left out: `n_positive`, `n_negative`, `auroc` (the combined, smoothed score) with
+    its 95% bootstrap interval `auroc_lo`, `auroc_hi`, and `auroc_<component>` for each component alone (not
+    smoothed). `df.attrs['mean_auroc']` holds the mean over the types with its interval (`lo`, `hi`).
     """
     import pandas as pd
     from sklearn.metrics import roc_auc_score
@@ -441,7 +444,7 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
     tr_idx, te_idx = np.flatnonzero(trm), np.flatnonzero(tem)
     types = [t for t in sorted(set(lab[tr_idx])) if (lab[te_idx] == t).sum() >= min_test_cells]
     if not types: raise ValueError(f"no type has {min_test_cells} test cells and training cells; lower min_test_cells")
-    rows = []
+    rows, combined = [], {}
     for t in types:
         fit_idx = tr_idx[lab[tr_idx] != t]
         classes = sorted(set(lab[fit_idx]))
@@ -452,9 +455,25 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
         Zt = pp.transform(adata[te_idx])
         comp = ns.score_components(Zt)
         pos = lab[te_idx] == t
+        combined[t] = ns.score(Zt)
         row = {"type": t, "n_positive": int(pos.sum()), "n_negative": int((~pos).sum()),
-               "auroc": float(roc_auc_score(pos, ns.score(Zt)))}
+               "auroc": float(roc_auc_score(pos, combined[t]))}
         row.update({f"auroc_{c}": float(roc_auc_score(pos, v)) for c, v in comp.items()})
         rows.append(row)
         log.info("left out %s: AUROC %.3f", t, row["auroc"])
-    return pd.DataFrame(rows).set_index("type")
+    df = pd.DataFrame(rows).set_index("type")
+    df.attrs["mean_auroc"] = {"estimate": float(df.auroc.mean())}
+    if n_boot:                     # the same resampled test cells for every type, so the mean gets an interval too
+        rng = np.random.default_rng(random_state)
+        te_lab = lab[te_idx]
+        boot = np.full((n_boot, len(types)), np.nan)
+        for b in range(n_boot):
+            i = rng.integers(0, len(te_idx), len(te_idx))
+            for j, t in enumerate(types):
+                pos = te_lab[i] == t
+                if 0 < pos.sum() < len(i): boot[b, j] = roc_auc_score(pos, combined[t][i])
+        df.insert(3, "auroc_lo", np.nanpercentile(boot, 2.5, axis=0))
+        df.insert(4, "auroc_hi", np.nanpercentile(boot, 97.5, axis=0))
+        mean = np.nanmean(boot, axis=1)
+        df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
+    return df
