@@ -87,12 +87,23 @@ def features(Ctr, Cte, kind: str, n_top_genes: int = 2000):
         Ftr, Fte = Btr / sd, Bte / sd
     elif kind == "binary_query_std":
         Ftr, Fte = [np.clip(((D > 0) - (D > 0).mean(0)) / _std((D > 0).astype(float)), -10, 10) for D in (Dtr, Dte)]
+    elif kind == "nonzero_align":               # query's detected values shifted per gene to the training mean of
+        def nzmean(D):                          # detected values; zeros stay zeros; then the default scaling
+            n = (D > 0).sum(0)
+            return np.where(n > 0, D.sum(0) / np.maximum(n, 1), 0.0), n
+        mtr, ntr = nzmean(Dtr)
+        mte, nte = nzmean(Dte)
+        ok = (ntr >= 10) & (nte >= 10)
+        Dte = np.where(Dte > 0, np.maximum(Dte + np.where(ok, mtr - mte, 0.0), 1e-3), 0.0)
+        mu, sd = Dtr.mean(0), _std(Dtr)
+        cap = 10.0 + mu / sd
+        Ftr, Fte = np.minimum(Dtr / sd, cap), np.minimum(Dte / sd, cap)
     else:
         raise ValueError(kind)
     return Ftr.astype(np.float32), Fte.astype(np.float32)
 
 
-FEATURES = ("base", "base_clip3", "query_std", "rank", "binary", "binary_query_std")
+FEATURES = ("base", "base_clip3", "query_std", "rank", "binary", "binary_query_std", "nonzero_align")
 
 
 # ---------------------------------------------------------------- models
@@ -130,7 +141,7 @@ CV_FEATURES = ("base", "query_std", "rank", "binary")
 CV_MODELS = ("lr", "xgb", "mlp")
 
 
-def shift_cv(A, classes, *, feature_kinds=CV_FEATURES, n_folds=3, seed=0):
+def shift_cv(A, classes, *, feature_kinds=CV_FEATURES, n_folds=3, seed=0, models=CV_MODELS):
     """Macro-F1 of every feature kind x model on held-out training folds, plain and under simulated shifts."""
     from sklearn.model_selection import StratifiedKFold
     y = pd.Index(classes).get_indexer(A.obs.label.astype(str))
@@ -143,7 +154,7 @@ def shift_cv(A, classes, *, feature_kinds=CV_FEATURES, n_folds=3, seed=0):
         for kind in feature_kinds:
             for vname, Cho in views.items():
                 Ftr, Fho = features(C[tr], Cho, kind)
-                for m, P in fit_predict(Ftr, y[tr], Fho, len(classes), models=CV_MODELS, seed=seed).items():
+                for m, P in fit_predict(Ftr, y[tr], Fho, len(classes), models=models, seed=seed).items():
                     res.setdefault(kind, {}).setdefault(m, {}).setdefault(vname, []).append(macro_f1(y[ho], P, len(classes)))
         print(f"  fold {f} done", flush=True)
     return {k: {m: {v: float(np.mean(s)) for v, s in d.items()} for m, d in mm.items()} for k, mm in res.items()}
@@ -290,17 +301,22 @@ def part_loto():
 
 
 def part_loto_default():
-    """The library's default (`scaml.ood.leave_one_type_out`, `NoveltyScorer` defaults) on the three tasks."""
-    from scaml.ood import DEFAULT_COMPONENTS, leave_one_type_out
+    """The library's default (`scaml.ood.leave_one_type_out`, `NoveltyScorer` defaults) on the three tasks, and the
+    same without the query smoothing."""
+    from scaml.ood import DEFAULT_COMPONENTS, DEFAULT_SMOOTH, leave_one_type_out
     out = {"protocol": "scaml.ood.leave_one_type_out with the default NoveltyScorer components "
-                       f"{list(DEFAULT_COMPONENTS)}; library preprocessing (2,000 HVGs, log1p CP10k, scaled)", "tasks": {}}
-    for key, (task, tr, te) in {"tm_facs_to_droplet": ("tm_facs_to_droplet", "train", "test"),
-                                "tm_droplet_to_facs": ("tm_facs_to_droplet", "test", "train"),
-                                "actinn_tutorial": ("actinn_tutorial", "train", "test")}.items():
-        df = leave_one_type_out(load_task(task), label_key="label", split_key="split", train=tr, test=te)
-        out["tasks"][key] = {"per_type": df.to_dict(orient="index"), "mean_auroc": float(df.auroc.mean()),
+                       f"{list(DEFAULT_COMPONENTS)} and smooth={DEFAULT_SMOOTH} (each test cell's combined score "
+                       "averaged over its nearest test cells); 'no_smoothing': smooth=0; library preprocessing "
+                       "(2,000 HVGs, log1p CP10k, scaled); 95% intervals from 200 bootstrap resamples of the scored test cells, scores held fixed (the same "
+                       "resample for every type, so the mean over types has one too)", "components": list(DEFAULT_COMPONENTS),
+           "smooth": DEFAULT_SMOOTH, "tasks": {}, "no_smoothing": {}}
+    for key, (task, tr, te) in NOVELTY_TASKS.items():
+        for blk, sm in (("tasks", DEFAULT_SMOOTH), ("no_smoothing", 0)):
+            df = leave_one_type_out(load_task(task), label_key="label", split_key="split", train=tr, test=te, smooth=sm)
+            out[blk][key] = {"per_type": df.to_dict(orient="index"), "mean_auroc": float(df.auroc.mean()),
+                             "mean_auroc_lo": df.attrs["mean_auroc"]["lo"], "mean_auroc_hi": df.attrs["mean_auroc"]["hi"],
                              "min_auroc": float(df.auroc.min())}
-        print(key, df.round(3).to_string(), flush=True)
+            print(key, blk, df.round(3).to_string(), flush=True)
     return out
 
 
@@ -366,10 +382,177 @@ def part_scale(models=("lr", "mlp")):
     return out
 
 
+# ---------------------------------------------------------------- per-batch standardisation of the query
+ALL_TASKS = {**TASKS, "actinn_tutorial": ("actinn_tutorial", "train", "test")}
+
+
+def _ci(y_lab, P, classes):
+    ci = bootstrap_metrics(y_lab, P, classes, metrics=("f1_macro", "accuracy"))
+    return {"f1_macro": ci["f1_macro"]["estimate"], "lo": ci["f1_macro"]["lo"], "hi": ci["f1_macro"]["hi"],
+            "accuracy": ci["accuracy"]["estimate"]}
+
+
+def part_query_scale(models=MODELS):
+    """The library's Preprocessor with scale_by='train' (default), scale_by='query' and align_query=True ('align') on
+    every public task: macro-F1 with its 95% interval, and ECE before and after temperature / isotonic calibration
+    fitted on cross-fitted held-out training cells (the run_benchmark protocol)."""
+    from scaml.calibration import calibration_metrics, fit_calibrator
+    out = {"protocol": "Preprocessor(scale_by='train' | 'query') or Preprocessor(align_query=True) fitted on the training side (2,000 HVGs, log1p CP10k), models with "
+                       "balanced class weights; macro-F1 with a 95% stratified bootstrap interval (200 resamples); "
+                       "vote = mean of the four models' probabilities; calibrators fitted on 3-fold cross-fitted "
+                       "held-out training cells; ECE 15 bins on the test side", "tasks": {}}
+    for name, (task, tr, te) in ALL_TASKS.items():
+        a = load_task(task)
+        A, B = a[a.obs.split == tr].copy(), a[a.obs.split == te].copy()
+        classes = sorted(set(A.obs.label.astype(str)))
+        k = len(classes)
+        ytr = pd.Index(classes).get_indexer(A.obs.label.astype(str))
+        yte_lab = B.obs.label.astype(str).to_numpy()
+        yte = pd.Index(classes).get_indexer(yte_lab)
+        blk = {"n_train": int(A.n_obs), "n_test": int(B.n_obs), "n_classes": k}
+        for by in ("train", "query", "align"):
+            pp = Preprocessor(align_query=True).fit(A) if by == "align" else Preprocessor(scale_by=by).fit(A)
+            Ftr, Fte = pp.transform(A), pp.transform(B)
+            Ftr, Fte = [F.toarray() if sp.issparse(F) else F for F in (Ftr, Fte)]
+            te_p = fit_predict(Ftr, ytr, Fte, k, models=models)
+            ho = crossfit_proba(Ftr, ytr, k, models)
+            row = {}
+            for m, P in te_p.items():
+                r = _ci(yte_lab, P, classes)
+                r["ece_uncalibrated"] = calibration_metrics(P, yte)["ece"]
+                for meth in ("temperature", "isotonic"):
+                    cal = fit_calibrator(ho[m], ytr, method=meth)
+                    r[f"ece_{meth}"] = calibration_metrics(cal.transform(P), yte)["ece"]
+                    if meth == "temperature": r["T"] = cal.temperature_
+                row[m] = r
+            blk[by] = row
+            print(name, by, {m: (round(r["f1_macro"], 3), round(r["ece_temperature"], 3)) for m, r in row.items()},
+                  flush=True)
+        out["tasks"][name] = blk
+    return out
+
+
+def part_feature_ideas(kinds=("base", "query_std", "nonzero_align"), models=MODELS, smooth=(10, 30)):
+    """Transforms that use the query's own cells (no labels) on every public task, the 12-type tutorial split
+    included: features standardised or aligned by the query, and probabilities averaged over each query cell's
+    nearest query cells (`@knnK`); macro-F1 with its 95% interval."""
+    from scaml.ood import query_neighbors
+    out = {"protocol": "features() of this file (2,000 HVGs of the training side, log1p CP10k); models with balanced "
+                       "class weights; macro-F1 with a 95% stratified bootstrap interval (200 resamples); @knnK: each "
+                       "test cell's probabilities averaged over its K nearest test cells (scaml.ood.query_neighbors: "
+                       "a PCA of the test cells standardised by themselves)", "tasks": {}}
+    for name, (task, tr, te) in ALL_TASKS.items():
+        a = load_task(task)
+        A, B = a[a.obs.split == tr].copy(), a[a.obs.split == te].copy()
+        classes = sorted(set(A.obs.label.astype(str)))
+        ytr = pd.Index(classes).get_indexer(A.obs.label.astype(str))
+        yte_lab = B.obs.label.astype(str).to_numpy()
+        blk = {}
+        nbrs = {}
+        for kind in kinds:
+            Ftr, Fte = features(A.X, B.X, kind)
+            if not nbrs:                          # the query's own neighbours (its own PCA), no labels
+                nbrs = {k: query_neighbors(Fte, k) for k in smooth}
+            for m, P in fit_predict(Ftr, ytr, Fte, len(classes), models=models).items():
+                blk.setdefault(kind, {})[m] = _ci(yte_lab, P, classes)
+                for k, nb in nbrs.items():
+                    blk.setdefault(f"{kind}@knn{k}", {})[m] = _ci(yte_lab, P[nb].mean(1), classes)
+            for kk in [kind] + [f"{kind}@knn{k}" for k in smooth]:
+                print(name, kk, {m: round(r["f1_macro"], 3) for m, r in blk[kk].items()}, flush=True)
+        out["tasks"][name] = blk
+    return out
+
+# ---------------------------------------------------------------- novelty: choosing the default on training cells
+NOVELTY_COMPONENTS = ("maxproba", "maha", "maha_logits")
+NOVELTY_SUBSETS = (("maxproba",), ("maha",), ("maha_logits",), ("maxproba", "maha"), ("maxproba", "maha_logits"),
+                   ("maxproba", "maha", "maha_logits"))
+NOVELTY_SMOOTH = (0, 10, 30)
+
+
+def loto_candidates(A, B, *, min_test=20, seed=0):
+    """AUROC of every candidate novelty score (component subsets x query smoothing) for each type with `min_test`
+    cells in B, leaving it out of A. One NoveltyScorer with all components per type: a subset's combined score is the
+    mean of its components' quantiles among held-out training cells, exactly what NoveltyScorer(subset) gives."""
+    from sklearn.metrics import roc_auc_score
+    from scaml.ood import NoveltyScorer, query_neighbors
+    la, lb = A.obs.label.astype(str).to_numpy(), B.obs.label.astype(str).to_numpy()
+    types = [t for t in sorted(set(la)) if (lb == t).sum() >= min_test]
+    per = {}
+    for t in types:
+        keep = la != t
+        classes = sorted(set(la[keep]))
+        pp = Preprocessor().fit(A[keep])
+        Z, Zq = pp.transform(A[keep]), pp.transform(B)
+        ns = NoveltyScorer(NOVELTY_COMPONENTS, smooth=0, random_state=seed).fit(Z, pd.Index(classes).get_indexer(la[keep]))
+        Qt = ns.combiner_.quantiles(ns.score_components(Zq))
+        nbrs = {k: query_neighbors(Zq, k, random_state=seed) for k in NOVELTY_SMOOTH if k > 1}
+        row = {}
+        for sub in NOVELTY_SUBSETS:
+            s = np.mean([Qt[c] for c in sub], 0)
+            for k in NOVELTY_SMOOTH:
+                row[f"{'+'.join(sub)}@knn{k}"] = float(roc_auc_score(lb == t, s[nbrs[k]].mean(1) if k > 1 else s))
+        per[t] = row
+    names = list(next(iter(per.values())))
+    return {"n_positive": {t: int((lb == t).sum()) for t in types}, "per_type": per,
+            "mean": {n: float(np.mean([per[t][n] for t in per])) for n in names},
+            "min": {n: float(np.min([per[t][n] for t in per])) for n in names}}
+
+
+NOVELTY_TASKS = {"tm_facs_to_droplet": ("tm_facs_to_droplet", "train", "test"),
+                 "tm_droplet_to_facs": ("tm_facs_to_droplet", "test", "train"),
+                 "actinn_tutorial": ("actinn_tutorial", "train", "test")}
+
+
+def part_loto_select(seed=0):
+    """Leave one type out for every candidate score: inside each training side (two stratified halves: fit on one
+    without T, score the other; types with >= 10 cells in the scored half) -- what the default is chosen on -- and on
+    the test side (types with >= 20 test cells), reported only."""
+    from sklearn.model_selection import StratifiedKFold
+    out = {"protocol": "candidates: NoveltyScorer component subsets of maxproba (lr), maha (50-PC Mahalanobis), "
+                       "maha_logits (Mahalanobis on centred log-probabilities), combined as mean quantiles among 2-fold "
+                       "cross-fitted held-out training cells; @knnK: averaged over each scored cell's K nearest scored "
+                       "cells (0: none). choice: mean over the three training sides of the training-side mean AUROC "
+                       "(2 stratified halves, each scored by a scorer fitted on the other half without the type)",
+           "training_side": {}, "test_side": {}}
+    for key, (task, tr, te) in NOVELTY_TASKS.items():
+        a = load_task(task)
+        A, B = a[a.obs.split == tr].copy(), a[a.obs.split == te].copy()
+        y = A.obs.label.astype(str).to_numpy()
+        halves = [loto_candidates(A[i], A[j], min_test=10, seed=seed)
+                  for i, j in StratifiedKFold(2, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)]
+        names = list(halves[0]["mean"])
+        out["training_side"][key] = {"mean": {n: float(np.mean([h["mean"][n] for h in halves])) for n in names},
+                                     "min": {n: float(np.min([h["min"][n] for h in halves])) for n in names},
+                                     "halves": halves}
+        out["test_side"][key] = loto_candidates(A, B, min_test=20, seed=seed)
+        for side in ("training_side", "test_side"):
+            r = out[side][key]
+            print(key, side, {n: (round(r["mean"][n], 3), round(r["min"][n], 3)) for n in names}, flush=True)
+    names = list(next(iter(out["training_side"].values()))["mean"])
+    out["training_side_mean"] = {n: float(np.mean([b["mean"][n] for b in out["training_side"].values()])) for n in names}
+    out["chosen"] = max(names, key=lambda n: out["training_side_mean"][n])
+    print("chosen on the training sides:", out["chosen"], flush=True)
+    return out
+
+
+def part_align_cv():
+    """The training-side check of the query corrections: 3-fold CV of each TM training side with held-out folds
+    unshifted and under the simulated technology shifts, logistic regression."""
+    out = {"protocol": "shift_cv of this file (3 stratified folds; held-out folds as they are and after a simulated "
+                       "technology shift: per-gene log-normal capture bias sd 0.7, depth x0.1 or x10, Poisson "
+                       "resampling), logistic regression, macro-F1 averaged over folds", "tasks": {}}
+    for name in ("tm_facs_to_droplet", "tm_droplet_to_facs"):
+        A, B, classes = load(name)
+        out["tasks"][name] = shift_cv(A, classes, feature_kinds=("base", "query_std", "nonzero_align"), models=("lr",))
+        print(name, out["tasks"][name], flush=True)
+    return out
+
 # ---------------------------------------------------------------- driver
 PARTS = {"accuracy": part_accuracy, "calibration": part_calibration, "loto": part_loto, "loto_default": part_loto_default,
          "scale": part_scale,
-         "library": part_library}
+         "library": part_library, "query_scale": part_query_scale,
+         "feature_ideas": part_feature_ideas, "loto_select": part_loto_select,
+         "align_cv": part_align_cv}
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

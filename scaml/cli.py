@@ -568,10 +568,13 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
     s.add_argument("--test-size", type=_float_flag("--test-size", 0, 1, high_open=True), default=0.25,
                    help="fraction of groups (or cells) on the test side")
     m = p.add_argument_group("method")
-    m.add_argument("--method", choices=list(METHODS), default="lof",
-                   help="detector (iforest, ocsvm, lof) or classifier score (maxproba = 1 - max probability, entropy)")
+    m.add_argument("--method", choices=["auto", *METHODS], default="auto",
+                   help="combined (the NoveltyScorer: classifier uncertainty and class distances, needs --label-key), "
+                   "detector (iforest, ocsvm, lof) or classifier score (maxproba = 1 - max probability, entropy); "
+                   "auto (default): combined with --label-key, else lof")
     m.add_argument("--model", help="for classifier scores: a model name (lr, rf, xgb, mlp) trained here with "
-                   "--label-key, or a saved model folder (results/<run>/<model>/model)")
+                   "--label-key, or a saved model folder (results/<run>/<model>/model); for combined: the name of its "
+                   "classifier (default lr)")
     m.add_argument("--label-key", help="obs column with cell types, to train --model and for --reject")
     m.add_argument("--features", choices=["hvg", "all", "actinn"], default="hvg", help="gene selection")
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
@@ -623,7 +626,7 @@ def _novelty_main(args: argparse.Namespace) -> None:
         if args.reject: _reject_into(rf, adata, args, kw, plots=not args.no_plots)
         rf.write_manifest(res.manifest)
     m = res.metrics
-    print(f"{args.method}: AUROC {m['auroc']:.4f}  AUPRC {m['auprc']:.4f}  FPR@95%recall {m['fpr_at_95_recall']:.4f}  "
+    print(f"{res.manifest['method']}: AUROC {m['auroc']:.4f}  AUPRC {m['auprc']:.4f}  FPR@95%recall {m['fpr_at_95_recall']:.4f}  "
           f"({m['n']} test cells, {m['n_positive']} flagged; fitted on {res.manifest['n_fit']})")
     print(f"results: {outdir}")
 

@@ -17,7 +17,7 @@ from anndata import AnnData
 from fastcore.basics import patch
 
 import scaml
-from .core import PathLike, as_list, format_values, package_versions
+from .core import MODELS, PathLike, as_list, format_values, package_versions
 from .data import check_adata, check_obs_key, clean_labels
 from .metrics import novelty_metrics
 from .models import CellTypeModel
@@ -29,9 +29,9 @@ from .splits import pick_test_groups, split_by_key, split_random
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DETECTORS', 'CLASSIFIER_SCORES', 'METHODS', 'parse_flag', 'NoveltyDetector', 'temper', 'one_minus_max',
-           'classifier_scores', 'novelty_split', 'NoveltyResult', 'run_novelty', 'write_novelty', 'score_distributions',
-           'roc_curve', 'plot_novelty']
+__all__ = ['log', 'DETECTORS', 'CLASSIFIER_SCORES', 'COMBINED', 'METHODS', 'parse_flag', 'NoveltyDetector', 'temper',
+           'one_minus_max', 'classifier_scores', 'novelty_split', 'NoveltyResult', 'CombinedNovelty', 'run_novelty',
+           'write_novelty', 'score_distributions', 'roc_curve', 'plot_novelty']
 
 # %% ../nbs/08c_novelty.ipynb #ff3ce822
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
@@ -81,7 +81,8 @@ def parse_flag(values: Sequence, *, positive: str | Sequence[str] | None = None,
 # %% ../nbs/08c_novelty.ipynb #382052df
 DETECTORS = ("iforest", "ocsvm", "lof")
 CLASSIFIER_SCORES = ("maxproba", "entropy")
-METHODS = DETECTORS + CLASSIFIER_SCORES
+COMBINED = "combined"
+METHODS = (COMBINED,) + DETECTORS + CLASSIFIER_SCORES
 
 def _l2(X):
     from sklearn.preprocessing import normalize
@@ -274,9 +275,32 @@ def _load_or_train(model, adata_fit, label_key, features, n_top_genes, random_st
     return CellTypeModel(model or "lr", preprocessor=pp, class_weight="balanced",
                          random_state=random_state).fit(adata_fit, label_key=label_key)
 
+class CombinedNovelty:
+    """A `scaml.ood.NoveltyScorer` with the `Preprocessor` it was fitted on: `.score(adata)` for any cells."""
+    def __init__(self, preprocessor: Preprocessor, scorer, classes: list[str]):
+        self.preprocessor, self.scorer, self.classes = preprocessor, scorer, list(classes)
+
+    def __repr__(self) -> str: return f"CombinedNovelty({self.scorer!r}, {len(self.classes)} classes)"
+
+    def score(self, adata: AnnData) -> np.ndarray:
+        "Novelty score of each cell of `adata` (higher = more novel); the cells are scored together, as one batch."
+        return self.scorer.score(self.preprocessor.transform(adata))
+
+def _fit_combined(adata_fit, label_key, model, features, n_top_genes, random_state) -> CombinedNovelty:
+    from scaml.ood import NoveltyScorer
+    labels = adata_fit.obs[label_key].astype(str).to_numpy()
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise ValueError(f"method='combined' needs at least two cell types among the training cells; obs[{label_key!r}] "
+                         f"holds {classes}. Choose a detector (method='lof')")
+    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes)
+    Z = pp.fit_transform(adata_fit)
+    ns = NoveltyScorer(model=model, random_state=random_state).fit(Z, np.searchsorted(classes, labels))
+    return CombinedNovelty(pp, ns, classes)
+
 # %% ../nbs/08c_novelty.ipynb #ca9ed8bf
 def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] | None = None,
-                method: str = "lof", split_key: str | None = None, train: str | Sequence[str] | None = None,
+                method: str = "auto", split_key: str | None = None, train: str | Sequence[str] | None = None,
                 test: str | Sequence[str] | None = None, group_key: str | None = None,
                 test_groups: Sequence[str] | None = None, test_size: float = 0.25,
                 label_key: str | None = None, model: str | PathLike | CellTypeModel | None = None,
@@ -294,7 +318,10 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     positive
         Value(s) of `flag_key` that mean novel; default the boolean reading (see `parse_flag`).
     method
-        `'iforest'`, `'ocsvm'`, `'lof'`, `'maxproba'` or `'entropy'`.
+        `'combined'` (a `scaml.ood.NoveltyScorer`: the classifier's uncertainty and the class-conditional distance of
+        its log-probabilities, combined on the scale of held-out training cells and averaged over each test cell's
+        30 nearest test cells; needs `label_key`), `'iforest'`, `'ocsvm'`, `'lof'`,
+        `'maxproba'` or `'entropy'`; `'auto'` (default): `'combined'` with `label_key`, else `'lof'`.
     split_key
         Column whose `train` values form the training side (see `novelty_split`).
     train
@@ -308,9 +335,10 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     test_size
         Fraction of groups (or cells) on the test side.
     label_key
-        Cell-type column, to train the classifier of `'maxproba'`/`'entropy'`.
+        Cell-type column, to train the classifier of `'combined'`, `'maxproba'` and `'entropy'`.
     model
-        For classifier scores: a model name (`'lr'`, `'rf'`, ...), a saved model folder, or a fitted `CellTypeModel`.
+        For classifier scores: a model name (`'lr'`, `'rf'`, ...), a saved model folder, or a fitted `CellTypeModel`;
+        for `'combined'`: the name of its classifier (default `'lr'`).
     features
         Gene selection of the preprocessing (`'hvg'`, `'all'`, `'actinn'`).
     n_top_genes
@@ -336,7 +364,16 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     `metrics.json` (`auroc`, `auprc`, `fpr_at_95_recall`, ...), `manifest.json`, `novelty.png`.
     """
     t0 = time.perf_counter()
-    if method not in METHODS: raise ValueError(f"method={method!r}; choose from {', '.join(METHODS)}")
+    if method == "auto":
+        method = COMBINED if label_key is not None else "lof"
+        if label_key is None: log.info("no label_key (--label-key): method 'lof'; with cell types the default is 'combined'")
+    if method not in METHODS: raise ValueError(f"method={method!r}; choose from auto, {', '.join(METHODS)}")
+    if method == COMBINED and label_key is None:
+        raise ValueError("method='combined' scores with a classifier of the cell types: pass label_key=... (--label-key), "
+                         "or choose a detector (method='lof', --method lof)")
+    if method == COMBINED and model is not None and not (isinstance(model, str) and model in MODELS):
+        raise ValueError(f"method='combined' trains its own classifier; model={model!r} must be a model name "
+                         f"({', '.join(MODELS)}). Score a saved model with method='maxproba'")
     outdir = Path(outdir) if outdir is not None else None
     if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
     check_adata(adata, obs_keys={"flag_key": flag_key, "split_key": split_key, "group_key": group_key,
@@ -345,13 +382,16 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     fit, te, desc = novelty_split(adata, flag=flag, split_key=split_key, train=train, test=test, group_key=group_key,
                                   test_groups=test_groups, test_size=test_size, random_state=random_state)
     ad_fit = adata[fit]
-    if label_key is not None and method in CLASSIFIER_SCORES and not isinstance(model, CellTypeModel):
+    if label_key is not None and method in CLASSIFIER_SCORES + (COMBINED,) and not isinstance(model, CellTypeModel):
         labels, keep = clean_labels(ad_fit, label_key)
         if not keep.all(): ad_fit = ad_fit[keep]
     if method in DETECTORS:
         det = NoveltyDetector(method, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes,
                                                                 scale=False),
                               n_components=n_components, random_state=random_state).fit(ad_fit)
+        score = det.score(adata[te])
+    elif method == COMBINED:
+        det = _fit_combined(ad_fit, label_key, model or "lr", features, n_top_genes, random_state)
         score = det.score(adata[te])
     else:
         det = _load_or_train(model, ad_fit, label_key, features, n_top_genes, random_state)

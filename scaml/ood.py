@@ -14,8 +14,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'COMPONENTS', 'DEFAULT_COMPONENTS', 'MahalanobisScore', 'KNNScore', 'energy_score', 'maxproba_score',
-           'entropy_score', 'ScoreCombiner', 'ResidualScore', 'NoveltyScorer', 'leave_one_type_out']
+__all__ = ['log', 'COMPONENTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SMOOTH', 'MahalanobisScore', 'KNNScore', 'energy_score',
+           'maxproba_score', 'entropy_score', 'ScoreCombiner', 'ResidualScore', 'query_neighbors', 'NoveltyScorer',
+           'leave_one_type_out']
 
 # %% ../nbs/05b_ood.ipynb #578fedb9
 def _dense(Z) -> np.ndarray:
@@ -89,7 +90,7 @@ class MahalanobisScore:
         out = np.empty((len(E), len(self.means_)))
         for j, (m, Pm) in enumerate(zip(self.means_, self.precisions_)):
             D = E - m
-            out[:, j] = np.einsum("ij,jk,ik->i", D, Pm, D)
+            out[:, j] = ((D @ Pm) * D).sum(1)
         return out
 
     def score(self, Z) -> np.ndarray:
@@ -262,8 +263,9 @@ class ResidualScore:
         return np.linalg.norm(Z - self.pca_.inverse_transform(self.pca_.transform(Z)), axis=1)
 
 # %% ../nbs/05b_ood.ipynb #9d4d7001
-COMPONENTS = ("maxproba", "maha", "maha_full", "knn", "residual")
-DEFAULT_COMPONENTS = ("maxproba", "maha")
+COMPONENTS = ("maxproba", "maha", "maha_full", "maha_logits", "knn", "residual")
+DEFAULT_COMPONENTS = ("maxproba", "maha_logits")
+DEFAULT_SMOOTH = 30
 
 def _component(name: str, random_state):
     if name == "maha": return MahalanobisScore(n_components=50, random_state=random_state)
@@ -272,6 +274,40 @@ def _component(name: str, random_state):
     if name == "residual": return ResidualScore(n_components=50, random_state=random_state)
     raise ValueError(f"unknown novelty component {name!r}; choose from {', '.join(COMPONENTS)}")
 
+def query_neighbors(Z, k: int, *, n_components: int = 30, random_state: int | None = 0) -> np.ndarray:
+    """Indices of each cell's `k` nearest cells (itself first) among the cells of `Z`, in a PCA of `Z` standardised by
+    those same cells: the geometry of the query itself, whatever its shift from the training cells. No labels.
+
+    Parameters
+    ----------
+    Z
+        Cells x features (sparse or dense), all the cells of one batch.
+    k
+        Neighbours per cell (at most the number of cells).
+    n_components
+        PCA components, fitted on these cells.
+    random_state
+        Seed of the PCA.
+
+    Returns
+    -------
+    An integer array, cells x min(k, cells).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import NearestNeighbors
+    D = _dense(Z)
+    sd = D.std(0)
+    D = (D - D.mean(0)) / np.where(sd > 0, sd, 1.0)
+    c = int(min(n_components, D.shape[0] - 1, D.shape[1]))
+    if c >= 1: D = PCA(c, random_state=random_state).fit_transform(D)
+    k = int(min(k, D.shape[0]))
+    return NearestNeighbors(n_neighbors=k).fit(D).kneighbors(D)[1]
+
+def _centred_logp(P) -> np.ndarray:
+    "Per-cell-centred log-probabilities: the logits of a softmax up to their mean, from probabilities alone."
+    L = np.log(np.clip(np.asarray(P, np.float64), 1e-12, 1))
+    return L - L.mean(1, keepdims=True)
+
 class NoveltyScorer:
     """A combined novelty score for a classifier's feature space, fitted on training cells only.
 
@@ -279,42 +315,59 @@ class NoveltyScorer:
     ----------
     components
         Scores to combine: `'maxproba'` (1 - the classifier's largest probability), `'maha'` (class-conditional
-        Mahalanobis, PCA), `'maha_full'` (without PCA), `'knn'`, `'residual'`.
+        Mahalanobis, PCA), `'maha_full'` (without PCA), `'maha_logits'` (class-conditional Mahalanobis on the
+        classifier's per-cell-centred log-probabilities), `'knn'`, `'residual'`.
     model
-        Classifier for `'maxproba'` (a `scaml.models` name).
+        Classifier for `'maxproba'` and `'maha_logits'` (a `scaml.models` name).
     n_folds
         Folds of the training cells for the reference distributions.
     class_weight
         Class weighting of the classifier.
+    smooth
+        Average each cell's combined score over its `smooth` nearest neighbours among the cells scored together
+        (`query_neighbors`: their own PCA, no labels), so a group of similar cells is judged as a group; `None` or 0
+        scores every cell alone. Each `score` call is then one batch: pass all the query cells at once.
     random_state
         Seed.
     """
     def __init__(self, components: Sequence[str] = DEFAULT_COMPONENTS, *, model: str = "lr", n_folds: int = 2,
-                 class_weight: str | None = "balanced", random_state: int | None = 0):
+                 class_weight: str | None = "balanced", smooth: int | None = DEFAULT_SMOOTH,
+                 random_state: int | None = 0):
         for c in components:
             if c not in COMPONENTS: raise ValueError(f"unknown novelty component {c!r}; choose from {', '.join(COMPONENTS)}")
         if not components: raise ValueError("no components given; pass e.g. components=('maxproba', 'maha')")
         self.components, self.model, self.n_folds = tuple(components), model, n_folds
         self.class_weight, self.random_state = class_weight, random_state
+        if smooth is not None and (isinstance(smooth, bool) or not isinstance(smooth, (int, np.integer)) or smooth < 0):
+            raise ValueError(f"smooth={smooth!r}; pass a number of neighbours (0 or None: no smoothing)")
+        self.smooth = int(smooth or 0)
         self.fitted_: dict = {}
         self.combiner_: ScoreCombiner | None = None
 
     def __repr__(self) -> str:
-        return f"NoveltyScorer({'+'.join(self.components)}; {'fitted' if self.combiner_ else 'not fitted'})"
+        sm = f", smooth={self.smooth}" if self.smooth else ""
+        return f"NoveltyScorer({'+'.join(self.components)}{sm}; {'fitted' if self.combiner_ else 'not fitted'})"
 
     def _fit_all(self, Z, y) -> dict:
         out = {}
+        if {"maxproba", "maha_logits"} & set(self.components):
+            from scaml.models import get_backend
+            out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
+                                                        random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
         for c in self.components:
-            if c == "maxproba":
-                from scaml.models import get_backend
-                out[c] = get_backend(self.model)(class_weight=self.class_weight, random_state=self.random_state).fit(
-                    Z, y, n_classes=int(np.max(y)) + 1)
-            else: out[c] = _component(c, self.random_state).fit(Z, y)
+            if c == "maha_logits":
+                out[c] = MahalanobisScore(n_components=None).fit(_centred_logp(out["classifier"].predict_proba(Z)), y)
+            elif c != "maxproba": out[c] = _component(c, self.random_state).fit(Z, y)
         return out
 
-    @staticmethod
-    def _scores(fitted: dict, Z) -> dict[str, np.ndarray]:
-        return {c: maxproba_score(f.predict_proba(Z)) if c == "maxproba" else f.score(Z) for c, f in fitted.items()}
+    def _scores(self, fitted: dict, Z) -> dict[str, np.ndarray]:
+        P = fitted["classifier"].predict_proba(Z) if "classifier" in fitted else None
+        out = {}
+        for c in self.components:
+            if c == "maxproba": out[c] = maxproba_score(P)
+            elif c == "maha_logits": out[c] = fitted[c].score(_centred_logp(P))
+            else: out[c] = fitted[c].score(Z)
+        return out
 
     def fit(self, Z, y) -> NoveltyScorer:
         """Fit on training features `Z` (cells x features, e.g. a `Preprocessor`'s output) and class indices `y`."""
@@ -337,14 +390,18 @@ class NoveltyScorer:
         if self.combiner_ is None: raise ValueError("this NoveltyScorer is not fitted; call .fit(Z, y) first")
         return self._scores(self.fitted_, Z)
 
-    def score(self, Z) -> np.ndarray:
-        """The combined novelty score (higher = more novel)."""
-        return self.combiner_.score(self.score_components(Z)) if self.combiner_ else self.score_components(Z)
+    def score(self, Z, *, smooth: int | None = None) -> np.ndarray:
+        """The combined novelty score (higher = more novel), averaged over query neighbours (`smooth`, default the
+        scorer's own)."""
+        comp = self.score_components(Z)
+        s = self.combiner_.score(comp)
+        k = self.smooth if smooth is None else int(smooth)
+        return s[query_neighbors(Z, k, random_state=self.random_state)].mean(1) if k > 1 and len(s) > 1 else s
 
 # %% ../nbs/05b_ood.ipynb #4176dc54
 def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
                        test: str | Sequence[str] | None = None, components: Sequence[str] = DEFAULT_COMPONENTS,
-                       min_test_cells: int = 20, n_top_genes: int = 2000, random_state: int | None = 0):
+                       smooth: int | None = DEFAULT_SMOOTH, min_test_cells: int = 20, n_boot: int = 200, n_top_genes: int = 2000, random_state: int | None = 0):
     """AUROC of the novelty score for each type left out of training.
 
     Parameters
@@ -361,17 +418,22 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
         Value(s) for testing; default all others.
     components
         Novelty components (see `NoveltyScorer`).
+    smooth
+        Query neighbours the combined score is averaged over (see `NoveltyScorer`); the test side is one batch.
     min_test_cells
         Types with fewer test cells are skipped.
     n_top_genes
         Highly variable genes of the preprocessing.
+    n_boot
+        Bootstrap resamples of the scored test cells for the 95% intervals, scores held fixed (0: none).
     random_state
         Seed.
 
     Returns
     -------
-    A DataFrame, one row per type left out: `n_positive`, `n_negative`, `auroc` (the combined score) and
-    `auroc_<component>` for each component.
+    A DataFrame, one row per type left out: `n_positive`, `n_negative`, `auroc` (the combined, smoothed score) with
+    its 95% bootstrap interval `auroc_lo`, `auroc_hi`, and `auroc_<component>` for each component alone (not
+    smoothed). `df.attrs['mean_auroc']` holds the mean over the types with its interval (`lo`, `hi`).
     """
     import pandas as pd
     from sklearn.metrics import roc_auc_score
@@ -382,20 +444,36 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
     tr_idx, te_idx = np.flatnonzero(trm), np.flatnonzero(tem)
     types = [t for t in sorted(set(lab[tr_idx])) if (lab[te_idx] == t).sum() >= min_test_cells]
     if not types: raise ValueError(f"no type has {min_test_cells} test cells and training cells; lower min_test_cells")
-    rows = []
+    rows, combined = [], {}
     for t in types:
         fit_idx = tr_idx[lab[tr_idx] != t]
         classes = sorted(set(lab[fit_idx]))
         pp = Preprocessor(n_top_genes=n_top_genes)
         Z = pp.fit_transform(adata[fit_idx])
         y = np.searchsorted(classes, lab[fit_idx])
-        ns = NoveltyScorer(components, random_state=random_state).fit(Z, y)
+        ns = NoveltyScorer(components, smooth=smooth, random_state=random_state).fit(Z, y)
         Zt = pp.transform(adata[te_idx])
         comp = ns.score_components(Zt)
         pos = lab[te_idx] == t
+        combined[t] = ns.score(Zt)
         row = {"type": t, "n_positive": int(pos.sum()), "n_negative": int((~pos).sum()),
-               "auroc": float(roc_auc_score(pos, ns.combiner_.score(comp)))}
+               "auroc": float(roc_auc_score(pos, combined[t]))}
         row.update({f"auroc_{c}": float(roc_auc_score(pos, v)) for c, v in comp.items()})
         rows.append(row)
         log.info("left out %s: AUROC %.3f", t, row["auroc"])
-    return pd.DataFrame(rows).set_index("type")
+    df = pd.DataFrame(rows).set_index("type")
+    df.attrs["mean_auroc"] = {"estimate": float(df.auroc.mean())}
+    if n_boot:                     # the same resampled test cells for every type, so the mean gets an interval too
+        rng = np.random.default_rng(random_state)
+        te_lab = lab[te_idx]
+        boot = np.full((n_boot, len(types)), np.nan)
+        for b in range(n_boot):
+            i = rng.integers(0, len(te_idx), len(te_idx))
+            for j, t in enumerate(types):
+                pos = te_lab[i] == t
+                if 0 < pos.sum() < len(i): boot[b, j] = roc_auc_score(pos, combined[t][i])
+        df.insert(3, "auroc_lo", np.nanpercentile(boot, 2.5, axis=0))
+        df.insert(4, "auroc_hi", np.nanpercentile(boot, 97.5, axis=0))
+        mean = np.nanmean(boot, axis=1)
+        df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
+    return df

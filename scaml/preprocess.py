@@ -158,6 +158,16 @@ class Preprocessor:
     input_scale
         Scale of the expression values: `'auto'` detects it per matrix (`scaml.input_scale.detect_input_scale`), or
         one of `'counts'`, `'linear'` (CPM, TPM), `'log1p'`, `'log2'`, `'scaled'` to override the detection.
+    scale_by
+        With `scale`: `'train'` divides every matrix by the training standard deviations (sparse output); `'query'`
+        centres and scales each matrix passed to `transform` by the mean and standard deviation of its own cells
+        (dense output), so a per-gene offset of another technology cancels. Each `transform` call is one batch: pass
+        a whole batch of cells (hundreds, with several types), not single cells or blocks.
+    align_query
+        Shift each gene's detected (non-zero) log-expression in the cells passed to `transform` so that its mean over
+        those cells equals its mean over the detecting training cells (genes detected in at least 10 cells on each
+        side); zeros stay zeros, the output stays sparse, and the training scaling follows. Each `transform` call is
+        one batch, as with `scale_by='query'`.
     """
     gene_selection: Selection = "hvg"
     n_top_genes: int = 2000
@@ -169,6 +179,8 @@ class Preprocessor:
     use_rep: str | None = None
     min_overlap: float = 0.5
     input_scale: str = "auto"
+    scale_by: str = "train"
+    align_query: bool = False
     features_: list[str] = field(default_factory=list)
     std_: np.ndarray | None = None
     mean_: np.ndarray | None = None
@@ -176,6 +188,7 @@ class Preprocessor:
     n_input_genes_: int | None = None
     input_genes_: list[str] | None = None
     detected_scale_: str | None = None
+    detected_mean_: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         "Refuse parameters of the wrong type or range, naming the parameter."
@@ -184,6 +197,10 @@ class Preprocessor:
         self.n_top_genes = check_int(self.n_top_genes, "n_top_genes", minimum=1)
         self.target_sum = check_float(self.target_sum, "target_sum", low=0, low_open=True)
         self.min_overlap = check_float(self.min_overlap, "min_overlap", low=0, high=1)
+        if self.scale_by not in ("train", "query"):
+            raise ValueError(f"scale_by={self.scale_by!r}; choose 'train' or 'query'")
+        if self.align_query and self.scale_by == "query":
+            raise ValueError("align_query=True and scale_by='query' both correct the query by its own cells; pass one")
         for name in ("layer", "use_rep"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
@@ -212,7 +229,8 @@ class Preprocessor:
     def __repr__(self) -> str:
         what = f"embedding {self.use_rep!r}" if self.use_rep else f"{self.gene_selection} genes, log1p CP{self.target_sum:g}"
         state = f"fitted: {len(self.features)} features" if self.is_fitted else "not fitted"
-        return f"Preprocessor({what}, scale={self.scale}; {state})"
+        how = ("" if self.scale_by == "train" else f", scale_by={self.scale_by!r}") + (", align_query" if self.align_query else "")
+        return f"Preprocessor({what}, scale={self.scale}{how}; {state})"
 
 # %% ../nbs/01_preprocess.ipynb #ff70879f
 def describe_layout(adata: AnnData) -> str:
@@ -317,6 +335,7 @@ def fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
     if self.scale:
         mean, var = _mean_var(X[:, idx])
         self.mean_, self.std_ = mean, np.sqrt(var)
+    self.detected_mean_ = _detected_mean(X[:, idx]) if self.align_query else None
     log.info("preprocessing fitted on %d cells: %d of %d genes (%s), input %s", adata.n_obs, len(idx),
              X.shape[1], self.gene_selection, self.input_kind)
     return self
@@ -326,6 +345,37 @@ def _scale_factors(std: np.ndarray) -> np.ndarray:
     "1/std, with 1 for constant features."
     std = np.asarray(std, dtype=np.float64)
     return np.where(std > 0, 1.0 / np.where(std > 0, std, 1.0), 1.0).astype(np.float32)
+
+_MIN_DETECTED = 10
+
+def _detected_mean(X) -> np.ndarray:
+    "Per-gene mean of the non-zero values (NaN where fewer than `_MIN_DETECTED` cells detect the gene)."
+    X = sp.csc_matrix(X)
+    n = np.diff(X.indptr)
+    s = np.add.reduceat(np.r_[X.data.astype(np.float64), 0], X.indptr[:-1]) if X.nnz else np.zeros(X.shape[1])
+    s = np.where(n > 0, s, 0.0)
+    return np.where(n >= _MIN_DETECTED, s / np.maximum(n, 1), np.nan)
+
+def _align_detected(X, train_mean: np.ndarray) -> sp.csr_matrix:
+    "Detected values of `X` shifted per gene to the training mean of detected values; zeros stay zeros."
+    X = sp.csr_matrix(X, dtype=np.float32, copy=True)
+    shift = train_mean - _detected_mean(X)
+    shift = np.where(np.isfinite(shift), shift, 0.0).astype(np.float32)
+    X.data = np.maximum(X.data + shift[X.indices], np.float32(1e-3))
+    return X
+
+def _standardize_query(X, max_value: float | None, *, min_cells: int = 50) -> np.ndarray:
+    "Dense float32 `X` with each column centred and scaled by its own cells (constant columns 0), clipped at +-max_value."
+    if X.shape[0] < min_cells:
+        warnings.warn(f"scale_by='query' standardises each gene by the {X.shape[0]} cells passed together; fewer than "
+                      f"{min_cells} give noisy features. Pass the whole batch at once", UserWarning, stacklevel=3)
+    mean, var = _mean_var(X)
+    D = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
+    D -= mean.astype(np.float32)
+    D *= _scale_factors(np.sqrt(var))
+    D[:, var <= 0] = 0
+    if max_value is not None: np.clip(D, -max_value, max_value, out=D)
+    return D
 
 def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
                 data_genes: Sequence[str] | None = None) -> tuple[np.ndarray, dict]:
@@ -392,6 +442,13 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
     if report["n_missing"]:
         X = X @ sp.diags((pos >= 0).astype(np.float32))
         X.eliminate_zeros()
+    if self.align_query:
+        if self.detected_mean_ is None:
+            raise ValueError("align_query=True but this Preprocessor was fitted without it; fit it again")
+        X = _align_detected(X, np.asarray(self.detected_mean_, np.float64))
+    if self.scale and self.scale_by == "query":
+        out = _standardize_query(X, self.max_value)
+        return (out, report) if return_report else out
     if self.scale:
         f = _scale_factors(self.std)
         X.data *= f[X.indices]
@@ -412,7 +469,8 @@ def fit_transform(self: Preprocessor, adata: AnnData):
 def to_dict(self: Preprocessor) -> dict:
     "A JSON-serialisable dict of the parameters and fitted state."
     d = asdict(self)
-    for k in ("std_", "mean_"): d[k] = None if d[k] is None else [float(v) for v in d[k]]
+    for k in ("std_", "mean_", "detected_mean_"):     # NaN (too few detections) written as null
+        d[k] = None if d[k] is None else [float(v) if np.isfinite(v) else None for v in d[k]]
     return d
 
 @patch(cls_method=True)
@@ -423,6 +481,6 @@ def from_dict(cls: Preprocessor, d: dict) -> Preprocessor:
     unknown = set(d) - known
     if unknown: raise ValueError(f"unknown preprocessing fields {sorted(unknown)}; the model was saved by another scaml version")
     d = dict(d)
-    for k in ("std_", "mean_"):
-        if d.get(k) is not None: d[k] = np.asarray(d[k], dtype=np.float64)
+    for k in ("std_", "mean_", "detected_mean_"):
+        if d.get(k) is not None: d[k] = np.asarray([np.nan if v is None else v for v in d[k]], dtype=np.float64)
     return Preprocessor(**d)
