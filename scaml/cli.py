@@ -187,6 +187,11 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                         "default none: report them as the models give them, with their calibration error")
     m.add_argument("--ensemble", action="store_true",
                    help="also report 'vote', the soft vote (mean calibrated probability) of the models")
+    m.add_argument("--align-query", action="store_true",
+                   help="shift each gene's detected values in the test cells to the training mean of detected values "
+                        "(a correction across technologies; no labels used)")
+    m.add_argument("--scale-by", choices=["train", "query"], default="train",
+                   help="scale the test cells by the training cells (default) or centre and scale them by their own")
     m.add_argument("--group-key", help="obs column of groups inside the training side (mouse, plate) held out together "
                    "when fitting the calibrator")
     m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
@@ -262,6 +267,7 @@ def _train(args: argparse.Namespace) -> None:
                             layer=None if args.layer == "X" else args.layer,
                             class_weight=None if args.class_weight == "none" else args.class_weight,
                             input_scale=args.input_scale, group_key=args.group_key, ensemble=args.ensemble,
+                            align_query=args.align_query, scale_by=args.scale_by,
                             calibrate=None if args.calibrate == "none" else args.calibrate,
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
                             plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,

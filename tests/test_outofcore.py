@@ -76,6 +76,9 @@ def test_refuses_calibration_and_embeddings(sorted_file):
     with pytest.raises(ValueError, match="calibrate='temperature' refits each model"):
         run_benchmark(backed, label_key="label", split_key="split", train="train", models=["lr"],
                       engine="out-of-core", calibrate="temperature", progress=False)
+    with pytest.raises(ValueError, match="which the out-of-core engine transforms block by block"):
+        run_benchmark(backed, label_key="label", split_key="split", train="train", models=["lr"],
+                      engine="out-of-core", align_query=True, progress=False)
     with pytest.raises(ValueError, match="use_rep trains on an embedding"):
         run_benchmark(backed, label_key="label", split_key="split", train="train", models=["lr"],
                       engine="out-of-core", use_rep="X_pca", progress=False)

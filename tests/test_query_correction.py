@@ -2,6 +2,8 @@
 the other, with logistic regression (the quality study, benchmarks/quality.py --part query_scale, has every model)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,3 +32,16 @@ def test_query_corrections_help_logistic_regression_across_technologies(data_dir
     assert aligned > base + 0.05 and standardised > base + 0.05, (base, aligned, standardised)
     # FACS -> droplet: standardising each side by its own cells, measured 0.954 against 0.933
     assert _macro_f1(data_dir, "train", "test", scale_by="query") > 0.945
+
+def test_cli_query_correction_flags(cli, tmp_path):
+    "--align-query and --scale-by reach the preprocessing and the manifest; the saved model applies them."
+    out = tmp_path / "aligned"
+    cli("scaml_train", "--dataset", "tm_facs_to_droplet", "--models", "lr", "--align-query", "--outdir", out,
+        "--no-plots", "--quiet")
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["query_correction"] == {"scale_by": "train", "align_query": True}
+    pp = json.loads((out / "lr" / "model" / "preprocess.json").read_text())
+    assert pp.get("align_query") is True
+    p = cli("scaml_train", "--dataset", "tm_facs_to_droplet", "--models", "lr", "--align-query", "--scale-by", "query",
+            "--outdir", tmp_path / "both", check=False)
+    assert p.returncode == 1 and "both correct the query" in p.stderr
