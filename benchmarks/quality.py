@@ -307,7 +307,8 @@ def part_loto_default():
     out = {"protocol": "scaml.ood.leave_one_type_out with the default NoveltyScorer components "
                        f"{list(DEFAULT_COMPONENTS)} and smooth={DEFAULT_SMOOTH} (each test cell's combined score "
                        "averaged over its nearest test cells); 'no_smoothing': smooth=0; library preprocessing "
-                       "(2,000 HVGs, log1p CP10k, scaled); 95% intervals from 200 bootstrap resamples of the scored test cells, scores held fixed (the same "
+                       "(2,000 HVGs, log1p CP10k, scaled); 95% intervals from 200 bootstrap resamples of the scored test cells, "
+                       "scores held fixed (the same "
                        "resample for every type, so the mean over types has one too)", "components": list(DEFAULT_COMPONENTS),
            "smooth": DEFAULT_SMOOTH, "tasks": {}, "no_smoothing": {}}
     for key, (task, tr, te) in NOVELTY_TASKS.items():
@@ -397,7 +398,8 @@ def part_query_scale(models=MODELS):
     every public task: macro-F1 with its 95% interval, and ECE before and after temperature / isotonic calibration
     fitted on cross-fitted held-out training cells (the run_benchmark protocol)."""
     from scaml.calibration import calibration_metrics, fit_calibrator
-    out = {"protocol": "Preprocessor(scale_by='train' | 'query') or Preprocessor(align_query=True) fitted on the training side (2,000 HVGs, log1p CP10k), models with "
+    out = {"protocol": "Preprocessor(scale_by='train' | 'query') or Preprocessor(align_query=True) fitted on the training side "
+                       "(2,000 HVGs, log1p CP10k), models with "
                        "balanced class weights; macro-F1 with a 95% stratified bootstrap interval (200 resamples); "
                        "vote = mean of the four models' probabilities; calibrators fitted on 3-fold cross-fitted "
                        "held-out training cells; ECE 15 bins on the test side", "tasks": {}}

@@ -272,8 +272,8 @@ def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | Non
         best, best_state, best_epoch, bad, epoch, train_loss, checks = np.inf, None, 0, 0, 0, np.nan, 0
         since, cells, stop = 0, 0, False
 
-        def check() -> bool:
-            "Validation loss now; True when it has not improved for `patience` checks."
+        def check(epoch: int) -> bool:
+            "Validation loss now (during pass `epoch`); True when it has not improved for `patience` checks."
             nonlocal best, best_state, best_epoch, bad, checks
             checks += 1
             val_loss = float(np.mean(w[va] * _cross_entropy(self._logits(Xv), y[va])))
@@ -295,11 +295,11 @@ def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | Non
                     since, cells = since + len(rows), cells + len(rows)
                 if Xv is not None and since >= every:
                     since = 0
-                    if check(): stop = True; break
+                    if check(epoch): stop = True; break
             if stop: break
             if Xv is not None and since > 0:
                 since = 0
-                if check(): break
+                if check(epoch): break
         if best_state is not None: self.net_.load_state_dict(best_state)
         self.net_.eval()
     self.history_ = {"epochs": epoch, "best_epoch": best_epoch or epoch, "checks": checks,

@@ -401,7 +401,8 @@ class NoveltyScorer:
 # %% ../nbs/05b_ood.ipynb #4176dc54
 def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
                        test: str | Sequence[str] | None = None, components: Sequence[str] = DEFAULT_COMPONENTS,
-                       smooth: int | None = DEFAULT_SMOOTH, min_test_cells: int = 20, n_boot: int = 200, n_top_genes: int = 2000, random_state: int | None = 0):
+                       smooth: int | None = DEFAULT_SMOOTH, min_test_cells: int = 20, n_boot: int = 200,
+                       n_top_genes: int = 2000, random_state: int | None = 0):
     """AUROC of the novelty score for each type left out of training.
 
     Parameters
