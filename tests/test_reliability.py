@@ -471,10 +471,15 @@ TASK = ["--dataset", "cellbench_celseq2_to_dropseq", "--models", "lr", "rf", "ml
 # the interrupt-while-training test signals when lr has finished, while rf, xgb and mlp still train (seconds of work)
 TASK_LONG = ["--dataset", "actinn_tutorial", "--models", "lr", "rf", "xgb", "mlp"]
 
+def _interruptible() -> None:
+    "Ctrl-C as at a terminal: a shell's background job (a test run started with `&`) ignores SIGINT, and so would its children."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def start_train(data_dir, out: Path, task: list[str] = TASK) -> subprocess.Popen:
     env = {**os.environ, "SCAML_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"}
     return subprocess.Popen([str(Path(sys.executable).parent / "scaml_train"), *task, "--outdir", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_interruptible)
 
 def wait_for_partial(proc: subprocess.Popen, out: Path, timeout: float = 300) -> Path | None:
     "Poll for the `.NAME.partial-PID` folder of `proc`; None if the process ended first."
