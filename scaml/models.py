@@ -76,16 +76,19 @@ class Backend:
         self.seen_: np.ndarray | None = None
         self.n_classes_: int | None = None
 
-    def fit(self, X, y: np.ndarray, *, n_classes: int | None = None) -> Backend:
-        "Fit on features `X` and integer labels `y` in `0..n_classes-1`."
-        y = np.asarray(y)
+    def _labels(self, y: np.ndarray, n_classes: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+        "Record the classes seen; return the labels as contiguous indices and the class weights."
         self.n_classes_ = int(n_classes if n_classes is not None else y.max() + 1)
         self.seen_ = np.unique(y)
         if len(self.seen_) < 2:
             raise ValueError(f"the training cells hold a single class (index {self.seen_.tolist()}); "
                              "a classifier needs at least two")
         yc = np.searchsorted(self.seen_, y)
-        sw = balanced_weights(yc) if self.class_weight == "balanced" else None
+        return yc, balanced_weights(yc) if self.class_weight == "balanced" else None
+
+    def fit(self, X, y: np.ndarray, *, n_classes: int | None = None) -> Backend:
+        "Fit on features `X` and integer labels `y` in `0..n_classes-1`."
+        yc, sw = self._labels(np.asarray(y), n_classes)
         with _blas_threads(self.blas_threads): self._fit(X, yc, sw)
         return self
 
@@ -93,14 +96,8 @@ class Backend:
         "Fit on training rows that arrive in `blocks` (a `Blocks`, e.g. on a Dask cluster), labels `y` in block order."
         y = np.asarray(y)
         if len(y) != blocks.n_rows: raise ValueError(f"{len(y)} labels for {blocks.n_rows} rows in the blocks")
-        self.n_classes_ = int(n_classes if n_classes is not None else y.max() + 1)
-        self.seen_ = np.unique(y)
-        if len(self.seen_) < 2:
-            raise ValueError(f"the training cells hold a single class (index {self.seen_.tolist()}); "
-                             "a classifier needs at least two")
-        yc = np.searchsorted(self.seen_, y)
-        with _blas_threads(self.blas_threads):
-            self._fit_blocks(blocks, yc, balanced_weights(yc) if self.class_weight == "balanced" else None)
+        yc, sw = self._labels(y, n_classes)
+        with _blas_threads(self.blas_threads): self._fit_blocks(blocks, yc, sw)
         return self
 
     def _fit_blocks(self, blocks: Blocks, y: np.ndarray, sw: np.ndarray | None) -> None:
