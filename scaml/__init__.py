@@ -10,7 +10,6 @@ _API = {
     "load_dataset": "datasets", "load_task": "datasets", "read_results": "results", "toy_adata": "data",
     "split_cells": "splits", "filter_cells": "splits", "top_genes": "explain",
 }
-_MODULES = ("pl", "plots", "pp", "preprocess")
 
 
 def __getattr__(name: str):

@@ -15,36 +15,15 @@ import numpy as np
 import scipy.sparse as sp
 from fastcore.basics import patch
 
+from .core import resolve_device
 from .models import Backend, softmax
 from .preprocess import Preprocessor
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'resolve_device', 'ActinnBackend', 'actinn_preprocessor', 'ActinnDeepChemBackend']
+__all__ = ['ActinnBackend', 'actinn_preprocessor', 'ActinnDeepChemBackend']
 
-# %% ../nbs/03_actinn.ipynb #853e1109
-def resolve_device(device: str = "auto") -> str:
-    """The torch device to train on.
-
-    Parameters
-    ----------
-    device
-        `'auto'` (CUDA when available, else CPU), `'cpu'`, `'cuda'` or `'cuda:N'`.
-
-    Returns
-    -------
-    The device name.
-    """
-    import torch
-    if device == "auto": return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu": return device
-    if isinstance(device, str) and device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but torch {torch.__version__} sees no CUDA GPU; "
-                             "pass device='cpu' or device='auto'")
-        return device
-    raise ValueError(f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+# %% ../nbs/03_actinn.ipynb #abbea209
+log = logging.getLogger(__name__)
 
 # %% ../nbs/03_actinn.ipynb #7d28099a
 def _network(n_in: int, hidden: list[int], n_out: int):

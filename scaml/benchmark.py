@@ -30,10 +30,11 @@ from .splits import check_overlap, split_cells
 from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float, check_int, check_names,
                         format_sorted, format_values, limit_threads, package_versions, resolve_device)
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'ENGINES', 'OUT_OF_CORE_CELLS', 'SoftVote', 'run_benchmark']
+__all__ = ['ENGINES', 'OUT_OF_CORE_CELLS', 'SoftVote', 'run_benchmark']
+
+# %% ../nbs/08_benchmark.ipynb #ff060871
+log = logging.getLogger(__name__)
 
 # %% ../nbs/08_benchmark.ipynb #ae850c0c
 def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:

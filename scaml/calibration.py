@@ -11,11 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'CALIBRATORS', 'reliability_curve', 'expected_calibration_error', 'TemperatureScaler', 'IsotonicCalibrator',
+__all__ = ['CALIBRATORS', 'reliability_curve', 'expected_calibration_error', 'TemperatureScaler', 'IsotonicCalibrator',
            'fit_calibrator', 'calibrator_from_dict', 'risk_coverage', 'calibration_metrics', 'reliability_diagram']
+
+# %% ../nbs/05a_calibration.ipynb #35de95c0
+log = logging.getLogger(__name__)
 
 # %% ../nbs/05a_calibration.ipynb #37aaaf96
 def _check(proba, y) -> tuple[np.ndarray, np.ndarray]:

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 
     from scaml.results import ResultsFolder
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'train_parser', 'scaml_train', 'predict_parser', 'scaml_predict', 'plot_parser', 'scaml_plot', 'matrix_parser',
+__all__ = ['train_parser', 'scaml_train', 'predict_parser', 'scaml_predict', 'plot_parser', 'scaml_plot', 'matrix_parser',
            'scaml_matrix', 'learning_curve_parser', 'scaml_learning_curve', 'novelty_parser', 'scaml_novelty',
-           'report_parser', 'scaml_report', 'export_seurat_parser', 'scaml_export_seurat', 'register_subcommand',
-           'scaml_main']
+           'report_parser', 'scaml_report', 'export_seurat_parser', 'scaml_export_seurat', 'scaml_main']
+
+# %% ../nbs/09_cli.ipynb #0cd8e227
+log = logging.getLogger(__name__)
 
 # %% ../nbs/09_cli.ipynb #b905cf0a
 def _setup_logging(quiet: bool) -> None:
@@ -776,10 +776,6 @@ _SUB = {"train": ("scaml.cli", "scaml_train"), "predict": ("scaml.cli", "scaml_p
         "novelty": ("scaml.cli", "scaml_novelty"), "report": ("scaml.cli", "scaml_report"),
         "export-seurat": ("scaml.cli", "scaml_export_seurat")}
 
-def register_subcommand(name: str, module: str, func: str) -> None:
-    "Make `scaml NAME ...` call `module.func(argv)`."
-    _SUB[name] = (module, func)
-
 def scaml_main(argv: Sequence[str] | None = None) -> int:
     "Console entry point `scaml SUBCOMMAND ...`."
     import importlib
@@ -803,9 +799,6 @@ def scaml_main(argv: Sequence[str] | None = None) -> int:
         return 2
     mod, fn = _SUB[cmd]
     return getattr(importlib.import_module(mod), fn)(rest)
-
-def _entry(f: Callable[[], int]) -> None:
-    raise SystemExit(f())
 
 # %% ../nbs/09_cli.ipynb #f3f2a52c
 #| eval: false

@@ -12,13 +12,15 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-log = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 
 # %% auto #0
-__all__ = ['log', 'PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'check_int', 'check_float',
+__all__ = ['PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'check_int', 'check_float',
            'check_names', 'check_outfile', 'resolve_device', 'available_cpus', 'n_threads', 'thread_limit',
            'limit_threads', 'package_versions']
+
+# %% ../nbs/00_core.ipynb #111c613c
+log = logging.getLogger(__name__)
 
 # %% ../nbs/00_core.ipynb #55ceb223
 def format_values(values: Iterable, limit: int = 20) -> str:

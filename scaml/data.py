@@ -16,11 +16,12 @@ from anndata import AnnData
 
 from .core import PathLike, format_values
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'UNKNOWN', 'toy_adata', 'read_h5ad', 'check_obs_key', 'check_obsm_key', 'check_values', 'check_adata',
-           'clean_labels', 'check_classes', 'describe_matrix']
+__all__ = ['UNKNOWN', 'toy_adata', 'read_h5ad', 'check_obs_key', 'check_obsm_key', 'check_values', 'check_adata', 'clean_labels',
+           'check_classes', 'describe_matrix']
+
+# %% ../nbs/00_data.ipynb #527b32bd
+log = logging.getLogger(__name__)
 
 # %% ../nbs/00_data.ipynb #efd9a3ca
 def toy_adata(n_obs: int = 300, n_vars: int = 200, n_classes: int = 3, *, n_batches: int = 2,

@@ -22,11 +22,12 @@ from anndata import AnnData
 from .core import PathLike, format_values
 from .data import read_h5ad
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'DATASETS', 'TASKS', 'data_dir', 'cache_dir', 'SourceFile', 'Dataset', 'list_datasets', 'file_sha256',
+__all__ = ['DATASETS', 'TASKS', 'data_dir', 'cache_dir', 'SourceFile', 'Dataset', 'list_datasets', 'file_sha256',
            'content_sha256', 'load_dataset', 'list_tasks', 'load_task']
+
+# %% ../nbs/00a_datasets.ipynb #d6ab94d3
+log = logging.getLogger(__name__)
 
 # %% ../nbs/00a_datasets.ipynb #b6be147c
 def _env_data_dir() -> Path | None:

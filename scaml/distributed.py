@@ -28,11 +28,12 @@ except ImportError:
     from types import SimpleNamespace
     da, Client = SimpleNamespace(Array=Any), Any
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'get_client', 'dask_blocks', 'fit_preprocessor_dask', 'transform_dask', 'train_xgb_dask', 'predict_proba_dask',
+__all__ = ['get_client', 'dask_blocks', 'fit_preprocessor_dask', 'transform_dask', 'train_xgb_dask', 'predict_proba_dask',
            'dask_features', 'DaskBlocks', 'fit_predict_dask']
+
+# %% ../nbs/03a_distributed.ipynb #51d7a0ef
+log = logging.getLogger(__name__)
 
 # %% ../nbs/03a_distributed.ipynb #87a20f0d
 def _import_dask() -> None:

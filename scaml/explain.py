@@ -18,10 +18,11 @@ from .core import PathLike
 from .data import check_obs_key
 from .models import CellTypeModel
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'gene_scores', 'top_genes', 'save_top_genes', 'dotplot', 'overlap_top_genes']
+__all__ = ['gene_scores', 'top_genes', 'save_top_genes', 'dotplot', 'overlap_top_genes']
+
+# %% ../nbs/08e_explain.ipynb #f89bf4d2
+log = logging.getLogger(__name__)
 
 # %% ../nbs/08e_explain.ipynb #e50c2b7f
 def _sample_cells(adata: AnnData, labels: np.ndarray | None, n_cells: int | None, random_state: int | None) -> np.ndarray:

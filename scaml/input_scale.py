@@ -12,10 +12,11 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'InputScale', 'SCALES', 'normalize_log1p', 'detect_input_scale', 'to_log1p_cp10k']
+__all__ = ['InputScale', 'SCALES', 'normalize_log1p', 'detect_input_scale', 'to_log1p_cp10k']
+
+# %% ../nbs/01_input_scale.ipynb #ddd300fb
+log = logging.getLogger(__name__)
 
 # %% ../nbs/01_input_scale.ipynb #n0e1a2b3
 def normalize_log1p(X, *, target_sum: float = 1e4, log_base: float | None = None) -> sp.csr_matrix:

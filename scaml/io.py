@@ -18,11 +18,12 @@ from anndata import AnnData
 from .core import PathLike, format_values
 from .data import read_h5ad
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'SUPPORTED_FORMATS', 'as_str_array', 'read_10x_mtx', 'read_10x_h5', 'read_labels', 'read_actinn_hdf',
-           'read_table', 'read']
+__all__ = ['SUPPORTED_FORMATS', 'as_str_array', 'read_10x_mtx', 'read_10x_h5', 'read_labels', 'read_actinn_hdf', 'read_table',
+           'read']
+
+# %% ../nbs/00b_io.ipynb #a7bbc289
+log = logging.getLogger(__name__)
 
 # %% ../nbs/00b_io.ipynb #b1c80626
 def as_str_array(a) -> np.ndarray:

@@ -21,10 +21,11 @@ from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
 from .splits import pick_test_groups
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'learning_curve', 'summarize_learning_curve', 'plot_learning_curve', 'plot_learning_curves']
+__all__ = ['learning_curve', 'summarize_learning_curve', 'plot_learning_curve', 'plot_learning_curves']
+
+# %% ../nbs/08b_learning_curves.ipynb #ed090e5b
+log = logging.getLogger(__name__)
 
 # %% ../nbs/08b_learning_curves.ipynb #031b6db1
 def _subsample_within(labels: np.ndarray, groups: np.ndarray, frac: float, rng) -> np.ndarray:

@@ -24,10 +24,11 @@ from .metrics import evaluate
 from .plots import use_file_backend
 from .results import ResultsFolder, check_outdir
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'METRIC_COLS', 'MatrixResult', 'run_matrix', 'matrix_heatmap', 'save_matrix_figures', 'write_matrix']
+__all__ = ['METRIC_COLS', 'MatrixResult', 'run_matrix', 'matrix_heatmap', 'save_matrix_figures', 'write_matrix']
+
+# %% ../nbs/08a_matrix.ipynb #3e4d5190
+log = logging.getLogger(__name__)
 
 # %% ../nbs/08a_matrix.ipynb #ee956c24
 METRIC_COLS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_macro_seen", "f1_median", "roc_auc_macro_ovr",

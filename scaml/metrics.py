@@ -12,13 +12,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-log = logging.getLogger(__name__)
 UNKNOWN = "unknown"       # the label of a rejected cell
 
 # %% auto #0
-__all__ = ['log', 'UNKNOWN', 'METRICS', 'METRIC_LABELS', 'evaluate', 'bootstrap_counts', 'bootstrap_metrics', 'ci_for_benchmark',
+__all__ = ['UNKNOWN', 'METRICS', 'METRIC_LABELS', 'evaluate', 'bootstrap_counts', 'bootstrap_metrics', 'ci_for_benchmark',
            'ci_table', 'ci_errors', 'mcnemar', 'compare_models', 'novelty_metrics', 'rejection_metrics',
            'rejection_curve']
+
+# %% ../nbs/05_metrics.ipynb #6edc6073
+log = logging.getLogger(__name__)
 
 # %% ../nbs/05_metrics.ipynb #f7e73e32
 def evaluate(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str], *,

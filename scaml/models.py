@@ -28,12 +28,13 @@ from .core import MODELS, PathLike, n_threads, thread_limit
 from .data import check_adata, check_classes, clean_labels
 from .preprocess import Preprocessor
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'softmax', 'logreg_loss_grad', 'LogRegBackend',
+__all__ = ['FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'softmax', 'logreg_loss_grad', 'LogRegBackend',
            'RandomForestBackend', 'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel',
            'annotate']
+
+# %% ../nbs/02_models.ipynb #0083af7c
+log = logging.getLogger(__name__)
 
 # %% ../nbs/02_models.ipynb #5320e82c
 def balanced_weights(y: np.ndarray) -> np.ndarray:

@@ -26,12 +26,13 @@ from .preprocess import Preprocessor
 from .results import ResultsFolder, check_outdir
 from .splits import pick_test_groups, split_by_key, split_random
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'DETECTORS', 'CLASSIFIER_SCORES', 'COMBINED', 'METHODS', 'parse_flag', 'NoveltyDetector', 'temper',
-           'one_minus_max', 'classifier_scores', 'novelty_split', 'NoveltyResult', 'CombinedNovelty', 'run_novelty',
-           'write_novelty', 'score_distributions', 'roc_curve', 'plot_novelty']
+__all__ = ['DETECTORS', 'CLASSIFIER_SCORES', 'COMBINED', 'METHODS', 'parse_flag', 'NoveltyDetector', 'temper', 'one_minus_max',
+           'classifier_scores', 'novelty_split', 'NoveltyResult', 'CombinedNovelty', 'run_novelty', 'write_novelty',
+           'score_distributions', 'roc_curve', 'plot_novelty']
+
+# %% ../nbs/08c_novelty.ipynb #d4cae361
+log = logging.getLogger(__name__)
 
 # %% ../nbs/08c_novelty.ipynb #ff3ce822
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}

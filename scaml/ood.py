@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'COMPONENTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SMOOTH', 'MahalanobisScore', 'KNNScore', 'energy_score',
-           'maxproba_score', 'entropy_score', 'ScoreCombiner', 'ResidualScore', 'query_neighbors', 'NoveltyScorer',
-           'leave_one_type_out']
+__all__ = ['COMPONENTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SMOOTH', 'MahalanobisScore', 'KNNScore', 'energy_score', 'maxproba_score',
+           'entropy_score', 'ScoreCombiner', 'ResidualScore', 'query_neighbors', 'NoveltyScorer', 'leave_one_type_out']
+
+# %% ../nbs/05b_ood.ipynb #50119ec0
+log = logging.getLogger(__name__)
 
 # %% ../nbs/05b_ood.ipynb #578fedb9
 def _dense(Z) -> np.ndarray:

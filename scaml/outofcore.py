@@ -18,10 +18,11 @@ from .models import Blocks, CellTypeModel
 from .preprocess import Preprocessor, pick_layer
 from .streaming import transform_streaming
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'GATHER_CELLS', 'MAX_CELLS', 'FileBlocks', 'stratified_sample', 'fit_from_blocks', 'predict_from_blocks']
+__all__ = ['GATHER_CELLS', 'MAX_CELLS', 'FileBlocks', 'stratified_sample', 'fit_from_blocks', 'predict_from_blocks']
+
+# %% ../nbs/03b_outofcore.ipynb #ead4d268
+log = logging.getLogger(__name__)
 
 # %% ../nbs/03b_outofcore.ipynb #8087a074
 class FileBlocks(Blocks):

@@ -13,11 +13,12 @@ import pandas as pd
 
 from .metrics import METRIC_LABELS, ci_table
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'PNG_FAST', 'use_file_backend', 'new_axes', 'model_comparison', 'confusion_matrix', 'per_class_f1',
-           'metric_bars_ci', 'confusions', 'direction_comparison', 'radar']
+__all__ = ['PNG_FAST', 'use_file_backend', 'new_axes', 'model_comparison', 'confusion_matrix', 'per_class_f1', 'metric_bars_ci',
+           'confusions', 'direction_comparison', 'radar']
+
+# %% ../nbs/06_plots.ipynb #99927c1b
+log = logging.getLogger(__name__)
 
 # %% ../nbs/06_plots.ipynb #c9e6bc3b
 PNG_FAST = {"compress_level": 1}   # zlib level 1: ~0.1 s less per figure than the default 6, files ~8% larger

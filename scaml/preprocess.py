@@ -21,11 +21,12 @@ from .core import check_float, check_int
 from .data import check_obsm_key, describe_matrix
 from .input_scale import normalize_log1p
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'Selection', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gene_filter', 'Preprocessor',
-           'describe_layout', 'layer_choices', 'pick_layer', 'align_genes']
+__all__ = ['Selection', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gene_filter', 'Preprocessor', 'describe_layout',
+           'layer_choices', 'pick_layer', 'align_genes']
+
+# %% ../nbs/01_preprocess.ipynb #4bca0a24
+log = logging.getLogger(__name__)
 
 # %% ../nbs/01_preprocess.ipynb #2b9840f6
 def _mean_var(X) -> tuple[np.ndarray, np.ndarray]:

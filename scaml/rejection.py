@@ -21,10 +21,11 @@ from .novelty import DETECTORS, NoveltyDetector, one_minus_max, temper
 from .preprocess import Preprocessor
 from .splits import heldout_folds
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'RejectionModel', 'fit_temperature', 'fit_rejection', 'predict_with_rejection', 'plot_rejection_curve']
+__all__ = ['RejectionModel', 'fit_temperature', 'fit_rejection', 'predict_with_rejection', 'plot_rejection_curve']
+
+# %% ../nbs/08d_rejection.ipynb #2c4418f4
+log = logging.getLogger(__name__)
 
 # %% ../nbs/08d_rejection.ipynb #1002c4d0
 @dataclass

@@ -18,10 +18,11 @@ import scaml
 from .core import PathLike, as_list
 from .results import ResultsFolder, check_outdir
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'NOTEBOOK', 'analysis_notebook', 'split_name', 'run_report']
+__all__ = ['NOTEBOOK', 'analysis_notebook', 'split_name', 'run_report']
+
+# %% ../nbs/08f_report.ipynb #22a3d230
+log = logging.getLogger(__name__)
 
 # %% ../nbs/08f_report.ipynb #a5f483fb
 NOTEBOOK = "cross_batch.ipynb"

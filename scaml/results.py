@@ -23,12 +23,13 @@ from .core import PathLike, format_values
 from .metrics import ci_for_benchmark, compare_models
 from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model_comparison, per_class_f1, radar, use_file_backend
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'to_json', 'write_csv', 'check_outdir', 'ResultsFolder', 'BenchmarkResult', 'write_results', 'read_summary',
+__all__ = ['to_json', 'write_csv', 'check_outdir', 'ResultsFolder', 'BenchmarkResult', 'write_results', 'read_summary',
            'read_classes', 'read_results', 'compare_results_dir', 'per_class_table', 'top_confusions', 'save_figures',
            'save_stats_figures']
+
+# %% ../nbs/07_results.ipynb #e486fd6c
+log = logging.getLogger(__name__)
 
 # %% ../nbs/07_results.ipynb #2bd40201
 def to_json(obj) -> str:
@@ -433,7 +434,7 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
     dpi
         Resolution.
     stats
-        Also draw the figures of `scaml.metrics.save_stats_figures` when the metrics carry intervals.
+        Also draw the figures of `save_stats_figures` when the metrics carry intervals.
 
     Returns
     -------

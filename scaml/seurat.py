@@ -15,10 +15,11 @@ from pathlib import Path
 
 from .core import PathLike, check_outfile
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'R_SCRIPT', 'DEFAULT_REDUCTIONS', 'seurat_to_h5ad', 'export_seurat']
+__all__ = ['R_SCRIPT', 'DEFAULT_REDUCTIONS', 'seurat_to_h5ad', 'export_seurat']
+
+# %% ../nbs/08g_seurat.ipynb #ff563717
+log = logging.getLogger(__name__)
 
 # %% ../nbs/08g_seurat.ipynb #9f5f4b41
 R_SCRIPT = Path(str(importlib.resources.files("scaml") / "R" / "export_seurat.R"))

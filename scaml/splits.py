@@ -15,11 +15,12 @@ from anndata import AnnData
 from .core import as_list, format_sorted, format_values
 from .data import check_adata, check_classes, check_obs_key, check_values, clean_labels
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'split_by_key', 'split_random', 'labelled_rows', 'split_cells', 'check_overlap', 'parse_filters',
-           'filter_cells', 'pick_test_groups', 'heldout_folds']
+__all__ = ['split_by_key', 'split_random', 'labelled_rows', 'split_cells', 'check_overlap', 'parse_filters', 'filter_cells',
+           'pick_test_groups', 'heldout_folds']
+
+# %% ../nbs/04_splits.ipynb #0303ed1b
+log = logging.getLogger(__name__)
 
 # %% ../nbs/04_splits.ipynb #105ee74f
 def split_by_key(adata: AnnData, *, split_key: str, train: str | Sequence[str], test: str | Sequence[str] | None = None

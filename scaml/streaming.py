@@ -18,10 +18,11 @@ from .core import PathLike
 from .data import describe_matrix
 from .preprocess import Preprocessor, hvg_from_moments, normalize_log1p
 
-log = logging.getLogger(__name__)
-
 # %% auto #0
-__all__ = ['log', 'iter_blocks', 'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
+__all__ = ['iter_blocks', 'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
+
+# %% ../nbs/01a_streaming.ipynb #528f0c79
+log = logging.getLogger(__name__)
 
 # %% ../nbs/01a_streaming.ipynb #0e1faa6c
 def iter_blocks(X, rows: np.ndarray | None = None, *, block_size: int = 50_000) -> Iterator[tuple[np.ndarray, sp.csr_matrix]]:
