@@ -27,6 +27,15 @@ def _save_arrays(path: Path, **arrays) -> None:
 def _load_arrays(path: Path) -> dict:
     with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
 
+def _one_blas_thread():
+    "One BLAS thread inside the block: the products here are small, and on a busy machine threads only wait."
+    try:
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(1, user_api="blas")
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+
 def _dense(X) -> np.ndarray:
     "A block of rows as a dense float64 array."
     return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
@@ -86,19 +95,30 @@ class CorrelationBackend(Backend):
     name = "singler"
     defaults = {"de_n": "auto", "fine_tune": True, "tune_thresh": 0.05, "n_profiles": 1, "quantile": 0.8}
     predict_block = 4096
+    blas_threads = 1
     memory_only = True      # the streaming, out-of-core and Dask engines refuse it (scaml.benchmark)
+
+    unscale_: np.ndarray | None = None
+
+    def set_preprocessor(self, pp) -> None:
+        "Read the training standard deviations off the preprocessing, to correlate log-expression rather than scaled values."
+        std = getattr(pp, "std_", None)
+        ok = pp.scale and pp.scale_by == "train" and pp.use_rep is None and std is not None
+        self.unscale_ = np.where(np.asarray(std) > 0, np.asarray(std, np.float64), 1.0) if ok else None
 
     def _fit(self, X, y, sw):
         p, k = self.params, int(y.max()) + 1
         onehot = sp.csr_matrix((np.ones(len(y)), (y, np.arange(len(y)))), shape=(k, len(y)))
         means = np.asarray((onehot @ X).todense() if sp.issparse(X) else onehot @ X, dtype=np.float64)
         means /= np.bincount(y, minlength=k)[:, None]
+        if self.unscale_ is not None: means *= self.unscale_           # log-expression, as SingleR correlates
         de_n = default_de_n(k) if p["de_n"] == "auto" else int(p["de_n"])
         markers = pair_markers(means, de_n)
         genes = np.unique(markers[markers >= 0])
         if len(genes) < 2: raise ValueError("the training types differ in fewer than 2 genes; singler needs markers")
         self.genes_ = genes.astype(np.int64)
         self.markers_ = np.where(markers >= 0, np.searchsorted(genes, np.maximum(markers, 0)), -1).astype(np.int32)
+        self.gene_scale_ = self.unscale_[genes] if self.unscale_ is not None else np.ones(len(genes))
         self.profiles_, self.owner_ = self._profiles(X, y, means, k)
         self.temperature_ = 1.0
         self.temperature_ = self._fit_temperature(X, y)
@@ -111,7 +131,7 @@ class CorrelationBackend(Backend):
         prof, owner = [], []
         for c in range(k):
             rows = np.flatnonzero(y == c)
-            Xc = _dense(X[rows][:, self.genes_])
+            Xc = _dense(X[rows][:, self.genes_]) * self.gene_scale_
             m = min(n_prof, len(rows))
             cent = Xc.mean(0, keepdims=True) if m == 1 else \
                 KMeans(m, n_init=1, random_state=self.random_state).fit(Xc).cluster_centers_
@@ -157,7 +177,7 @@ class CorrelationBackend(Backend):
 
     def scores(self, X) -> tuple[np.ndarray, np.ndarray]:
         "First-round correlations (cells x seen types) and the fine-tuned type of each cell (index among seen types)."
-        Q = _dense(X[:, self.genes_])
+        Q = _dense(X[:, self.genes_]) * self.gene_scale_
         k = len(self.seen_)
         S = self._type_scores(ranked(Q), np.arange(len(self.genes_)), np.arange(k))
         best = self._fine_tune(Q, S) if self.params["fine_tune"] else S.argmax(1)
@@ -189,14 +209,15 @@ class CorrelationBackend(Backend):
 
     def _save(self, path):
         _save_arrays(path / "singler.npz", genes=self.genes_, markers=self.markers_, profiles=self.profiles_,
-                     owner=self.owner_, temperature=np.array(self.temperature_))
+                     owner=self.owner_, gene_scale=self.gene_scale_, temperature=np.array(self.temperature_))
 
     def _load(self, path):
         z = _load_arrays(path / "singler.npz")
         self.genes_, self.markers_, self.profiles_ = z["genes"], z["markers"], z["profiles"]
-        self.owner_, self.temperature_ = z["owner"], float(z["temperature"])
+        self.owner_, self.temperature_, self.gene_scale_ = z["owner"], float(z["temperature"]), z["gene_scale"]
         k = len(self.seen_)
         if (self.markers_.shape[:2] != (k, k) or self.profiles_.shape[1] != len(self.genes_)
+                or len(self.gene_scale_) != len(self.genes_)
                 or set(self.owner_.tolist()) != set(range(k)) or self.markers_.max() >= len(self.genes_)):
             raise ValueError("its arrays do not fit together (types, marker genes and profiles disagree)")
 
@@ -204,9 +225,9 @@ class CorrelationBackend(Backend):
         fitted = f", {len(self.genes_)} marker genes, T={self.temperature_:.3g}" if hasattr(self, "genes_") else ""
         return f"CorrelationBackend(de_n={self.params['de_n']!r}, fine_tune={self.params['fine_tune']}{fitted})"
 
-# %% ../nbs/02b_travel.ipynb #e5df4827
+# %% ../nbs/02b_travel.ipynb #b8f85633
 def fit_pca(X, n_components: int, random_state: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Principal components of the rows of `X` (sparse stays sparse: the centring is implicit).
+    """Principal components of the rows of `X` (a sparse `X` stays sparse: the covariance comes from `X.T @ X`).
 
     Parameters
     ----------
@@ -221,12 +242,19 @@ def fit_pca(X, n_components: int, random_state: int | None = 0) -> tuple[np.ndar
     -------
     The column means (features) and the components (features x components).
     """
-    from sklearn.decomposition import PCA
     n, d = X.shape
     nc = int(max(1, min(n_components, min(n, d) - 1)))
-    solver = "covariance_eigh" if d <= 4000 else "arpack"
-    pca = PCA(n_components=nc, svd_solver=solver, random_state=random_state).fit(X)
-    return pca.mean_.astype(np.float64), pca.components_.T.astype(np.float64)
+    with _one_blas_thread():
+        if d > 4000:            # many genes (features='all'): Lanczos on the implicitly centred matrix
+            from sklearn.decomposition import PCA
+            pca = PCA(n_components=nc, svd_solver="arpack", random_state=random_state).fit(X)
+            return pca.mean_.astype(np.float64), pca.components_.T.astype(np.float64)
+        from scipy.linalg import eigh
+        mean = np.asarray(X.mean(0), dtype=np.float64).ravel()
+        XtX = X.T @ X
+        cov = np.asarray(XtX.toarray() if sp.issparse(XtX) else XtX, dtype=np.float64) / n - np.outer(mean, mean)
+        _, V = eigh(cov, subset_by_index=[d - nc, d - 1])
+    return mean, np.ascontiguousarray(V[:, ::-1])
 
 def embed(X, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
     "Rows of `X` projected on `components` after removing `mean`, scaled to unit length (float32)."
@@ -240,6 +268,7 @@ class KNNBackend(Backend):
     name = "knn"
     defaults = {"n_neighbors": 15, "n_components": 50}
     predict_block = 2048
+    blas_threads = 1
     memory_only = True      # the streaming, out-of-core and Dask engines refuse it (scaml.benchmark)
 
     def _fit(self, X, y, sw):
@@ -306,12 +335,13 @@ def query_clusters(X, *, n_clusters: int | None = None, n_components: int = 50,
     if n < 3: return np.zeros(n, np.int64)
     k = min(int(n_clusters or default_n_clusters(n)), n)
     Z = embed(X, *fit_pca(X, n_components, random_state))
-    km = KMeans(k, n_init=1, random_state=random_state) if n <= 50_000 else \
-        MiniBatchKMeans(k, n_init=1, random_state=random_state, batch_size=4096)
-    return km.fit_predict(Z).astype(np.int64)
+    with _one_blas_thread():
+        km = KMeans(k, n_init=1, random_state=random_state) if n <= 50_000 else \
+            MiniBatchKMeans(k, n_init=1, random_state=random_state, batch_size=4096)
+        return km.fit_predict(Z).astype(np.int64)
 
-# %% ../nbs/02b_travel.ipynb #85de8097
-def majority_vote(P: np.ndarray, clusters: np.ndarray, *, min_majority: float = 0.5, keep_share: float = 0.2,
+# %% ../nbs/02b_travel.ipynb #12f429cc
+def majority_vote(P: np.ndarray, clusters: np.ndarray, *, min_majority: float = 0.7, keep_share: float = 0.1,
                   keep_cells: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Relabel cells to their cluster's most frequent predicted type, guarded so that a rare type is not voted away.
 
