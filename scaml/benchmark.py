@@ -61,6 +61,18 @@ def _out_of_core_check(calibrate: str | None) -> None:
         raise ValueError(f"calibrate={calibrate!r} refits each model on folds of the training cells in memory, which the "
                          "out-of-core engine does not hold; pass calibrate=None or use engine='streaming'")
 
+def _memory_only_check(engine: str, models: Sequence[str], majority_vote: bool) -> None:
+    "Refuse, before any data is read, the models and the vote that hold all cells in memory on another engine."
+    if engine == "memory": return
+    only = [m for m in models if getattr(get_backend(m), "memory_only", False)]
+    if only:
+        raise ValueError(f"model(s) {', '.join(only)} keep every training cell or type profile in memory and score the "
+                         f"test cells as a whole matrix, which the {engine} engine does not hold; use engine='memory' "
+                         "(an in-memory AnnData, no --backed) or drop them from models")
+    if majority_vote:
+        raise ValueError(f"majority_vote=True clusters all test cells together, which the {engine} engine reads block "
+                         "by block; use engine='memory' (an in-memory AnnData, no --backed) or drop the option")
+
 def _model_names(models) -> tuple[list[str], dict]:
     "Model names in order, and the custom estimators among them by name."
     if isinstance(models, str): models = [models]
@@ -169,7 +181,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   allow_overlap: bool = False, args: dict | None = None,
                   n_threads: int | None = None, calibrate: str | None = None, calibration_folds: int = 3,
                   group_key: str | None = None, input_scale: str = "auto", ensemble: bool = False,
-                  scale_by: str = "train", align_query: bool = False) -> BenchmarkResult:
+                  scale_by: str = "train", align_query: bool = False, majority_vote: bool = False) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
     Parameters
@@ -263,6 +275,10 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     ensemble
         Also report `vote`, the soft vote of the models: the mean of their calibrated probabilities, calibrated again on
         the same held-out training cells. It has no saved model.
+    majority_vote
+        Also report `<model>+vote` for each model: its predictions after a majority vote over an over-clustering of the
+        test cells, guarded so that a rare type keeps its cells (`scaml.travel.majority_vote`). Nothing is saved for
+        it; the in-memory engine only.
 
     Returns
     -------
@@ -299,6 +315,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                              f"of all of them, which the {engine} engine transforms block by block; use engine='memory' "
                              "(an in-memory AnnData) or drop the option")
         if engine == "out-of-core": _out_of_core_check(calibrate)
+        _memory_only_check(engine, [m for m in models if m not in custom], majority_vote)
         device = resolve_device(device)
         files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
         check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep,
@@ -396,6 +413,20 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             devices[name] = str(getattr(be, "device_", None) or getattr(be, "params", {}).get("device") or "cpu")
 
         pending: dict = {}
+        vote_info: dict = {}
+
+        def voted(name: str) -> None:
+            "Record `<name>+vote`: the model's test probabilities after the majority vote over the test clusters."
+            from scaml.travel import MajorityVote, majority_vote as vote, query_clusters
+            t = time.perf_counter()
+            if "clusters" not in vote_info:
+                vote_info["clusters"] = query_clusters(Xte, random_state=random_state)
+                timings["vote_clusters_s"] = time.perf_counter() - t
+            cl = vote_info["clusters"]
+            P, changed = vote(probas[name].to_numpy(), cl)
+            mv = MajorityVote(fitted[name], len(np.unique(cl)), int(changed.sum()))
+            record(mv.name, P, mv, {"n_relabelled": mv.n_changed})
+            vote_info.setdefault("n_relabelled", {})[name] = mv.n_changed
         sampled = [m for m in models if m in custom or not get_backend(m).streams] or [None]   # out-of-core: on a sample
         from tqdm.auto import tqdm
         for name in tqdm(models, desc="models", disable=not progress, leave=False):
@@ -455,6 +486,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                 if calibrate == "temperature": extra["temperature"] = vote.calibrator.temperature_
             record("vote", P, vote, extra)
 
+        if majority_vote:                                    # after the soft vote, which averages the models only
+            for name in models: voted(name)
+
         summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
         manifest = {
             "scaml_version": scaml.__version__, "args": args or {}, "random_state": random_state,
@@ -469,6 +503,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                             "test": overlap.get("input_scale", pp.detected_scale_)},
             "calibration": {"method": calibrate, "group_key": group_key, "models": calibration},
             "ensemble": fitted["vote"].members if "vote" in fitted else None,
+            "majority_vote": ({"n_clusters": int(len(np.unique(vote_info["clusters"]))), "method": "kmeans",
+                               "n_relabelled": vote_info.get("n_relabelled", {})} if "clusters" in vote_info else None),
             "backed": bool(adata.isbacked), "device": device, "model_devices": devices, "engine": engine, **engine_info,
             "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
             "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),

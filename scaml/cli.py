@@ -187,6 +187,9 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                         "default none: report them as the models give them, with their calibration error")
     m.add_argument("--ensemble", action="store_true",
                    help="also report 'vote', the soft vote (mean calibrated probability) of the models")
+    m.add_argument("--majority-vote", action="store_true",
+                   help="also report <model>+vote: each model's predictions after a majority vote over clusters of the "
+                        "test cells, guarded so that a rare type keeps its cells (in-memory engine only)")
     m.add_argument("--align-query", action="store_true",
                    help="shift each gene's detected values in the test cells to the training mean of detected values "
                         "(a correction across technologies; no labels used)")
@@ -220,6 +223,20 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     _common(p)
     return p
 
+def _check_memory_only(args: argparse.Namespace) -> None:
+    "Refuse, before anything is read, the models and the vote that need the in-memory engine on another one."
+    engine = ("dask" if (args.dask_workers or args.dask_scheduler) else args.engine if args.engine != "auto"
+              else "streaming or out-of-core" if args.backed else "memory")
+    if engine == "memory": return
+    from scaml.models import get_backend
+    only = [m for m in args.models if getattr(get_backend(m), "memory_only", False)]
+    if only:
+        raise ValueError(f"--models {' '.join(only)} keep every training cell or type profile in memory, which the "
+                         f"{engine} engine does not; drop --backed/--engine/--dask-* or drop them from --models")
+    if args.majority_vote:
+        raise ValueError(f"--majority-vote clusters all test cells together, which the {engine} engine reads block by "
+                         "block; drop --backed/--engine/--dask-* or drop --majority-vote")
+
 def _train(args: argparse.Namespace) -> None:
     from scaml.core import limit_threads
     limit_threads(args.n_threads)           # before scikit-learn, XGBoost or torch load: their OpenMP reads it once
@@ -233,6 +250,7 @@ def _train(args: argparse.Namespace) -> None:
         raise ValueError("--split random draws the test cells at random from one source; drop --split-key, "
                          "--split-train, --split-test and --adata-test, or use --split key")
     _check_models(args.models)
+    _check_memory_only(args)
     if args.embedding and args.features:
         raise ValueError(f"--embedding {args.embedding} trains on an embedding and --features {args.features} selects "
                          "genes; pass one of them")
@@ -267,7 +285,7 @@ def _train(args: argparse.Namespace) -> None:
                             layer=None if args.layer == "X" else args.layer,
                             class_weight=None if args.class_weight == "none" else args.class_weight,
                             input_scale=args.input_scale, group_key=args.group_key, ensemble=args.ensemble,
-                            align_query=args.align_query, scale_by=args.scale_by,
+                            align_query=args.align_query, scale_by=args.scale_by, majority_vote=args.majority_vote,
                             calibrate=None if args.calibrate == "none" else args.calibrate,
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
                             plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
@@ -300,6 +318,9 @@ def predict_parser(prog: str = "scaml_predict") -> argparse.ArgumentParser:
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
                    help="its number of genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY", help="its obsm embedding")
+    p.add_argument("--majority-vote", action="store_true",
+                   help="also give each cell its cluster's majority label (columns label_vote and cluster; obs "
+                        "<key>_pred_vote and <key>_cluster), guarded so that a rare type keeps its cells")
     p.add_argument("--overwrite", action="store_true", help="replace output files that scaml_predict wrote")
     _common(p)
     return p
@@ -349,6 +370,14 @@ def _predict(args: argparse.Namespace) -> None:
     k = args.key_added
     df = pd.DataFrame({"label": adata.obs[f"{k}_pred"].astype(str), "confidence": adata.obs[f"{k}_conf"]},
                       index=pd.Index(adata.obs_names, name="cell"))
+    if args.majority_vote:
+        from scaml.travel import majority_vote, query_clusters
+        cl = query_clusters(model.preprocessor.transform(adata), random_state=0)
+        P, changed = majority_vote(adata.obsm[f"{k}_proba"].to_numpy(), cl)
+        voted = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
+        adata.obs[f"{k}_pred_vote"], adata.obs[f"{k}_cluster"] = voted, cl
+        df["label_vote"], df["cluster"] = np.asarray(voted.astype(str)), cl
+        log.info("majority vote over %d clusters relabelled %d cells", len(np.unique(cl)), int(changed.sum()))
     df = pd.concat([df, adata.obsm[f"{k}_proba"].add_prefix("proba_")], axis=1)
     df.index.name = "cell"
     h5ads = [f for f in (h5, out if out.suffix.lower() == ".h5ad" else None) if f is not None]

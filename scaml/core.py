@@ -218,6 +218,8 @@ MODELS: dict[str, str] = {
     "mlp": "scaml.models:MLPBackend",
     "actinn": "scaml.actinn:ActinnBackend",
     "actinn_deepchem": "scaml.actinn:ActinnDeepChemBackend",
+    "singler": "scaml.travel:CorrelationBackend",
+    "knn": "scaml.travel:KNNBackend",
 }
 DEFAULT_MODELS = ("lr", "rf", "xgb", "mlp")
 

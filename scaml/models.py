@@ -660,6 +660,7 @@ def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
     self.label_key_ = label_key
     X = self.preprocessor.fit_transform(adata)
     y = pd.Index(self.classes).get_indexer(labels)
+    if hasattr(self.backend, "set_preprocessor"): self.backend.set_preprocessor(self.preprocessor)
     self.backend.fit(X, y, n_classes=len(self.classes))
     return self
 
@@ -668,6 +669,7 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
                 label_key: str | None = None) -> CellTypeModel:
     "Fit the classifier on an already preprocessed matrix (used by the benchmark to share preprocessing)."
     self.preprocessor, self.classes_, self.label_key_ = preprocessor, list(classes), label_key
+    if hasattr(self.backend, "set_preprocessor"): self.backend.set_preprocessor(preprocessor)   # e.g. scaml.travel
     self.backend.fit(X, y, n_classes=len(self.classes))
     return self
 

@@ -1,0 +1,86 @@
+"""Models that travel across technologies, against the default lr, on every real cross-batch task; writes
+benchmarks/travel.json.
+
+Tasks: Tabula Muris FACS -> droplet and droplet -> FACS, CellBench CEL-seq2 -> Drop-seq and plate 1 -> plates 2-3,
+Kang PBMC ctrl -> stim and stim -> ctrl (the definitions of ../shared/tasks/make_tasks.py, built in memory). Models:
+lr (the default), singler (reference correlation), knn (neighbours in the training PCA), each also after the majority
+vote over query clusters (`<model>+vote`). Default settings otherwise (2,000 HVG, balanced class weights, seed 0).
+Run: SCAML_DATA_DIR=../shared/data python benchmarks/travel.py
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import anndata
+import numpy as np
+
+from scaml.benchmark import run_benchmark
+from scaml.core import package_versions
+from scaml.datasets import TASKS, load_dataset, load_task
+from scaml.results import to_json
+
+warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", category=FutureWarning)
+OUT = Path(__file__).with_name("travel.json")
+MODELS = ["lr", "singler", "knn"]
+
+def _task(train, test, label):
+    "Train and test cells on their shared genes, obs `label` and `split` (as make_tasks.py builds them)."
+    genes = train.var_names.intersection(test.var_names)
+    a = anndata.concat([train[:, genes], test[:, genes]], label="split", keys=["train", "test"], index_unique=None)
+    a.obs["label"] = a.obs[label].astype(str).values
+    a.obs = a.obs[["label", "split"]]
+    return a
+
+def tasks():
+    "Each task by name, built lazily (registered ones through scaml.load_task)."
+    def facs_drop(reverse):
+        facs, drop = load_dataset("deepchem_actinn_tm_facs"), load_dataset("actinn_tm_droplet")
+        facs = facs[facs.obs.cell_type.isin(set(drop.obs.cell_type))]
+        return _task(drop, facs, "cell_type") if reverse else _task(facs, drop, "cell_type")
+    def kang(train, test):
+        # not a registered dataset: read from SCAML_DATA_DIR as make_tasks.py does
+        k = anndata.read_h5ad(Path(os.environ["SCAML_DATA_DIR"]) / "muscat_kang_ifnb" / "muscat_kang_ifnb.h5ad")
+        return _task(k[k.obs.batch == train], k[k.obs.batch == test], "label")
+    return {"tm_facs_to_droplet": lambda: load_task("tm_facs_to_droplet"),
+            "tm_droplet_to_facs": lambda: load_task("tm_droplet_to_facs") if "tm_droplet_to_facs" in TASKS else facs_drop(True),
+            "cellbench_celseq2_to_dropseq": lambda: load_task("cellbench_celseq2_to_dropseq"),
+            "cellbench_plate1_to_plates23": lambda: load_task("cellbench_plate1_to_plates23"),
+            "kang_ctrl_to_stim": lambda: load_task("kang_ctrl_to_stim") if "kang_ctrl_to_stim" in TASKS else kang("ctrl", "stim"),
+            "kang_stim_to_ctrl": lambda: load_task("kang_stim_to_ctrl") if "kang_stim_to_ctrl" in TASKS else kang("stim", "ctrl")}
+
+def main():
+    out = {"setup": {"models": MODELS, "majority_vote": True, "features": "hvg", "n_top_genes": 2000,
+                     "class_weight": "balanced", "random_state": 0, "metric": "f1_macro (95% bootstrap interval)"},
+           "tasks": {}}
+    for name, build in tasks().items():
+        a = build()
+        res = run_benchmark(a, label_key="label", split_key="split", train="train", test="test", models=MODELS,
+                            majority_vote=True, progress=False, plots=False)
+        t = res.manifest["timings"]
+        row = {"n_train": res.manifest["n_train"], "n_test": res.manifest["n_test"],
+               "n_clusters": res.manifest["majority_vote"]["n_clusters"], "models": {}}
+        for m, r in res.metrics.items():
+            base = m.split("+")[0]
+            row["models"][m] = {"f1_macro": r["f1_macro"], "f1_macro_ci": r["ci"]["f1_macro"],
+                                "accuracy": r["accuracy"], "ece": r["ece"],
+                                "fit_s": round(t.get(f"{base}_fit_s", np.nan), 2),
+                                "predict_s": round(t.get(f"{base}_predict_s", np.nan), 2),
+                                **({"n_relabelled": r["n_relabelled"]} if "n_relabelled" in r else {})}
+        out["tasks"][name] = row
+        print(name, {m: round(v["f1_macro"], 3) for m, v in row["models"].items()}, flush=True)
+    names = list(res.metrics)
+    out["mean_f1_macro"] = {m: float(np.mean([v["models"][m]["f1_macro"] for v in out["tasks"].values()])) for m in names}
+    out["gain_over_lr"] = {m: {k: v["models"][m]["f1_macro"] - v["models"]["lr"]["f1_macro"] for k, v in out["tasks"].items()}
+                           for m in names if m != "lr"}
+    out["versions"] = package_versions()
+    OUT.write_text(to_json(out))
+    print("mean", {m: round(v, 4) for m, v in out["mean_f1_macro"].items()})
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    main()
+    print(f"{time.perf_counter() - t0:.0f}s")
