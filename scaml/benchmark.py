@@ -110,8 +110,20 @@ def _features(pp: Preprocessor, adata: AnnData, trd: AnnData, ted: AnnData, bloc
         Xte, overlap = pp.transform(ted, return_report=True)
     return Xtr, Xte, overlap
 
-def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, random_state: int | None):
-    "(fit, held-out) index pairs of the training cells for the calibrator, and how they were made."
+def _unseen_in_folds(y: np.ndarray, groups: np.ndarray, folds: list, classes: Sequence | None) -> tuple[list, list]:
+    "Classes held out by a fold whose model never saw them: those in one group, and those in groups of one fold."
+    bad = sorted({int(c) for f, h in folds for c in set(np.unique(y[h])) - set(np.unique(y[f]))})
+    name = (lambda c: str(classes[c])) if classes is not None else str
+    one = [name(c) for c in bad if len(set(groups[y == c])) == 1]
+    return one, [name(c) for c in bad if name(c) not in one]
+
+def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, random_state: int | None,
+                       classes: Sequence | None = None, group_key: str | None = None):
+    """(fit, held-out) index pairs of the training cells for the calibrator, and how they were made.
+
+    Folds of groups hold out whole groups; when a fold would hold out cells of a class its model never saw (a class
+    in one group), they fall back to stratified folds with a warning: a calibrator fitted to cells of unseen classes
+    would flatten every probability."""
     from sklearn.model_selection import StratifiedKFold
     if n_folds < 2: raise ValueError(f"calibration_folds={n_folds}; pass at least 2")
     if groups is not None and len(set(groups)) >= 2:
@@ -119,7 +131,16 @@ def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, r
         k = min(n_folds, len(uniq))
         folds = [(np.flatnonzero(~np.isin(groups, uniq[i::k])), np.flatnonzero(np.isin(groups, uniq[i::k])))
                  for i in range(k)]
-        return folds, f"{k}-fold cross-fitting over {len(uniq)} training groups"
+        one, other = _unseen_in_folds(y, groups, folds, classes)
+        if not (one or other): return folds, f"{k}-fold cross-fitting over {len(uniq)} training groups"
+        gk = f"group_key={group_key!r} (--group-key {group_key})" if group_key else "group_key"
+        what = (f"classes {format_values(one, 12)} each sit in one group of {gk}" if one else "") + \
+               ("; " if one and other else "") + \
+               (f"classes {format_values(other, 12)} sit in groups that fall into one fold of {gk}" if other else "")
+        warnings.warn(f"calibration: {what}, so a model fitted without their group never saw them and could not be "
+                      "calibrated on them. The calibrator is fitted on stratified folds of the training cells instead "
+                      "(groups are not held out together); pass a group key whose groups each hold most classes to "
+                      "hold groups out", UserWarning, stacklevel=3)
     k = int(min(n_folds, max(2, np.bincount(y).max())))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                # classes with fewer cells than folds
@@ -359,7 +380,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         folds, cal_kind = None, None
         if calibrate is not None and engine != "dask":
             groups = adata.obs[group_key].astype(str).to_numpy()[tr] if group_key is not None else None
-            folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state)
+            folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state, classes, group_key)
         elif calibrate is not None:
             log.info("calibration is not run on the dask engine; probabilities are uncalibrated")
         calibration: dict = {}
