@@ -703,12 +703,32 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
+def _clear_model_dir(path: Path) -> None:
+    "Remove the files of the scaml model saved in `path`; refuse when it holds anything else (it is not ours to delete)."
+    try:
+        meta = json.loads((path / _META).read_text())
+        ours = {str(f) for f in meta["files"]} | {_META} if meta.get("format") == "scaml-model" else set()
+    except (OSError, ValueError, TypeError, KeyError, AttributeError): ours = set()
+    other = sorted(p.name for p in path.iterdir() if p.name not in ours or not p.is_file())
+    if other:
+        raise FileExistsError(f"'{path}' holds files that are not part of a scaml model ({', '.join(other[:5])}"
+                              f"{', ...' if len(other) > 5 else ''}); overwrite=True replaces only a model folder "
+                              "that scaml saved. Move them away or choose another directory")
+    for name in ours:
+        if (path / name).is_file(): (path / name).unlink()
+
 @patch
 def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Path:
     "Write the model into the directory `path`; returns it."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path={path!r} ({type(path).__name__}): pass the path of a directory to write the model into")
     path = Path(path)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"'{path}' exists and is not empty; choose another directory or pass overwrite=True")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"'{path}' is a file; pass the path of a directory to write the model into")
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"'{path}' exists and is not empty; choose another directory or pass overwrite=True")
+        _clear_model_dir(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / "preprocess.json").write_text(json.dumps(self.preprocessor.to_dict()))
     self.backend.save(path)
