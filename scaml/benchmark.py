@@ -189,7 +189,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   allow_overlap: bool = False, args: dict | None = None,
                   n_threads: int | None = None, calibrate: str | None = None, calibration_folds: int = 3,
                   group_key: str | None = None, input_scale: str = "auto", ensemble: bool = False,
-                  scale_by: str = "train", align_query: bool = False) -> BenchmarkResult:
+                  scale_by: str = "train", align_query: bool = False,
+                  trust_input_scale: bool = False) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
     Parameters
@@ -272,7 +273,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         Column of `obs` with groups inside the training side (mouse, plate, donor) to hold out together.
     input_scale
         Scale of the expression values: `'auto'` (detected, see `scaml.input_scale`), `'counts'`, `'linear'`,
-        `'log1p'`, `'log2'` or `'scaled'`.
+        `'log1p'`, `'log2'` or `'scaled'`. A declared scale that the values contradict is an error.
+    trust_input_scale
+        Use a declared `input_scale` that the values contradict anyway, with a warning.
     scale_by
         `'train'` (default) scales every batch by the training cells; `'query'` centres and scales the test cells by
         their own (see `Preprocessor`): it can help across technologies (Tabula Muris FACS -> droplet) and hurt
@@ -357,7 +360,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
 
         t = time.perf_counter()
         pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep,
-                          input_scale=input_scale, scale_by=scale_by, align_query=align_query)
+                          input_scale=input_scale, scale_by=scale_by, align_query=align_query,
+                          trust_input_scale=trust_input_scale)
         if engine == "dask":
             from scaml.distributed import dask_features
             Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)

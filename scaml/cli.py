@@ -163,7 +163,10 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                      help="run even when test cells are also training cells (same name or counts); recorded in the "
                      "manifest. Without it that is an error")
     src.add_argument("--input-scale", choices=["auto", "counts", "linear", "log1p", "log2", "scaled"], default="auto",
-                     help="scale of the expression values; auto detects counts, linear (CPM/TPM), log1p, log2 or scaled")
+                     help="scale of the expression values; auto detects counts, linear (CPM/TPM), log1p, log2 or scaled. "
+                     "A declared scale that the values contradict is an error")
+    src.add_argument("--trust-input-scale", action="store_true",
+                     help="use the declared --input-scale even when the values look like another scale (a warning)")
     sp_ = p.add_argument_group("split")
     sp_.add_argument("--split", choices=["key", "random"], default="key",
                      help="'key': by --split-key values; 'random': stratified random split of one source (optimistic baseline)")
@@ -266,7 +269,8 @@ def _train(args: argparse.Namespace) -> None:
                             features=args.features or "hvg", n_top_genes=args.n_hvg, use_rep=args.embedding,
                             layer=None if args.layer == "X" else args.layer,
                             class_weight=None if args.class_weight == "none" else args.class_weight,
-                            input_scale=args.input_scale, group_key=args.group_key, ensemble=args.ensemble,
+                            input_scale=args.input_scale, trust_input_scale=args.trust_input_scale,
+                            group_key=args.group_key, ensemble=args.ensemble,
                             align_query=args.align_query, scale_by=args.scale_by,
                             calibrate=None if args.calibrate == "none" else args.calibrate,
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,

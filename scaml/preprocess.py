@@ -168,6 +168,9 @@ class Preprocessor:
         those cells equals its mean over the detecting training cells (genes detected in at least 10 cells on each
         side); zeros stay zeros, the output stays sparse, and the training scaling follows. Each `transform` call is
         one batch, as with `scale_by='query'`.
+    trust_input_scale
+        Use a declared `input_scale` even when the values look like another scale (with a warning); by default that
+        is an error (`scaml.input_scale.check_declared_scale`).
     """
     gene_selection: Selection = "hvg"
     n_top_genes: int = 2000
@@ -181,6 +184,7 @@ class Preprocessor:
     input_scale: str = "auto"
     scale_by: str = "train"
     align_query: bool = False
+    trust_input_scale: bool = False
     features_: list[str] = field(default_factory=list)
     std_: np.ndarray | None = None
     mean_: np.ndarray | None = None
@@ -283,6 +287,10 @@ def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]
     if pp.input_scale not in _SCALES:
         raise ValueError(f"input_scale={pp.input_scale!r}; choose from {', '.join(_SCALES)} (--input-scale)")
     info = describe_matrix(X)
+    if pp.input_scale != "auto" and not info["nonfinite"] and not getattr(pp, "_scale_warned", False):
+        from scaml.input_scale import check_declared_scale
+        found = check_declared_scale(X, pp.input_scale, trust=pp.trust_input_scale, where=where)
+        pp._scale_warned = pp.trust_input_scale and found != pp.input_scale     # warn once, not per matrix
     if pp.input_scale == "scaled":
         log.info("%s: scaled values (input_scale='scaled'), used as they are", where)
         return sp.csr_matrix(X, dtype=np.float32), info["kind"], "scaled"

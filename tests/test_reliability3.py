@@ -150,8 +150,12 @@ def test_3_api_declared_scale(facs):
     from scaml.preprocess import Preprocessor
     with pytest.raises(ValueError, match=r"input_scale='log1p'.*look like counts"):
         Preprocessor(input_scale="log1p", n_top_genes=100).fit(facs)
-    with pytest.warns(UserWarning, match="look like counts"):
-        Preprocessor(input_scale="log1p", n_top_genes=100, trust_input_scale=True).fit(facs)
+    from scaml.input_scale import normalize_log1p
+    logged = facs.copy(); logged.X = normalize_log1p(logged.X)
+    with pytest.raises(ValueError, match=r"input_scale='counts'.*look like log"):
+        Preprocessor(input_scale="counts", n_top_genes=100).fit(logged)
+    with pytest.warns(UserWarning, match="look like log"):
+        Preprocessor(input_scale="counts", n_top_genes=100, trust_input_scale=True).fit(logged)
     Preprocessor(input_scale="counts", n_top_genes=100).fit(facs)                # agrees: no error
 
 # ------------------------------------------------------------------ 4. Dask refuses --calibrate as out-of-core does
