@@ -33,7 +33,7 @@ from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'ENGINES', 'OUT_OF_CORE_CELLS', 'SoftVote', 'run_benchmark']
+__all__ = ['log', 'ENGINES', 'OUT_OF_CORE_CELLS', 'calibration_refusal', 'SoftVote', 'run_benchmark']
 
 # %% ../nbs/08_benchmark.ipynb #ae850c0c
 def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:
@@ -54,11 +54,21 @@ def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:
 ENGINES = ("auto", "memory", "streaming", "out-of-core", "dask")
 OUT_OF_CORE_CELLS = 2_000_000    # engine='auto' on a backed file: above this many training cells, 'out-of-core'
 
-def _out_of_core_check(calibrate: str | None) -> None:
-    "Refuse what the out-of-core engine cannot do, before any data is read."
-    if calibrate is not None:
-        raise ValueError(f"calibrate={calibrate!r} refits each model on folds of the training cells in memory, which the "
-                         "out-of-core engine does not hold; pass calibrate=None or use engine='streaming'")
+_NO_CALIBRATION = {"out-of-core": ("the out-of-core engine", "use engine='streaming'", "use --engine streaming"),
+                   "dask": ("the dask engine (a Dask cluster)", "run without client (engine='memory')",
+                            "run without --dask-workers/--dask-scheduler")}
+
+def calibration_refusal(engine: str, calibrate: str, *, cli: bool = False) -> str:
+    "The one message with which every engine that cannot calibrate refuses `calibrate` (flags for `cli`)."
+    name, api, flags = _NO_CALIBRATION[engine]
+    what = f"--calibrate {calibrate}" if cli else f"calibrate={calibrate!r}"
+    fix = f"pass --calibrate none or {flags}" if cli else f"pass calibrate=None or {api}"
+    return (f"{what} refits each model on folds of the training cells in memory, which {name} does not do; {fix}. "
+            "Nothing was run")
+
+def _out_of_core_check(calibrate: str | None, engine: str = "out-of-core") -> None:
+    "Refuse what the out-of-core and dask engines cannot do, before any data is read."
+    if calibrate is not None: raise ValueError(calibration_refusal(engine, calibrate))
 
 def _model_names(models) -> tuple[list[str], dict]:
     "Model names in order, and the custom estimators among them by name."
@@ -321,7 +331,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             raise ValueError(f"scale_by={scale_by!r} and align_query={align_query} correct the test cells by statistics "
                              f"of all of them, which the {engine} engine transforms block by block; use engine='memory' "
                              "(an in-memory AnnData) or drop the option")
-        if engine == "out-of-core": _out_of_core_check(calibrate)
+        if engine in _NO_CALIBRATION: _out_of_core_check(calibrate, engine)
         device = resolve_device(device)
         files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
         check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep,
@@ -382,11 +392,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         y_test_idx = pd.Index(classes).get_indexer(yte)
         local: dict = {}
         folds, cal_kind = None, None
-        if calibrate is not None and engine != "dask":
+        if calibrate is not None:                          # the dask and out-of-core engines refused it above
             groups = adata.obs[group_key].astype(str).to_numpy()[tr] if group_key is not None else None
             folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state, classes, group_key)
-        elif calibrate is not None:
-            log.info("calibration is not run on the dask engine; probabilities are uncalibrated")
         calibration: dict = {}
 
         results, preds, probas, fitted, devices = {}, {}, {}, {}, {}
@@ -491,7 +499,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             "query_correction": {"scale_by": scale_by, "align_query": align_query},
             "input_scale": {"requested": input_scale, "train": pp.detected_scale_,
                             "test": overlap.get("input_scale", pp.detected_scale_)},
-            "calibration": {"method": calibrate, "group_key": group_key, "models": calibration},
+            "calibration": {"method": calibrate, "group_key": group_key if calibrate else None, "models": calibration},
             "ensemble": fitted["vote"].members if "vote" in fitted else None,
             "backed": bool(adata.isbacked), "device": device, "model_devices": devices, "engine": engine, **engine_info,
             "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),

@@ -236,6 +236,7 @@ def _train(args: argparse.Namespace) -> None:
         raise ValueError("--split random draws the test cells at random from one source; drop --split-key, "
                          "--split-train, --split-test and --adata-test, or use --split key")
     _check_models(args.models)
+    _train_flags(args)
     if args.embedding and args.features:
         raise ValueError(f"--embedding {args.embedding} trains on an embedding and --features {args.features} selects "
                          "genes; pass one of them")
@@ -282,6 +283,13 @@ def _train(args: argparse.Namespace) -> None:
     cols = ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro_ovr"]
     print(res.summary[cols].astype(float).round(4).to_string())
     print(f"results: {args.outdir}")
+
+def _train_flags(args: argparse.Namespace) -> None:
+    "Refuse flags that cannot work together, and say so for flags that would do nothing, before any data is read."
+    from scaml.benchmark import calibration_refusal
+    dask = bool(args.dask_workers or args.dask_scheduler)
+    if args.calibrate != "none" and (dask or args.engine == "out-of-core"):
+        raise ValueError(calibration_refusal("dask" if dask else "out-of-core", args.calibrate, cli=True))
 
 def scaml_train(argv: Sequence[str] | None = None) -> int:
     "Console entry point: train on one batch, test on another, write the results folder."
