@@ -402,7 +402,7 @@ def plot_parser(prog: str = "scaml_plot") -> argparse.ArgumentParser:
 
 def _plot_outdir(args: argparse.Namespace) -> Path | None:
     "Check --results and --outdir before drawing: the figures replace only files of the same names scaml wrote."
-    from scaml.results import read_summary
+    from scaml.results import figure_files
     res = Path(args.results)
     if not res.is_dir() or not (res / "summary_metrics.json").is_file():
         raise FileNotFoundError(f"--results '{res}' is not a results folder (no summary_metrics.json there); pass a "
@@ -411,8 +411,7 @@ def _plot_outdir(args: argparse.Namespace) -> Path | None:
     out = Path(args.outdir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--outdir '{out}' is a file; pass a folder for the PNGs")
-    names = {"model_compare.png", "per_class_f1.png", "metrics_ci.png", "radar.png", "confusions.png", "confusions.csv",
-             "per_class_all.csv"} | {f"{m}_confusion_matrix.png" for m in read_summary(res)}
+    names = set(figure_files(res))                         # every file save_figures may write
     there = sorted(n for n in names if (out / n).exists())
     if there and not args.overwrite:
         raise FileExistsError(f"--outdir '{out}' already holds {', '.join(there)}; choose another --outdir or pass "

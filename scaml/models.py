@@ -745,6 +745,9 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
 @patch(cls_method=True)
 def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     "Load a model directory written by `CellTypeModel.save`."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path={path!r} ({type(path).__name__}): pass the path of a model directory written by "
+                        "CellTypeModel.save or scaml_train (results/<model>/model)")
     path = Path(path)
     mf = path / _META
     if not mf.exists():
