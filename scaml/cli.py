@@ -659,8 +659,13 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
                                                                          "test_groups", "test_size", "random_state")})
     gk = args.group_key or args.split_key
     from scaml.core import MODELS
-    rm = fit_rejection(adata[fit], label_key=args.label_key, model=args.model if args.model in MODELS else "lr",
-                       group_key=gk, coverage=args.coverage,
+    from scaml.models import CellTypeModel
+    saved = args.model and Path(args.model).is_dir()
+    model = CellTypeModel.load(args.model) if saved else (args.model if args.model in MODELS else "lr")
+    used = (f"the saved model '{args.model}' ({model.name}, {len(model.classes)} classes)" if saved else
+            f"{model}, trained here on the training cells")
+    print(f"rejection rule on {used}")
+    rm = fit_rejection(adata[fit], label_key=args.label_key, model=model, group_key=gk, coverage=args.coverage,
                        features=args.features, n_top_genes=args.n_hvg, random_state=args.seed)
     pred = predict_with_rejection(adata[te], rm)
     labels, keep = clean_labels(adata[te], args.label_key)       # unlabelled known cells ('') count in no metric
@@ -668,7 +673,7 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
     y = np.where(flag[te], np.char.add("novel:", np.where(keep, labels, "unlabelled")), labels).astype(object)
     pred.insert(0, "y_true", y)
     met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes)
-    met.update(rule=repr(rm), calibration=rm.calibration)
+    met.update(rule=repr(rm), calibration=rm.calibration, model=used)
     curve = rejection_curve(y, pred.pred_forced, pred.novelty, train_classes=rm.model.classes)
     rf.write_json("rejection/metrics.json", met)
     rf.write_csv("rejection/predictions.csv", pred)

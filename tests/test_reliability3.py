@@ -211,7 +211,8 @@ def test_8_reject_uses_the_saved_model(capsys, facs, write, tmp_path):
     saved = CellTypeModel("lr", preprocessor=Preprocessor(n_top_genes=150), C=0.01).fit(tr)
     saved.save(tmp_path / "model")
     code, err = run(capsys, scaml_novelty, "--adata", write(a, "cells"), "--flag-key", "novel", "--split-key", "split",
-                    "--split-train", "train", "--label-key", "cell_type", "--model", tmp_path / "model", "--reject",
+                    "--split-train", "train", "--label-key", "cell_type", "--method", "maxproba", "--model", tmp_path / "model",
+                    "--reject",
                     "--no-plots", "--outdir", tmp_path / "nov")
     assert code == 0, err
     met = json.loads((tmp_path / "nov" / "rejection" / "metrics.json").read_text())
