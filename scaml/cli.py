@@ -51,10 +51,20 @@ def _run(main: Callable, parser: argparse.ArgumentParser | Callable[[], argparse
     debug = getattr(args, "debug", False)
     with warnings.catch_warnings():
         if not debug: warnings.showwarning = _show_warning
+        seen = _folders()
         try:
             main(args)
             return 0
         except KeyboardInterrupt:
+            done, stopped = (_folders()[k][len(seen[k]):] for k in ("completed", "interrupted"))
+            if done and not stopped:                 # the signal came after the results were whole
+                print(f"interrupted after the results folder '{done[-1]}' was complete; it is whole and usable",
+                      file=sys.stderr)
+                return 0
+            if done:
+                print(f"interrupted; '{done[-1]}' is complete, '{stopped[-1]}' was not written (partial files were "
+                      "removed)", file=sys.stderr)
+                return 130
             print("interrupted; no results folder was completed (partial files were removed)", file=sys.stderr)
             return 130
         except Exception as e:
@@ -64,6 +74,12 @@ def _run(main: Callable, parser: argparse.ArgumentParser | Callable[[], argparse
             print(f"hint: run '{parser.prog} --help' for the options, or add --debug for the full traceback",
                   file=sys.stderr)
             return 1
+
+def _folders() -> dict[str, list]:
+    "The results folders this process completed and interrupted so far (empty before scaml.results is imported)."
+    mod = sys.modules.get("scaml.results")
+    f = getattr(mod, "FOLDERS", None) if mod is not None else None
+    return {k: list(v) for k, v in f.items()} if f else {"completed": [], "interrupted": []}
 
 def _sigterm_as_interrupt() -> None:
     "SIGTERM (kill, a job scheduler's time limit) ends a command like Ctrl-C: partial results are removed."
@@ -770,11 +786,15 @@ def scaml_export_seurat(argv: Sequence[str] | None = None) -> None:
     """
     from scaml.seurat import seurat_to_h5ad
     args = export_seurat_parser().parse_args(argv)
+    _sigterm_as_interrupt()
     try:
         _, stdout, stderr = seurat_to_h5ad(args.input, args.output, assay=args.assay, label_col=args.label_col,
                                     label_key=args.label_key, hek_from=args.hek_from, hek_key=args.hek_key,
                                     hek_positive=args.hek_positive, reductions=args.reductions,
                                     overwrite=args.overwrite, rscript=args.rscript, cli=True)
+    except KeyboardInterrupt:
+        print(f"interrupted; '{args.output}' was not written (R was stopped, its partial file removed)", file=sys.stderr)
+        sys.exit(130)
     except Exception as e:
         if args.debug:
             raise

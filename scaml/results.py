@@ -26,9 +26,9 @@ from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'FIGURE_FILES', 'to_json', 'write_csv', 'check_outdir', 'ResultsFolder', 'BenchmarkResult', 'write_results',
-           'read_summary', 'read_classes', 'read_results', 'compare_results_dir', 'per_class_table', 'top_confusions',
-           'save_figures', 'figure_files', 'record_files', 'save_stats_figures']
+__all__ = ['log', 'FOLDERS', 'FIGURE_FILES', 'to_json', 'write_csv', 'check_outdir', 'ResultsFolder', 'BenchmarkResult',
+           'write_results', 'read_summary', 'read_classes', 'read_results', 'compare_results_dir', 'per_class_table',
+           'top_confusions', 'save_figures', 'figure_files', 'record_files', 'save_stats_figures']
 
 # %% ../nbs/07_results.ipynb #2bd40201
 def to_json(obj) -> str:
@@ -109,6 +109,8 @@ def check_outdir(outdir: PathLike, *, overwrite: bool = False, inputs: Sequence[
     return outdir
 
 # %% ../nbs/07_results.ipynb #79ab2c84
+FOLDERS: dict[str, list[Path]] = {"completed": [], "interrupted": []}   # this process's folders: the CLI's exit status
+
 class ResultsFolder:
     """A results folder written atomically: `with ResultsFolder(outdir) as rf: rf.write_csv(...); rf.write_manifest(m)`.
 
@@ -138,6 +140,7 @@ class ResultsFolder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt): FOLDERS["interrupted"].append(self.outdir)
         try:
             if exc_type is None:
                 if self.manifest is None: raise RuntimeError("internal: a results folder was closed without a manifest")
@@ -157,6 +160,7 @@ class ResultsFolder:
         except BaseException:                            # put the old results back
             if old is not None and not self.outdir.exists(): old.rename(self.outdir)
             raise
+        FOLDERS["completed"].append(self.outdir)
         if old is not None: shutil.rmtree(old, ignore_errors=True)
         log.info("results written to %s", self.outdir)
 
