@@ -373,6 +373,11 @@ def _predict(args: argparse.Namespace) -> None:
     model = CellTypeModel.load(args.model)
     _check_model_flags(args, model)
     adata = _read_input(args.adata)
+    if not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()].unique()
+        raise ValueError(f"'{args.adata}' has {len(dup)} duplicated cell names (e.g. {[str(c) for c in dup[:5]]}); the "
+                         "predictions are written one row per cell name. Make them unique with "
+                         "adata.obs_names_make_unique() and save the file again")
     annotate(adata, model, key_added=args.key_added)
     k = args.key_added
     df = pd.DataFrame({"label": adata.obs[f"{k}_pred"].astype(str), "confidence": adata.obs[f"{k}_conf"]},

@@ -297,10 +297,12 @@ def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]
     if info["nonfinite"] or info["negative"]:
         bad = "NaN or infinite values" if info["nonfinite"] else f"negative values (minimum {info['min']:.3g})"
         cur = {"X": "X", "raw.X": "raw"}.get(where, where[len("layers['"):-2] if where.startswith("layers[") else where)
+        other = layer_choices(adata, cur)
+        fix = (f"pass the counts or log1p values with {other}" if not other.startswith("none") else
+               "it holds no other matrix: write the counts or log1p values into X (or a layer) and save it again")
         raise ValueError(f"{where} holds {bad}, so it is neither counts nor log-normalised expression (scaled or "
-                         f"corrupted data?). This AnnData has {describe_layout(adata)}; pass the counts or log1p values "
-                         f"with {layer_choices(adata, cur)}, "
-                         "or input_scale='scaled' (--input-scale scaled) to use them as they are")
+                         f"corrupted data?). This AnnData has {describe_layout(adata)}; {fix}, "
+                         "or pass input_scale='scaled' (--input-scale scaled) to use them as they are")
     scale = pp.input_scale
     if scale == "auto":
         from scaml.input_scale import detect_input_scale
@@ -405,6 +407,11 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
     `(index, report)`: for each gene its column in `adata` (-1 when missing), and a dict with `n_features`,
     `n_missing`, `frac_missing` and a few `missing_examples`.
     """
+    if not adata.var_names.is_unique:
+        dup = adata.var_names[adata.var_names.duplicated()].unique()
+        raise ValueError(f"the cells have {len(dup)} duplicated gene names (e.g. {[str(g) for g in dup[:5]]}), so a "
+                         "model gene cannot be matched to one column; make them unique with "
+                         "adata.var_names_make_unique() (or sum the duplicates) and save the file again")
     pos = pd.Index(adata.var_names).get_indexer(genes)
     n_missing = int((pos < 0).sum())
     report = {"n_features": len(genes), "n_missing": n_missing, "frac_missing": n_missing / max(len(genes), 1),
