@@ -75,6 +75,12 @@ def _model_names(models) -> tuple[list[str], dict]:
     if isinstance(models, str): models = [models]
     if isinstance(models, Mapping):
         custom = {str(k): v for k, v in models.items() if not isinstance(v, str)}
+        shadow = sorted(k for k in custom if k in MODELS)
+        if shadow:
+            raise ValueError(f"models={{{shadow[0]!r}: {type(custom[shadow[0]]).__name__}(...)}} gives your estimator "
+                             f"the name of a built-in model ({', '.join(shadow)}), so its results and saved files would "
+                             f"read as scaml's own; name it otherwise, e.g. {{'{type(custom[shadow[0]]).__name__.lower()}':"
+                             " ...}")
         bad = {k: v for k, v in models.items() if isinstance(v, str) and v != k}
         if bad: raise ValueError(f"models={bad}: a built-in model keeps its own name ({', '.join(bad.values())})")
         return list(dict.fromkeys(map(str, models))), custom
@@ -85,6 +91,10 @@ def _model_names(models) -> tuple[list[str], dict]:
         if not isinstance(m, str):
             raise TypeError(f"models holds {m!r}; pass names, or {{name: estimator}} for scikit-learn estimators")
         out.append(m)
+    twice = sorted({m for m in out if out.count(m) > 1})
+    if twice:
+        warnings.warn(f"models lists {', '.join(map(repr, twice))} more than once (--models {' '.join(out)}); each "
+                      "model runs once", UserWarning, stacklevel=3)
     return list(dict.fromkeys(out)), {}
 
 # %% ../nbs/08_benchmark.ipynb #1fcadda1
@@ -313,6 +323,13 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         timings: dict[str, float] = {}
         models, custom = _model_names(models)
         if not models: raise ValueError(f"no models given; choose from {', '.join(MODELS)}")
+        if ensemble and len(models) < 2:
+            raise ValueError(f"ensemble=True (--ensemble) averages the probabilities of two or more models; "
+                             f"models={models} (--models {' '.join(models)}) gives one. Add models or drop --ensemble")
+        if group_key is not None and calibrate is None:
+            warnings.warn(f"group_key={group_key!r} (--group-key {group_key}) only chooses the cells held out to fit "
+                          "the calibrator; without calibrate (--calibrate temperature or isotonic) it does nothing",
+                          UserWarning, stacklevel=2)
         for m in models:
             if m not in custom: get_backend(m)
         if use_rep is not None and features != "hvg":
@@ -334,7 +351,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         if engine in _NO_CALIBRATION: _out_of_core_check(calibrate, engine)
         device = resolve_device(device)
         files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
-        check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep,
+        check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key,
+                                     "group_key": group_key if calibrate else None}, use_rep=use_rep,
                     where=f"the file '{files[0]}'" if files[0] else None)
         if adata_test is not None:
             check_adata(adata_test, obs_keys={"label_key": label_key}, name="adata_test",

@@ -234,7 +234,7 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     r.add_argument("--dask-workers", type=_int_flag("--dask-workers", 1),
                    help="run on a local Dask cluster of this many worker processes")
     r.add_argument("--dask-scheduler", help="run on an existing Dask cluster, e.g. tcp://host:8786")
-    r.add_argument("--n-threads", type=int, default=None, metavar="N",
+    r.add_argument("--n-threads", type=_int_flag("--n-threads", 0), default=None, metavar="N",
                    help="threads per BLAS, OpenMP, XGBoost and torch pool (default: the CPUs this process may use; 0: no limit)")
     _common(p)
     return p
@@ -620,8 +620,8 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
     m.add_argument("--n-components", type=_int_flag("--n-components", 1), default=None,
                    help="TruncatedSVD components of a detector (default: 100 for iforest, full vectors otherwise)")
     m.add_argument("--reject", action="store_true", help="also fit and evaluate a rejection rule (needs --label-key)")
-    m.add_argument("--coverage", type=_float_flag("--coverage", 0, 1, high_open=True), default=0.98,
-                   help="fraction of held-out known cells kept by --reject")
+    m.add_argument("--coverage", type=_float_flag("--coverage", 0, 1, high_open=True), default=None,
+                   help="fraction of held-out known cells kept by --reject (default 0.98)")
     m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
                    help="random seed")
     o = p.add_argument_group("output")
@@ -641,6 +641,11 @@ def _novelty_main(args: argparse.Namespace) -> None:
     if args.split_key and not args.split_train: raise ValueError("--split-key needs --split-train VALUE(S)")
     if args.split_train and not args.split_key: raise ValueError("--split-train needs --split-key KEY")
     if args.reject and not args.label_key: raise ValueError("--reject needs --label-key (the cell-type column)")
+    if args.coverage is not None and not args.reject:
+        import warnings
+        warnings.warn(f"--coverage {args.coverage:g} sets the cells kept by the rejection rule; without --reject it "
+                      "does nothing", UserWarning, stacklevel=2)
+    if args.coverage is None: args.coverage = 0.98
     model = args.model
     if model and not Path(model).is_dir():
         from scaml.core import MODELS

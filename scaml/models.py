@@ -810,6 +810,22 @@ def _check_loaded(model: CellTypeModel) -> None:
                          f"(1, {len(model.classes)})")
 
 # %% ../nbs/02_models.ipynb #a464e7c3
+def _warn_empty_cells(adata: AnnData, model: CellTypeModel, conf: np.ndarray) -> None:
+    "Warn about cells with no expression in any of the model's genes: their labels are a guess, not evidence."
+    from scaml.preprocess import pick_layer
+    if model.preprocessor.use_rep is not None or adata.isbacked: return
+    cols = adata.var_names.get_indexer(model.features)
+    cols = cols[cols >= 0]
+    X, _ = pick_layer(adata, model.preprocessor.layer)
+    sub = X[:, cols]
+    nz = np.asarray((sub != 0).sum(1)).ravel() if sp.issparse(sub) else np.count_nonzero(np.asarray(sub), axis=1)
+    empty = nz == 0
+    if empty.any():
+        warnings.warn(f"{int(empty.sum())} cells have no expression in any of the model's {len(model.features)} genes "
+                      f"(all zero), e.g. {list(adata.obs_names[empty][:3])}; their labels are the model's guess for an "
+                      f"empty cell (confidence {float(np.median(conf[empty])):.2f}), not evidence. Remove empty cells "
+                      "(e.g. scanpy.pp.filter_cells(adata, min_genes=200)) before predicting", UserWarning, stacklevel=3)
+
 def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str = "scaml",
              copy: bool = False) -> AnnData | None:
     """Predict a cell type for every cell in `adata`.
@@ -853,6 +869,7 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
         adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
         adata.obs[f"{key_added}_conf"] = P.max(1)
     adata.obsm[f"{key_added}_proba"] = proba
+    _warn_empty_cells(adata, model, adata.obs[f"{key_added}_conf"].to_numpy())
     adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes),
                             "features_used": list(model.features), "scaml_version": scaml.__version__}
     log.info("added '%s_pred' (obs, categorical), '%s_conf' (obs) and '%s_proba' (obsm)", key_added, key_added, key_added)
