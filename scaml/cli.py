@@ -134,6 +134,12 @@ def _check_models(models: Sequence[str], flag: str = "--models") -> None:
     from scaml.core import MODELS
     bad = [m for m in models if m not in MODELS]
     if bad: raise ValueError(f"unknown model(s) {bad}; available: {', '.join(MODELS)}. Fix {flag}")
+    twice = sorted({m for m in models if list(models).count(m) > 1})
+    if twice:
+        import warnings
+        warnings.warn(f"{flag} {' '.join(models)} names {', '.join(twice)} more than once; each model runs once",
+                      UserWarning, stacklevel=2)
+        if isinstance(models, list): models[:] = list(dict.fromkeys(models))
 
 def _check_outdir_flag(args: argparse.Namespace, *inputs) -> Path:
     "`check_outdir` on --outdir, before anything is read."
@@ -306,6 +312,17 @@ def _train_flags(args: argparse.Namespace) -> None:
     dask = bool(args.dask_workers or args.dask_scheduler)
     if args.calibrate != "none" and (dask or args.engine == "out-of-core"):
         raise ValueError(calibration_refusal("dask" if dask else "out-of-core", args.calibrate, cli=True))
+    corr = [f for f, on in (("--align-query", args.align_query), (f"--scale-by {args.scale_by}", args.scale_by != "train"))
+            if on]
+    if corr and (dask or args.backed):
+        how = "a Dask cluster (--dask-workers/--dask-scheduler)" if dask else "--backed"
+        raise ValueError(f"{' and '.join(corr)} correct the test cells by statistics of all of them, which {how} "
+                         "transforms block by block; drop " + (" and ".join(corr)) + f" or {how.split(' (')[0]}")
+    if args.group_key and args.calibrate == "none":
+        import warnings
+        warnings.warn(f"--group-key {args.group_key} only chooses the cells held out to fit the calibrator; without "
+                      "--calibrate temperature (or isotonic) it does nothing", UserWarning, stacklevel=2)
+        args.group_key = None
 
 def scaml_train(argv: Sequence[str] | None = None) -> int:
     "Console entry point: train on one batch, test on another, write the results folder."
@@ -329,6 +346,9 @@ def predict_parser(prog: str = "scaml_predict") -> argparse.ArgumentParser:
                    help="its number of genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY", help="its obsm embedding")
     p.add_argument("--overwrite", action="store_true", help="replace output files that scaml_predict wrote")
+    p.add_argument("--trust-input-scale", action="store_true",
+                   help="apply the scale the model was trained with (--input-scale) even when the values look like "
+                   "another scale (a warning)")
     _common(p)
     return p
 
@@ -372,6 +392,7 @@ def _predict(args: argparse.Namespace) -> None:
     out, h5 = _check_predict_outputs(args)
     model = CellTypeModel.load(args.model)
     _check_model_flags(args, model)
+    if args.trust_input_scale: model.preprocessor.trust_input_scale = True
     adata = _read_input(args.adata)
     if not adata.obs_names.is_unique:
         dup = adata.obs_names[adata.obs_names.duplicated()].unique()

@@ -15,7 +15,8 @@ import scipy.sparse as sp
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'InputScale', 'SCALES', 'normalize_log1p', 'detect_input_scale', 'check_declared_scale', 'to_log1p_cp10k']
+__all__ = ['log', 'InputScale', 'SCALES', 'normalize_log1p', 'detect_input_scale', 'ScaleMismatchError', 'check_declared_scale',
+           'to_log1p_cp10k']
 
 # %% ../nbs/01_input_scale.ipynb #n0e1a2b3
 def normalize_log1p(X, *, target_sum: float = 1e4, log_base: float | None = None) -> sp.csr_matrix:
@@ -139,6 +140,12 @@ def _looks_like(scale: str, ev: dict) -> str:
             "log2": f"log-normalised values (not whole numbers, at most {ev['max']:.3g})",
             "scaled": f"scaled values (negative values, minimum {ev['min']:.3g})"}[scale]
 
+class ScaleMismatchError(ValueError):
+    "A declared input scale that the values contradict; `.declared`, `.found` and `.looks` (in words) say how."
+    def __init__(self, msg: str, declared: str, found: str, looks: str):
+        super().__init__(msg)
+        self.declared, self.found, self.looks = declared, found, looks
+
 def check_declared_scale(X, declared: str, *, trust: bool = False, where: str = "X") -> str:
     """Refuse a declared input scale that the values of `X` contradict.
 
@@ -166,8 +173,9 @@ def check_declared_scale(X, declared: str, *, trust: bool = False, where: str = 
         warnings.warn(f"{msg}; used as declared because trust_input_scale=True (--trust-input-scale)", UserWarning,
                       stacklevel=3)
         return found
-    raise ValueError(f"{msg}. Pass input_scale='auto' (--input-scale auto) or the scale of the values, or "
-                     "trust_input_scale=True (--trust-input-scale) to use the declared scale anyway")
+    raise ScaleMismatchError(f"{msg}. Pass input_scale='auto' (--input-scale auto) or the scale of the values, or "
+                             "trust_input_scale=True (--trust-input-scale) to use the declared scale anyway",
+                             declared, found, f"{where} look like {_looks_like(found, ev)}")
 
 
 # %% ../nbs/01_input_scale.ipynb #bd6b3c49

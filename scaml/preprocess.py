@@ -451,7 +451,13 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
         n_extra = int((~inside).sum())
         if n_extra: adata = adata[:, inside]
     pos, report = align_genes(adata, self.features, min_overlap=self.min_overlap, data_genes=all_genes)
-    X, kind, scale = _lognorm(adata, self)
+    from scaml.input_scale import ScaleMismatchError
+    try: X, kind, scale = _lognorm(adata, self)
+    except ScaleMismatchError as e:                   # the declaration is the model's, made when it was trained
+        raise ValueError(f"the model was trained on values declared input_scale={e.declared!r} (--input-scale "
+                         f"{e.declared}), but the values of {e.looks}. Pass these cells on the model's scale, or "
+                         "trust_input_scale=True (scaml_predict --trust-input-scale) to apply the model's scale "
+                         "anyway") from None
     report["input_kind"], report["input_scale"], report["n_genes_not_in_training"] = kind, scale, n_extra
     X = X[:, np.where(pos >= 0, pos, 0)].tocsr()
     if report["n_missing"]:

@@ -6,7 +6,6 @@ in-process (the functions the console scripts call) unless a signal must reach a
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -373,3 +372,35 @@ def test_11_report_missing_label_key(capsys, data_dir, tmp_path):
                     "--split-train", "train", "--split-test", "test", "--models", "lr", "--outdir", tmp_path / "rep")
     assert_error(code, err, "nosuch", "--label-key")
     assert "cell 7" not in err
+
+# ------------------------------------------------------------------ beyond the list: the same inputs elsewhere
+def test_3_predict_with_a_declared_scale_model(capsys, data_dir, facs, write, tmp_path):
+    "A model trained with --input-scale counts, given log1p cells at predict time: its declaration is checked too."
+    from scaml.input_scale import normalize_log1p
+    code, err = run(capsys, scaml_train, "--adata", data_dir / FACS, *KEY, "--models", "lr", "--n-top-genes", "300",
+                    "--no-plots", "--input-scale", "counts", "--outdir", tmp_path / "r")
+    assert code == 0, err
+    a = facs[facs.obs.split == "test"].copy(); a.X = normalize_log1p(a.X)
+    args = ["--model", tmp_path / "r" / "lr" / "model", "--adata", write(a, "log"), "--out", tmp_path / "p.csv"]
+    code, err = run(capsys, scaml_predict, *args)
+    assert_error(code, err, "trained on values declared input_scale='counts'", "look like log", "--trust-input-scale")
+    code, err = run(capsys, scaml_predict, *args, "--trust-input-scale")
+    assert code == 0, err
+    one_warning(err, "look like log")
+
+def test_11_models_repeated_in_matrix_and_learning_curve(capsys, data_dir, tmp_path):
+    from scaml.cli import scaml_learning_curve
+    code, err = run(capsys, scaml_learning_curve, "--adata", data_dir / FACS, "--group-key", "split", "--model", "lr",
+                    "lr", "--n-top-genes", "200", "--n-groups", "--fractions", "0.5", "--n-repeats", "1",
+                    "--test-groups", "test", "--outdir", tmp_path / "lc")
+    assert code == 0, err
+    one_warning(err, "--model lr lr", "once")
+    lc = pd.read_csv(tmp_path / "lc" / "learning_curve.csv")
+    assert (lc["model"] == "lr").sum() == 1
+
+def test_11_query_corrections_refused_in_flags(capsys, tmp_path):
+    missing = tmp_path / "not_read.h5ad"
+    code, err = run(capsys, scaml_train, "--adata", missing, *KEY, *LR, "--align-query", "--dask-workers", "1",
+                    "--outdir", tmp_path / "r")
+    line = assert_error(code, err, "--align-query", "Dask")
+    assert "engine='memory'" not in line and "align_query=" not in line
