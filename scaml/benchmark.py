@@ -336,8 +336,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             raise ValueError(f"use_rep={use_rep!r} trains on an embedding; features={features!r} selects genes. Pass one")
         unknown = set(model_params or {}) - set(models)
         if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
-        outdir = Path(outdir) if outdir is not None else None
-        if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
+        if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite, inputs=inputs)   # names a bad type
         n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
         random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
         test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)

@@ -245,6 +245,8 @@ def calibrator_from_dict(d: dict) -> TemperatureScaler | IsotonicCalibrator:
     -------
     The calibrator.
     """
+    if not isinstance(d, dict):
+        raise TypeError(f"d={type(d).__name__}: pass the dict that a calibrator's to_dict() returns (calibration.json)")
     m = d.get("method")
     if m == "temperature":
         c = TemperatureScaler(eps=d["eps"], bounds=tuple(d["bounds"]))

@@ -606,6 +606,9 @@ class CellTypeModel:
             if params: raise TypeError(f"parameters {sorted(params)} go to the estimator itself: set them on {model!r}")
             self.backend = SklearnBackend(model, class_weight=class_weight, random_state=random_state)
             self.name = self.backend.name
+        if preprocessor is not None and not isinstance(preprocessor, Preprocessor):
+            raise TypeError(f"preprocessor={type(preprocessor).__name__}: pass a scaml.preprocess.Preprocessor, e.g. "
+                            "Preprocessor(n_top_genes=2000), or None for the default")
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor()
         self.classes_: list[str] = []
         self.label_key_: str | None = None
@@ -653,6 +656,8 @@ def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
     check_classes(labels, label_key)
+    if classes is not None and (isinstance(classes, str) or not isinstance(classes, (Sequence, np.ndarray, pd.Index))):
+        raise TypeError(f"classes={classes!r}: pass a list of class names, or None for the sorted training labels")
     self.classes_ = list(classes) if classes is not None else sorted(set(labels))
     missing = sorted(set(labels) - set(self.classes))
     if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes}")
@@ -848,6 +853,8 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     `obs['{key_added}_conf']` (max probability), `obsm['{key_added}_proba']` (DataFrame) and `uns['{key_added}']`;
     with a rejection model also `obs['{key_added}_novelty']`, and `'unknown'` among the predictions.
     """
+    if not isinstance(key_added, str) or not key_added.strip():
+        raise TypeError(f"key_added={key_added!r}: pass a name, the prefix of the keys written to adata (e.g. 'scaml')")
     if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
     if not (isinstance(model, CellTypeModel) or getattr(model, "rejects", False)):
         raise TypeError(f"model={type(model).__name__}: pass a fitted CellTypeModel, a model folder, or a model with "

@@ -201,6 +201,8 @@ class Preprocessor:
         self.n_top_genes = check_int(self.n_top_genes, "n_top_genes", minimum=1)
         self.target_sum = check_float(self.target_sum, "target_sum", low=0, low_open=True)
         self.min_overlap = check_float(self.min_overlap, "min_overlap", low=0, high=1)
+        if not isinstance(self.trust_input_scale, bool):
+            raise TypeError(f"trust_input_scale={self.trust_input_scale!r}: pass True or False")
         if self.scale_by not in ("train", "query"):
             raise ValueError(f"scale_by={self.scale_by!r}; choose 'train' or 'query'")
         if self.align_query and self.scale_by == "query":

@@ -187,7 +187,6 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
         raise ValueError(f"train={train} and test={test} share {sorted(set(train) & set(test))}; pass disjoint values")
     models = list(dict.fromkeys(models))
     if not models: raise ValueError("no models given; pass models=['lr', ...] (--models)")
-    if adata is not None: _check_report_keys(Path(adata), label_key, split_key, train + test)
     nb = Path(notebook) if notebook is not None else analysis_notebook()
     if not nb.is_file(): raise FileNotFoundError(f"notebook={str(nb)!r} does not exist")
     splits = [(train, test)] + ([(test, train)] if both_directions else [])
@@ -200,6 +199,7 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
     if outdir.exists() and not outdir.is_dir():
         raise NotADirectoryError(f"outdir (--outdir) '{outdir}' is a file; pass a folder for the report folders")
     for t in targets: check_outdir(t, overwrite=overwrite, inputs=[adata], param="outdir (--outdir)")
+    if adata is not None: _check_report_keys(Path(adata), label_key, split_key, train + test)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for (tr, te), final in zip(splits, targets):

@@ -404,3 +404,22 @@ def test_11_query_corrections_refused_in_flags(capsys, tmp_path):
                     "--outdir", tmp_path / "r")
     line = assert_error(code, err, "--align-query", "Dask")
     assert "engine='memory'" not in line and "align_query=" not in line
+
+def test_10_api_arguments_of_the_wrong_type_more(tmp_path):
+    import scaml
+    from scaml.calibration import calibrator_from_dict
+    from scaml.data import toy_adata
+    from scaml.preprocess import Preprocessor
+    ad = toy_adata(n_obs=120, n_vars=60, n_classes=3)
+    model = CellTypeModel("lr", preprocessor=Preprocessor(n_top_genes=30)).fit(ad)
+    cases = [(lambda: CellTypeModel("lr", preprocessor="hvg"), "preprocessor=str"),
+             (lambda: CellTypeModel("lr").fit(ad, classes=5), "classes=5"),
+             (lambda: scaml.annotate(ad, model, key_added=5), "key_added=5"),
+             (lambda: scaml.run_benchmark(ad, split_key="batch", train="b0", models=["lr"], outdir=5), "outdir=5"),
+             (lambda: calibrator_from_dict("temperature"), "d=str"),
+             (lambda: Preprocessor(trust_input_scale="yes"), "trust_input_scale='yes'"),
+             (lambda: model.save(None), "path=None")]
+    for call, phrase in cases:
+        with pytest.raises(TypeError) as e: call()
+        assert phrase in str(e.value), (phrase, str(e.value))
+    assert "5_pred" not in ad.obs
