@@ -318,6 +318,12 @@ def _train_flags(args: argparse.Namespace) -> None:
         how = "a Dask cluster (--dask-workers/--dask-scheduler)" if dask else "--backed"
         raise ValueError(f"{' and '.join(corr)} correct the test cells by statistics of all of them, which {how} "
                          "transforms block by block; drop " + (" and ".join(corr)) + f" or {how.split(' (')[0]}")
+    if args.engine in ("streaming", "out-of-core") and not args.backed:
+        raise ValueError(f"--engine {args.engine} reads the file block by block; add --backed (an .h5ad --adata)")
+    if args.embedding and (dask or args.engine == "out-of-core"):
+        how = "a Dask cluster (--dask-workers/--dask-scheduler)" if dask else "--engine out-of-core"
+        raise ValueError(f"--use-rep {args.embedding} trains on an embedding, which {how} does not read; drop "
+                         f"--use-rep or {how.split(' (')[0]}")
     if args.group_key and args.calibrate == "none":
         import warnings
         warnings.warn(f"--group-key {args.group_key} only chooses the cells held out to fit the calibrator; without "

@@ -83,7 +83,12 @@ def _fit_T(P_list: list, y_list: list) -> float:
             z = z - z.max(1, keepdims=True)
             tot -= float((z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).sum())
         return tot
-    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(50)), method="bounded").x))
+    T = float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(50)), method="bounded").x))
+    if T >= 49 or T <= 0.051:
+        warnings.warn(f"the rejection temperature T={T:.3g} sits at the bound of its search (0.05 to 50): the held-out "
+                      "cells disagree with the fold models (wrong labels, or groups too unlike each other), so the "
+                      "threshold is unreliable; check the labels and the group key", UserWarning, stacklevel=3)
+    return T
 
 # %% ../nbs/08d_rejection.ipynb #8526787e
 def _unfitted_copy(model: CellTypeModel) -> CellTypeModel:

@@ -423,3 +423,14 @@ def test_10_api_arguments_of_the_wrong_type_more(tmp_path):
         with pytest.raises(TypeError) as e: call()
         assert phrase in str(e.value), (phrase, str(e.value))
     assert "5_pred" not in ad.obs
+
+@pytest.mark.parametrize("flags, phrases", [
+    (["--engine", "streaming"], ["--engine streaming", "--backed"]),
+    (["--use-rep", "X_pca", "--backed", "--engine", "out-of-core"], ["--use-rep X_pca", "--engine out-of-core"]),
+    (["--use-rep", "X_pca", "--dask-workers", "1"], ["--use-rep X_pca", "Dask"])])
+def test_4_engine_refusals_name_flags(capsys, tmp_path, flags, phrases):
+    "Every engine refusal reaches a command-line user in flags, before any data is read."
+    code, err = run(capsys, scaml_train, "--adata", tmp_path / "not_read.h5ad", *KEY, *LR, *flags,
+                    "--outdir", tmp_path / "r")
+    line = assert_error(code, err, *phrases)
+    assert "engine='" not in line and "use_rep" not in line, line
