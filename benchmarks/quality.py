@@ -374,7 +374,8 @@ def part_scale(models=("lr", "mlp")):
                 a2 = anndata.AnnData(sp.csr_matrix(Xa, dtype=np.float32), obs=A.obs[[]].copy(), var=A.var[[]].copy())
                 b2 = anndata.AnnData(sp.csr_matrix(Xb, dtype=np.float32), obs=B.obs[[]].copy(), var=B.var[[]].copy())
                 # as_is: the preprocessing before scale detection (counts normalised, anything else used as it is)
-                pp = Preprocessor(input_scale=("counts" if kind == "counts" else "log1p") if how == "as_is" else "auto")
+                pp = Preprocessor(input_scale=("counts" if kind == "counts" else "log1p") if how == "as_is" else "auto",
+                                  trust_input_scale=how == "as_is")
                 Ftr, Fte = pp.fit_transform(a2), pp.transform(b2)
                 row[how] = {m: macro_f1(yte, P, k) for m, P in fit_predict(Ftr, ytr, Fte, k, models=models).items()}
             blk[kind] = row

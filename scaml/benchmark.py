@@ -31,7 +31,7 @@ from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float
                         format_sorted, format_values, limit_threads, package_versions, resolve_device)
 
 # %% auto #0
-__all__ = ['ENGINES', 'OUT_OF_CORE_CELLS', 'SoftVote', 'run_benchmark']
+__all__ = ['ENGINES', 'OUT_OF_CORE_CELLS', 'calibration_refusal', 'SoftVote', 'run_benchmark']
 
 # %% ../nbs/08_benchmark.ipynb #ff060871
 log = logging.getLogger(__name__)
@@ -55,11 +55,21 @@ def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:
 ENGINES = ("auto", "memory", "streaming", "out-of-core", "dask")
 OUT_OF_CORE_CELLS = 2_000_000    # engine='auto' on a backed file: above this many training cells, 'out-of-core'
 
-def _out_of_core_check(calibrate: str | None) -> None:
-    "Refuse what the out-of-core engine cannot do, before any data is read."
-    if calibrate is not None:
-        raise ValueError(f"calibrate={calibrate!r} refits each model on folds of the training cells in memory, which the "
-                         "out-of-core engine does not hold; pass calibrate=None or use engine='streaming'")
+_NO_CALIBRATION = {"out-of-core": ("the out-of-core engine", "use engine='streaming'", "use --engine streaming"),
+                   "dask": ("the dask engine (a Dask cluster)", "run without client (engine='memory')",
+                            "run without --dask-workers/--dask-scheduler")}
+
+def calibration_refusal(engine: str, calibrate: str, *, cli: bool = False) -> str:
+    "The one message with which every engine that cannot calibrate refuses `calibrate` (flags for `cli`)."
+    name, api, flags = _NO_CALIBRATION[engine]
+    what = f"--calibrate {calibrate}" if cli else f"calibrate={calibrate!r}"
+    fix = f"pass --calibrate none or {flags}" if cli else f"pass calibrate=None or {api}"
+    return (f"{what} refits each model on folds of the training cells in memory, which {name} does not do; {fix}. "
+            "Nothing was run")
+
+def _out_of_core_check(calibrate: str | None, engine: str = "out-of-core") -> None:
+    "Refuse what the out-of-core and dask engines cannot do, before any data is read."
+    if calibrate is not None: raise ValueError(calibration_refusal(engine, calibrate))
 
 def _memory_only_check(engine: str, models: Sequence[str], majority_vote: bool) -> None:
     "Refuse, before any data is read, the models and the vote that hold all cells in memory on another engine."
@@ -78,6 +88,12 @@ def _model_names(models) -> tuple[list[str], dict]:
     if isinstance(models, str): models = [models]
     if isinstance(models, Mapping):
         custom = {str(k): v for k, v in models.items() if not isinstance(v, str)}
+        shadow = sorted(k for k in custom if k in MODELS)
+        if shadow:
+            raise ValueError(f"models={{{shadow[0]!r}: {type(custom[shadow[0]]).__name__}(...)}} gives your estimator "
+                             f"the name of a built-in model ({', '.join(shadow)}), so its results and saved files would "
+                             f"read as scaml's own; name it otherwise, e.g. {{'{type(custom[shadow[0]]).__name__.lower()}':"
+                             " ...}")
         bad = {k: v for k, v in models.items() if isinstance(v, str) and v != k}
         if bad: raise ValueError(f"models={bad}: a built-in model keeps its own name ({', '.join(bad.values())})")
         return list(dict.fromkeys(map(str, models))), custom
@@ -88,6 +104,10 @@ def _model_names(models) -> tuple[list[str], dict]:
         if not isinstance(m, str):
             raise TypeError(f"models holds {m!r}; pass names, or {{name: estimator}} for scikit-learn estimators")
         out.append(m)
+    twice = sorted({m for m in out if out.count(m) > 1})
+    if twice:
+        warnings.warn(f"models lists {', '.join(map(repr, twice))} more than once (--models {' '.join(out)}); each "
+                      "model runs once", UserWarning, stacklevel=3)
     return list(dict.fromkeys(out)), {}
 
 # %% ../nbs/08_benchmark.ipynb #1fcadda1
@@ -123,8 +143,20 @@ def _features(pp: Preprocessor, adata: AnnData, trd: AnnData, ted: AnnData, bloc
         Xte, overlap = pp.transform(ted, return_report=True)
     return Xtr, Xte, overlap
 
-def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, random_state: int | None):
-    "(fit, held-out) index pairs of the training cells for the calibrator, and how they were made."
+def _unseen_in_folds(y: np.ndarray, groups: np.ndarray, folds: list, classes: Sequence | None) -> tuple[list, list]:
+    "Classes held out by a fold whose model never saw them: those in one group, and those in groups of one fold."
+    bad = sorted({int(c) for f, h in folds for c in set(np.unique(y[h])) - set(np.unique(y[f]))})
+    name = (lambda c: str(classes[c])) if classes is not None else str
+    one = [name(c) for c in bad if len(set(groups[y == c])) == 1]
+    return one, [name(c) for c in bad if name(c) not in one]
+
+def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, random_state: int | None,
+                       classes: Sequence | None = None, group_key: str | None = None):
+    """(fit, held-out) index pairs of the training cells for the calibrator, and how they were made.
+
+    Folds of groups hold out whole groups; when a fold would hold out cells of a class its model never saw (a class
+    in one group), they fall back to stratified folds with a warning: a calibrator fitted to cells of unseen classes
+    would flatten every probability."""
     from sklearn.model_selection import StratifiedKFold
     if n_folds < 2: raise ValueError(f"calibration_folds={n_folds}; pass at least 2")
     if groups is not None and len(set(groups)) >= 2:
@@ -132,7 +164,16 @@ def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, r
         k = min(n_folds, len(uniq))
         folds = [(np.flatnonzero(~np.isin(groups, uniq[i::k])), np.flatnonzero(np.isin(groups, uniq[i::k])))
                  for i in range(k)]
-        return folds, f"{k}-fold cross-fitting over {len(uniq)} training groups"
+        one, other = _unseen_in_folds(y, groups, folds, classes)
+        if not (one or other): return folds, f"{k}-fold cross-fitting over {len(uniq)} training groups"
+        gk = f"group_key={group_key!r} (--group-key {group_key})" if group_key else "group_key"
+        what = (f"classes {format_values(one, 12)} each sit in one group of {gk}" if one else "") + \
+               ("; " if one and other else "") + \
+               (f"classes {format_values(other, 12)} sit in groups that fall into one fold of {gk}" if other else "")
+        warnings.warn(f"calibration: {what}, so a model fitted without their group never saw them and could not be "
+                      "calibrated on them. The calibrator is fitted on stratified folds of the training cells instead "
+                      "(groups are not held out together); pass a group key whose groups each hold most classes to "
+                      "hold groups out", UserWarning, stacklevel=3)
     k = int(min(n_folds, max(2, np.bincount(y).max())))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                # classes with fewer cells than folds
@@ -181,7 +222,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                   allow_overlap: bool = False, args: dict | None = None,
                   n_threads: int | None = None, calibrate: str | None = None, calibration_folds: int = 3,
                   group_key: str | None = None, input_scale: str = "auto", ensemble: bool = False,
-                  scale_by: str = "train", align_query: bool = False, majority_vote: bool = False) -> BenchmarkResult:
+                  scale_by: str = "train", align_query: bool = False, majority_vote: bool = False,
+                  trust_input_scale: bool = False) -> BenchmarkResult:
     """Train each model on the training cells and evaluate it on the test cells.
 
     Parameters
@@ -264,7 +306,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         Column of `obs` with groups inside the training side (mouse, plate, donor) to hold out together.
     input_scale
         Scale of the expression values: `'auto'` (detected, see `scaml.input_scale`), `'counts'`, `'linear'`,
-        `'log1p'`, `'log2'` or `'scaled'`.
+        `'log1p'`, `'log2'` or `'scaled'`. A declared scale that the values contradict is an error.
+    trust_input_scale
+        Use a declared `input_scale` that the values contradict anyway, with a warning.
     scale_by
         `'train'` (default) scales every batch by the training cells; `'query'` centres and scales the test cells by
         their own (see `Preprocessor`): it can help across technologies (Tabula Muris FACS -> droplet) and hurt
@@ -296,14 +340,20 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         timings: dict[str, float] = {}
         models, custom = _model_names(models)
         if not models: raise ValueError(f"no models given; choose from {', '.join(MODELS)}")
+        if ensemble and len(models) < 2:
+            raise ValueError(f"ensemble=True (--ensemble) averages the probabilities of two or more models; "
+                             f"models={models} (--models {' '.join(models)}) gives one. Add models or drop --ensemble")
+        if group_key is not None and calibrate is None:
+            warnings.warn(f"group_key={group_key!r} (--group-key {group_key}) only chooses the cells held out to fit "
+                          "the calibrator; without calibrate (--calibrate temperature or isotonic) it does nothing",
+                          UserWarning, stacklevel=2)
         for m in models:
             if m not in custom: get_backend(m)
         if use_rep is not None and features != "hvg":
             raise ValueError(f"use_rep={use_rep!r} trains on an embedding; features={features!r} selects genes. Pass one")
         unknown = set(model_params or {}) - set(models)
         if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
-        outdir = Path(outdir) if outdir is not None else None
-        if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
+        if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite, inputs=inputs)   # names a bad type
         n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
         random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
         test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
@@ -314,11 +364,12 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             raise ValueError(f"scale_by={scale_by!r} and align_query={align_query} correct the test cells by statistics "
                              f"of all of them, which the {engine} engine transforms block by block; use engine='memory' "
                              "(an in-memory AnnData) or drop the option")
-        if engine == "out-of-core": _out_of_core_check(calibrate)
+        if engine in _NO_CALIBRATION: _out_of_core_check(calibrate, engine)
         _memory_only_check(engine, [m for m in models if m not in custom], majority_vote)
         device = resolve_device(device)
         files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
-        check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key}, use_rep=use_rep,
+        check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key,
+                                     "group_key": group_key if calibrate else None}, use_rep=use_rep,
                     where=f"the file '{files[0]}'" if files[0] else None)
         if adata_test is not None:
             check_adata(adata_test, obs_keys={"label_key": label_key}, name="adata_test",
@@ -354,7 +405,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
 
         t = time.perf_counter()
         pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep,
-                          input_scale=input_scale, scale_by=scale_by, align_query=align_query)
+                          input_scale=input_scale, scale_by=scale_by, align_query=align_query,
+                          trust_input_scale=trust_input_scale)
         if engine == "dask":
             from scaml.distributed import dask_features
             Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)
@@ -375,11 +427,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         y_test_idx = pd.Index(classes).get_indexer(yte)
         local: dict = {}
         folds, cal_kind = None, None
-        if calibrate is not None and engine != "dask":
+        if calibrate is not None:                          # the dask and out-of-core engines refused it above
             groups = adata.obs[group_key].astype(str).to_numpy()[tr] if group_key is not None else None
-            folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state)
-        elif calibrate is not None:
-            log.info("calibration is not run on the dask engine; probabilities are uncalibrated")
+            folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state, classes, group_key)
         calibration: dict = {}
 
         results, preds, probas, fitted, devices = {}, {}, {}, {}, {}
@@ -501,7 +551,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             "query_correction": {"scale_by": scale_by, "align_query": align_query},
             "input_scale": {"requested": input_scale, "train": pp.detected_scale_,
                             "test": overlap.get("input_scale", pp.detected_scale_)},
-            "calibration": {"method": calibrate, "group_key": group_key, "models": calibration},
+            "calibration": {"method": calibrate, "group_key": group_key if calibrate else None, "models": calibration},
             "ensemble": fitted["vote"].members if "vote" in fitted else None,
             "majority_vote": ({"n_clusters": int(len(np.unique(vote_info["clusters"]))), "method": "kmeans",
                                "n_relabelled": vote_info.get("n_relabelled", {})} if "clusters" in vote_info else None),

@@ -134,6 +134,14 @@ class TemperatureScaler:
             return float(np.sum(np.log(np.exp(z).sum(1)) - z[rows, yk]))
         r = minimize_scalar(nll, bounds=tuple(np.log(self.bounds)), method="bounded", options={"xatol": 1e-4})
         self.temperature_, self.n_fit_ = float(np.exp(r.x)), int(keep.sum())
+        lo, hi = self.bounds
+        if self.temperature_ >= hi * 0.98 or self.temperature_ <= lo * 1.02:
+            import warnings
+            what = "flattens every probability" if self.temperature_ > 1 else "makes every probability near 0 or 1"
+            warnings.warn(f"the fitted temperature T={self.temperature_:.3g} sits at the bound of its search "
+                          f"({lo:g} to {hi:g}): it {what}. The held-out cells disagree with the model (cells of classes "
+                          "it never saw, or wrong labels); check the held-out cells and the group key", UserWarning,
+                          stacklevel=2)
         return self
 
     def transform(self, proba) -> np.ndarray:
@@ -238,6 +246,8 @@ def calibrator_from_dict(d: dict) -> TemperatureScaler | IsotonicCalibrator:
     -------
     The calibrator.
     """
+    if not isinstance(d, dict):
+        raise TypeError(f"d={type(d).__name__}: pass the dict that a calibrator's to_dict() returns (calibration.json)")
     m = d.get("method")
     if m == "temperature":
         c = TemperatureScaler(eps=d["eps"], bounds=tuple(d["bounds"]))

@@ -51,10 +51,20 @@ def _run(main: Callable, parser: argparse.ArgumentParser | Callable[[], argparse
     debug = getattr(args, "debug", False)
     with warnings.catch_warnings():
         if not debug: warnings.showwarning = _show_warning
+        seen = _folders()
         try:
             main(args)
             return 0
         except KeyboardInterrupt:
+            done, stopped = (_folders()[k][len(seen[k]):] for k in ("completed", "interrupted"))
+            if done and not stopped:                 # the signal came after the results were whole
+                print(f"interrupted after the results folder '{done[-1]}' was complete; it is whole and usable",
+                      file=sys.stderr)
+                return 0
+            if done:
+                print(f"interrupted; '{done[-1]}' is complete, '{stopped[-1]}' was not written (partial files were "
+                      "removed)", file=sys.stderr)
+                return 130
             print("interrupted; no results folder was completed (partial files were removed)", file=sys.stderr)
             return 130
         except Exception as e:
@@ -64,6 +74,12 @@ def _run(main: Callable, parser: argparse.ArgumentParser | Callable[[], argparse
             print(f"hint: run '{parser.prog} --help' for the options, or add --debug for the full traceback",
                   file=sys.stderr)
             return 1
+
+def _folders() -> dict[str, list]:
+    "The results folders this process completed and interrupted so far (empty before scaml.results is imported)."
+    mod = sys.modules.get("scaml.results")
+    f = getattr(mod, "FOLDERS", None) if mod is not None else None
+    return {k: list(v) for k, v in f.items()} if f else {"completed": [], "interrupted": []}
 
 def _sigterm_as_interrupt() -> None:
     "SIGTERM (kill, a job scheduler's time limit) ends a command like Ctrl-C: partial results are removed."
@@ -118,6 +134,12 @@ def _check_models(models: Sequence[str], flag: str = "--models") -> None:
     from scaml.core import MODELS
     bad = [m for m in models if m not in MODELS]
     if bad: raise ValueError(f"unknown model(s) {bad}; available: {', '.join(MODELS)}. Fix {flag}")
+    twice = sorted({m for m in models if list(models).count(m) > 1})
+    if twice:
+        import warnings
+        warnings.warn(f"{flag} {' '.join(models)} names {', '.join(twice)} more than once; each model runs once",
+                      UserWarning, stacklevel=2)
+        if isinstance(models, list): models[:] = list(dict.fromkeys(models))
 
 def _check_outdir_flag(args: argparse.Namespace, *inputs) -> Path:
     "`check_outdir` on --outdir, before anything is read."
@@ -163,7 +185,10 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                      help="run even when test cells are also training cells (same name or counts); recorded in the "
                      "manifest. Without it that is an error")
     src.add_argument("--input-scale", choices=["auto", "counts", "linear", "log1p", "log2", "scaled"], default="auto",
-                     help="scale of the expression values; auto detects counts, linear (CPM/TPM), log1p, log2 or scaled")
+                     help="scale of the expression values; auto detects counts, linear (CPM/TPM), log1p, log2 or scaled. "
+                     "A declared scale that the values contradict is an error")
+    src.add_argument("--trust-input-scale", action="store_true",
+                     help="use the declared --input-scale even when the values look like another scale (a warning)")
     sp_ = p.add_argument_group("split")
     sp_.add_argument("--split", choices=["key", "random"], default="key",
                      help="'key': by --split-key values; 'random': stratified random split of one source (optimistic baseline)")
@@ -218,7 +243,7 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     r.add_argument("--dask-workers", type=_int_flag("--dask-workers", 1),
                    help="run on a local Dask cluster of this many worker processes")
     r.add_argument("--dask-scheduler", help="run on an existing Dask cluster, e.g. tcp://host:8786")
-    r.add_argument("--n-threads", type=int, default=None, metavar="N",
+    r.add_argument("--n-threads", type=_int_flag("--n-threads", 0), default=None, metavar="N",
                    help="threads per BLAS, OpenMP, XGBoost and torch pool (default: the CPUs this process may use; 0: no limit)")
     _common(p)
     return p
@@ -251,6 +276,7 @@ def _train(args: argparse.Namespace) -> None:
                          "--split-train, --split-test and --adata-test, or use --split key")
     _check_models(args.models)
     _check_memory_only(args)
+    _train_flags(args)
     if args.embedding and args.features:
         raise ValueError(f"--embedding {args.embedding} trains on an embedding and --features {args.features} selects "
                          "genes; pass one of them")
@@ -284,7 +310,8 @@ def _train(args: argparse.Namespace) -> None:
                             features=args.features or "hvg", n_top_genes=args.n_hvg, use_rep=args.embedding,
                             layer=None if args.layer == "X" else args.layer,
                             class_weight=None if args.class_weight == "none" else args.class_weight,
-                            input_scale=args.input_scale, group_key=args.group_key, ensemble=args.ensemble,
+                            input_scale=args.input_scale, trust_input_scale=args.trust_input_scale,
+                            group_key=args.group_key, ensemble=args.ensemble,
                             align_query=args.align_query, scale_by=args.scale_by, majority_vote=args.majority_vote,
                             calibrate=None if args.calibrate == "none" else args.calibrate,
                             random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
@@ -296,6 +323,30 @@ def _train(args: argparse.Namespace) -> None:
     cols = ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro_ovr"]
     print(res.summary[cols].astype(float).round(4).to_string())
     print(f"results: {args.outdir}")
+
+def _train_flags(args: argparse.Namespace) -> None:
+    "Refuse flags that cannot work together, and say so for flags that would do nothing, before any data is read."
+    from scaml.benchmark import calibration_refusal
+    dask = bool(args.dask_workers or args.dask_scheduler)
+    if args.calibrate != "none" and (dask or args.engine == "out-of-core"):
+        raise ValueError(calibration_refusal("dask" if dask else "out-of-core", args.calibrate, cli=True))
+    corr = [f for f, on in (("--align-query", args.align_query), (f"--scale-by {args.scale_by}", args.scale_by != "train"))
+            if on]
+    if corr and (dask or args.backed):
+        how = "a Dask cluster (--dask-workers/--dask-scheduler)" if dask else "--backed"
+        raise ValueError(f"{' and '.join(corr)} correct the test cells by statistics of all of them, which {how} "
+                         "transforms block by block; drop " + (" and ".join(corr)) + f" or {how.split(' (')[0]}")
+    if args.engine in ("streaming", "out-of-core") and not args.backed:
+        raise ValueError(f"--engine {args.engine} reads the file block by block; add --backed (an .h5ad --adata)")
+    if args.embedding and (dask or args.engine == "out-of-core"):
+        how = "a Dask cluster (--dask-workers/--dask-scheduler)" if dask else "--engine out-of-core"
+        raise ValueError(f"--use-rep {args.embedding} trains on an embedding, which {how} does not read; drop "
+                         f"--use-rep or {how.split(' (')[0]}")
+    if args.group_key and args.calibrate == "none":
+        import warnings
+        warnings.warn(f"--group-key {args.group_key} only chooses the cells held out to fit the calibrator; without "
+                      "--calibrate temperature (or isotonic) it does nothing", UserWarning, stacklevel=2)
+        args.group_key = None
 
 def scaml_train(argv: Sequence[str] | None = None) -> int:
     "Console entry point: train on one batch, test on another, write the results folder."
@@ -322,6 +373,9 @@ def predict_parser(prog: str = "scaml_predict") -> argparse.ArgumentParser:
                    help="also give each cell its cluster's majority label (columns label_vote and cluster; obs "
                         "<key>_pred_vote and <key>_cluster), guarded so that a rare type keeps its cells")
     p.add_argument("--overwrite", action="store_true", help="replace output files that scaml_predict wrote")
+    p.add_argument("--trust-input-scale", action="store_true",
+                   help="apply the scale the model was trained with (--input-scale) even when the values look like "
+                   "another scale (a warning)")
     _common(p)
     return p
 
@@ -365,7 +419,13 @@ def _predict(args: argparse.Namespace) -> None:
     out, h5 = _check_predict_outputs(args)
     model = CellTypeModel.load(args.model)
     _check_model_flags(args, model)
+    if args.trust_input_scale: model.preprocessor.trust_input_scale = True
     adata = _read_input(args.adata)
+    if not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()].unique()
+        raise ValueError(f"'{args.adata}' has {len(dup)} duplicated cell names (e.g. {[str(c) for c in dup[:5]]}); the "
+                         "predictions are written one row per cell name. Make them unique with "
+                         "adata.obs_names_make_unique() and save the file again")
     annotate(adata, model, key_added=args.key_added)
     k = args.key_added
     df = pd.DataFrame({"label": adata.obs[f"{k}_pred"].astype(str), "confidence": adata.obs[f"{k}_conf"]},
@@ -419,7 +479,7 @@ def plot_parser(prog: str = "scaml_plot") -> argparse.ArgumentParser:
 
 def _plot_outdir(args: argparse.Namespace) -> Path | None:
     "Check --results and --outdir before drawing: the figures replace only files of the same names scaml wrote."
-    from scaml.results import read_summary
+    from scaml.results import figure_files
     res = Path(args.results)
     if not res.is_dir() or not (res / "summary_metrics.json").is_file():
         raise FileNotFoundError(f"--results '{res}' is not a results folder (no summary_metrics.json there); pass a "
@@ -428,8 +488,7 @@ def _plot_outdir(args: argparse.Namespace) -> Path | None:
     out = Path(args.outdir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--outdir '{out}' is a file; pass a folder for the PNGs")
-    names = {"model_compare.png", "per_class_f1.png", "metrics_ci.png", "radar.png", "confusions.png", "confusions.csv",
-             "per_class_all.csv"} | {f"{m}_confusion_matrix.png" for m in read_summary(res)}
+    names = set(figure_files(res))                         # every file save_figures may write
     there = sorted(n for n in names if (out / n).exists())
     if there and not args.overwrite:
         raise FileExistsError(f"--outdir '{out}' already holds {', '.join(there)}; choose another --outdir or pass "
@@ -617,8 +676,8 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
     m.add_argument("--n-components", type=_int_flag("--n-components", 1), default=None,
                    help="TruncatedSVD components of a detector (default: 100 for iforest, full vectors otherwise)")
     m.add_argument("--reject", action="store_true", help="also fit and evaluate a rejection rule (needs --label-key)")
-    m.add_argument("--coverage", type=_float_flag("--coverage", 0, 1, high_open=True), default=0.98,
-                   help="fraction of held-out known cells kept by --reject")
+    m.add_argument("--coverage", type=_float_flag("--coverage", 0, 1, high_open=True), default=None,
+                   help="fraction of held-out known cells kept by --reject (default 0.98)")
     m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
                    help="random seed")
     o = p.add_argument_group("output")
@@ -638,6 +697,11 @@ def _novelty_main(args: argparse.Namespace) -> None:
     if args.split_key and not args.split_train: raise ValueError("--split-key needs --split-train VALUE(S)")
     if args.split_train and not args.split_key: raise ValueError("--split-train needs --split-key KEY")
     if args.reject and not args.label_key: raise ValueError("--reject needs --label-key (the cell-type column)")
+    if args.coverage is not None and not args.reject:
+        import warnings
+        warnings.warn(f"--coverage {args.coverage:g} sets the cells kept by the rejection rule; without --reject it "
+                      "does nothing", UserWarning, stacklevel=2)
+    if args.coverage is None: args.coverage = 0.98
     model = args.model
     if model and not Path(model).is_dir():
         from scaml.core import MODELS
@@ -677,8 +741,13 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
                                                                          "test_groups", "test_size", "random_state")})
     gk = args.group_key or args.split_key
     from scaml.core import MODELS
-    rm = fit_rejection(adata[fit], label_key=args.label_key, model=args.model if args.model in MODELS else "lr",
-                       group_key=gk, coverage=args.coverage,
+    from scaml.models import CellTypeModel
+    saved = args.model and Path(args.model).is_dir()
+    model = CellTypeModel.load(args.model) if saved else (args.model if args.model in MODELS else "lr")
+    used = (f"the saved model '{args.model}' ({model.name}, {len(model.classes)} classes)" if saved else
+            f"{model}, trained here on the training cells")
+    print(f"rejection rule on {used}")
+    rm = fit_rejection(adata[fit], label_key=args.label_key, model=model, group_key=gk, coverage=args.coverage,
                        features=args.features, n_top_genes=args.n_hvg, random_state=args.seed)
     pred = predict_with_rejection(adata[te], rm)
     labels, keep = clean_labels(adata[te], args.label_key)       # unlabelled known cells ('') count in no metric
@@ -686,7 +755,7 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
     y = np.where(flag[te], np.char.add("novel:", np.where(keep, labels, "unlabelled")), labels).astype(object)
     pred.insert(0, "y_true", y)
     met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes)
-    met.update(rule=repr(rm), calibration=rm.calibration)
+    met.update(rule=repr(rm), calibration=rm.calibration, model=used)
     curve = rejection_curve(y, pred.pred_forced, pred.novelty, train_classes=rm.model.classes)
     rf.write_json("rejection/metrics.json", met)
     rf.write_csv("rejection/predictions.csv", pred)
@@ -783,11 +852,15 @@ def scaml_export_seurat(argv: Sequence[str] | None = None) -> None:
     """
     from scaml.seurat import seurat_to_h5ad
     args = export_seurat_parser().parse_args(argv)
+    _sigterm_as_interrupt()
     try:
         _, stdout, stderr = seurat_to_h5ad(args.input, args.output, assay=args.assay, label_col=args.label_col,
                                     label_key=args.label_key, hek_from=args.hek_from, hek_key=args.hek_key,
                                     hek_positive=args.hek_positive, reductions=args.reductions,
                                     overwrite=args.overwrite, rscript=args.rscript, cli=True)
+    except KeyboardInterrupt:
+        print(f"interrupted; '{args.output}' was not written (R was stopped, its partial file removed)", file=sys.stderr)
+        sys.exit(130)
     except Exception as e:
         if args.debug:
             raise

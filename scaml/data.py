@@ -225,12 +225,15 @@ def clean_labels(adata: AnnData, label_key: str) -> tuple[np.ndarray, np.ndarray
 UNKNOWN = "unknown"
 
 def check_classes(labels: np.ndarray, label_key: str) -> None:
-    "Refuse training labels that include the reserved class `'unknown'` (what a rejecting model answers)."
-    n = int(np.sum(np.asarray(labels, dtype=object) == UNKNOWN))
-    if n:
-        raise ValueError(f"{n} training cells are labelled {UNKNOWN!r} in obs[{label_key!r}]; that name is reserved for "
-                         "the cells a model rejects. Rename the class (e.g. to 'unknown_type') or set those labels to "
-                         "NaN to leave the cells out")
+    "Refuse training labels that include the reserved class `'unknown'` in any case (what a rejecting model answers)."
+    lab = pd.Series(np.asarray(labels, dtype=object)).astype(str)
+    hit = lab.str.lower() == UNKNOWN
+    if hit.any():
+        names = sorted(set(lab[hit]))
+        raise ValueError(f"{int(hit.sum())} training cells are labelled {', '.join(map(repr, names))} in "
+                         f"obs[{label_key!r}]; that name (in any case) is reserved for the cells a model rejects "
+                         f"({UNKNOWN!r}), so predictions would mix the two. Rename the class (e.g. to 'unknown_type') or "
+                         "set those labels to NaN to leave the cells out")
 
 # %% ../nbs/00_data.ipynb #690ecc2f
 def describe_matrix(X, *, n_sample: int = 200_000) -> dict:

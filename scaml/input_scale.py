@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 # %% auto #0
-__all__ = ['InputScale', 'SCALES', 'normalize_log1p', 'detect_input_scale', 'to_log1p_cp10k']
+__all__ = ['InputScale', 'SCALES', 'normalize_log1p', 'detect_input_scale', 'ScaleMismatchError', 'check_declared_scale',
+           'to_log1p_cp10k']
 
 # %% ../nbs/01_input_scale.ipynb #ddd300fb
 log = logging.getLogger(__name__)
@@ -127,6 +128,56 @@ def detect_input_scale(X, *, n_rows: int = 500, random_state: int | None = 0, de
             else: scale = "log1p" if ev["max"] <= 14 else "log2"
     ev["scale"] = scale
     return (scale, ev) if details else scale
+
+# %% ../nbs/01_input_scale.ipynb #a61a99a1
+_AGREES = {"counts": ("counts", "linear"), "linear": ("counts", "linear"), "log1p": ("log1p", "log2"),
+           "log2": ("log1p", "log2"), "scaled": ("scaled",)}
+
+def _looks_like(scale: str, ev: dict) -> str:
+    "What detected values look like, in words."
+    return {"counts": "counts (whole numbers, none negative)",
+            "linear": f"linear normalised values such as CPM or TPM (not whole numbers, up to {ev['max']:.3g})",
+            "log1p": f"log-normalised values (not whole numbers, at most {ev['max']:.3g})",
+            "log2": f"log-normalised values (not whole numbers, at most {ev['max']:.3g})",
+            "scaled": f"scaled values (negative values, minimum {ev['min']:.3g})"}[scale]
+
+class ScaleMismatchError(ValueError):
+    "A declared input scale that the values contradict; `.declared`, `.found` and `.looks` (in words) say how."
+    def __init__(self, msg: str, declared: str, found: str, looks: str):
+        super().__init__(msg)
+        self.declared, self.found, self.looks = declared, found, looks
+
+def check_declared_scale(X, declared: str, *, trust: bool = False, where: str = "X") -> str:
+    """Refuse a declared input scale that the values of `X` contradict.
+
+    Parameters
+    ----------
+    X
+        Cells x genes, dense or sparse.
+    declared
+        The declared scale, one of `SCALES`.
+    trust
+        Warn instead of raising (the user insists on the declaration).
+    where
+        How messages name the matrix (e.g. `"layers['counts']"`).
+
+    Returns
+    -------
+    The detected scale.
+    """
+    if declared not in _AGREES: raise ValueError(f"input_scale={declared!r}; choose from {', '.join(SCALES)}")
+    found, ev = detect_input_scale(X, details=True)
+    if found in _AGREES[declared]: return found
+    msg = (f"input_scale={declared!r} (--input-scale {declared}) was declared, but the values of {where} look like "
+           f"{_looks_like(found, ev)}")
+    if trust:
+        warnings.warn(f"{msg}; used as declared because trust_input_scale=True (--trust-input-scale)", UserWarning,
+                      stacklevel=3)
+        return found
+    raise ScaleMismatchError(f"{msg}. Pass input_scale='auto' (--input-scale auto) or the scale of the values, or "
+                             "trust_input_scale=True (--trust-input-scale) to use the declared scale anyway",
+                             declared, found, f"{where} look like {_looks_like(found, ev)}")
+
 
 # %% ../nbs/01_input_scale.ipynb #bd6b3c49
 def to_log1p_cp10k(X, scale: InputScale | None = None, *, target_sum: float = 1e4) -> sp.csr_matrix:

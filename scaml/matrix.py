@@ -156,8 +156,7 @@ def run_matrix(adata: AnnData, *, label_key: str = "cell_type", split_key: str =
     """
     from tqdm.auto import tqdm
     t0 = time.perf_counter()
-    outdir = Path(outdir) if outdir is not None else None
-    if outdir is not None: check_outdir(outdir, overwrite=overwrite)
+    if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite)        # names a bad type
     groups = check_names(groups, "groups")
     cv_folds = check_int(cv_folds, "cv_folds", minimum=0)
     if cv_folds == 1: raise ValueError("cv_folds=1 leaves no cells to test on; pass 0 (skip) or 2 or more")

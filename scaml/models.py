@@ -607,6 +607,9 @@ class CellTypeModel:
             if params: raise TypeError(f"parameters {sorted(params)} go to the estimator itself: set them on {model!r}")
             self.backend = SklearnBackend(model, class_weight=class_weight, random_state=random_state)
             self.name = self.backend.name
+        if preprocessor is not None and not isinstance(preprocessor, Preprocessor):
+            raise TypeError(f"preprocessor={type(preprocessor).__name__}: pass a scaml.preprocess.Preprocessor, e.g. "
+                            "Preprocessor(n_top_genes=2000), or None for the default")
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor()
         self.classes_: list[str] = []
         self.label_key_: str | None = None
@@ -654,6 +657,8 @@ def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
     check_classes(labels, label_key)
+    if classes is not None and (isinstance(classes, str) or not isinstance(classes, (Sequence, np.ndarray, pd.Index))):
+        raise TypeError(f"classes={classes!r}: pass a list of class names, or None for the sorted training labels")
     self.classes_ = list(classes) if classes is not None else sorted(set(labels))
     missing = sorted(set(labels) - set(self.classes))
     if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes}")
@@ -706,12 +711,32 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
+def _clear_model_dir(path: Path) -> None:
+    "Remove the files of the scaml model saved in `path`; refuse when it holds anything else (it is not ours to delete)."
+    try:
+        meta = json.loads((path / _META).read_text())
+        ours = {str(f) for f in meta["files"]} | {_META} if meta.get("format") == "scaml-model" else set()
+    except (OSError, ValueError, TypeError, KeyError, AttributeError): ours = set()
+    other = sorted(p.name for p in path.iterdir() if p.name not in ours or not p.is_file())
+    if other:
+        raise FileExistsError(f"'{path}' holds files that are not part of a scaml model ({', '.join(other[:5])}"
+                              f"{', ...' if len(other) > 5 else ''}); overwrite=True replaces only a model folder "
+                              "that scaml saved. Move them away or choose another directory")
+    for name in ours:
+        if (path / name).is_file(): (path / name).unlink()
+
 @patch
 def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Path:
     "Write the model into the directory `path`; returns it."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path={path!r} ({type(path).__name__}): pass the path of a directory to write the model into")
     path = Path(path)
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"'{path}' exists and is not empty; choose another directory or pass overwrite=True")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"'{path}' is a file; pass the path of a directory to write the model into")
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"'{path}' exists and is not empty; choose another directory or pass overwrite=True")
+        _clear_model_dir(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / "preprocess.json").write_text(json.dumps(self.preprocessor.to_dict()))
     self.backend.save(path)
@@ -728,6 +753,9 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
 @patch(cls_method=True)
 def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     "Load a model directory written by `CellTypeModel.save`."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path={path!r} ({type(path).__name__}): pass the path of a model directory written by "
+                        "CellTypeModel.save or scaml_train (results/<model>/model)")
     path = Path(path)
     mf = path / _META
     if not mf.exists():
@@ -790,6 +818,22 @@ def _check_loaded(model: CellTypeModel) -> None:
                          f"(1, {len(model.classes)})")
 
 # %% ../nbs/02_models.ipynb #a464e7c3
+def _warn_empty_cells(adata: AnnData, model: CellTypeModel, conf: np.ndarray) -> None:
+    "Warn about cells with no expression in any of the model's genes: their labels are a guess, not evidence."
+    from scaml.preprocess import pick_layer
+    if model.preprocessor.use_rep is not None or adata.isbacked: return
+    cols = adata.var_names.get_indexer(model.features)
+    cols = cols[cols >= 0]
+    X, _ = pick_layer(adata, model.preprocessor.layer)
+    sub = X[:, cols]
+    nz = np.asarray((sub != 0).sum(1)).ravel() if sp.issparse(sub) else np.count_nonzero(np.asarray(sub), axis=1)
+    empty = nz == 0
+    if empty.any():
+        warnings.warn(f"{int(empty.sum())} cells have no expression in any of the model's {len(model.features)} genes "
+                      f"(all zero), e.g. {list(adata.obs_names[empty][:3])}; their labels are the model's guess for an "
+                      f"empty cell (confidence {float(np.median(conf[empty])):.2f}), not evidence. Remove empty cells "
+                      "(e.g. scanpy.pp.filter_cells(adata, min_genes=200)) before predicting", UserWarning, stacklevel=3)
+
 def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str = "scaml",
              copy: bool = False) -> AnnData | None:
     """Predict a cell type for every cell in `adata`.
@@ -812,6 +856,8 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     `obs['{key_added}_conf']` (max probability), `obsm['{key_added}_proba']` (DataFrame) and `uns['{key_added}']`;
     with a rejection model also `obs['{key_added}_novelty']`, and `'unknown'` among the predictions.
     """
+    if not isinstance(key_added, str) or not key_added.strip():
+        raise TypeError(f"key_added={key_added!r}: pass a name, the prefix of the keys written to adata (e.g. 'scaml')")
     if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
     if not (isinstance(model, CellTypeModel) or getattr(model, "rejects", False)):
         raise TypeError(f"model={type(model).__name__}: pass a fitted CellTypeModel, a model folder, or a model with "
@@ -833,6 +879,7 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
         adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
         adata.obs[f"{key_added}_conf"] = P.max(1)
     adata.obsm[f"{key_added}_proba"] = proba
+    _warn_empty_cells(adata, model, adata.obs[f"{key_added}_conf"].to_numpy())
     adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes),
                             "features_used": list(model.features), "scaml_version": scaml.__version__}
     log.info("added '%s_pred' (obs, categorical), '%s_conf' (obs) and '%s_proba' (obsm)", key_added, key_added, key_added)

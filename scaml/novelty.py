@@ -375,8 +375,7 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     if method == COMBINED and model is not None and not (isinstance(model, str) and model in MODELS):
         raise ValueError(f"method='combined' trains its own classifier; model={model!r} must be a model name "
                          f"({', '.join(MODELS)}). Score a saved model with method='maxproba'")
-    outdir = Path(outdir) if outdir is not None else None
-    if outdir is not None: check_outdir(outdir, overwrite=overwrite, inputs=inputs)
+    if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite, inputs=inputs)   # names a bad type
     check_adata(adata, obs_keys={"flag_key": flag_key, "split_key": split_key, "group_key": group_key,
                                  "label_key": label_key})
     flag = parse_flag(adata.obs[flag_key], positive=positive, name=f"obs[{flag_key!r}]")

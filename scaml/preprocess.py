@@ -169,6 +169,9 @@ class Preprocessor:
         those cells equals its mean over the detecting training cells (genes detected in at least 10 cells on each
         side); zeros stay zeros, the output stays sparse, and the training scaling follows. Each `transform` call is
         one batch, as with `scale_by='query'`.
+    trust_input_scale
+        Use a declared `input_scale` even when the values look like another scale (with a warning); by default that
+        is an error (`scaml.input_scale.check_declared_scale`).
     """
     gene_selection: Selection = "hvg"
     n_top_genes: int = 2000
@@ -182,6 +185,7 @@ class Preprocessor:
     input_scale: str = "auto"
     scale_by: str = "train"
     align_query: bool = False
+    trust_input_scale: bool = False
     features_: list[str] = field(default_factory=list)
     std_: np.ndarray | None = None
     mean_: np.ndarray | None = None
@@ -198,6 +202,8 @@ class Preprocessor:
         self.n_top_genes = check_int(self.n_top_genes, "n_top_genes", minimum=1)
         self.target_sum = check_float(self.target_sum, "target_sum", low=0, low_open=True)
         self.min_overlap = check_float(self.min_overlap, "min_overlap", low=0, high=1)
+        if not isinstance(self.trust_input_scale, bool):
+            raise TypeError(f"trust_input_scale={self.trust_input_scale!r}: pass True or False")
         if self.scale_by not in ("train", "query"):
             raise ValueError(f"scale_by={self.scale_by!r}; choose 'train' or 'query'")
         if self.align_query and self.scale_by == "query":
@@ -284,16 +290,22 @@ def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]
     if pp.input_scale not in _SCALES:
         raise ValueError(f"input_scale={pp.input_scale!r}; choose from {', '.join(_SCALES)} (--input-scale)")
     info = describe_matrix(X)
+    if pp.input_scale != "auto" and not info["nonfinite"] and not getattr(pp, "_scale_warned", False):
+        from scaml.input_scale import check_declared_scale
+        found = check_declared_scale(X, pp.input_scale, trust=pp.trust_input_scale, where=where)
+        pp._scale_warned = pp.trust_input_scale and found != pp.input_scale     # warn once, not per matrix
     if pp.input_scale == "scaled":
         log.info("%s: scaled values (input_scale='scaled'), used as they are", where)
         return sp.csr_matrix(X, dtype=np.float32), info["kind"], "scaled"
     if info["nonfinite"] or info["negative"]:
         bad = "NaN or infinite values" if info["nonfinite"] else f"negative values (minimum {info['min']:.3g})"
         cur = {"X": "X", "raw.X": "raw"}.get(where, where[len("layers['"):-2] if where.startswith("layers[") else where)
+        other = layer_choices(adata, cur)
+        fix = (f"pass the counts or log1p values with {other}" if not other.startswith("none") else
+               "it holds no other matrix: write the counts or log1p values into X (or a layer) and save it again")
         raise ValueError(f"{where} holds {bad}, so it is neither counts nor log-normalised expression (scaled or "
-                         f"corrupted data?). This AnnData has {describe_layout(adata)}; pass the counts or log1p values "
-                         f"with {layer_choices(adata, cur)}, "
-                         "or input_scale='scaled' (--input-scale scaled) to use them as they are")
+                         f"corrupted data?). This AnnData has {describe_layout(adata)}; {fix}, "
+                         "or pass input_scale='scaled' (--input-scale scaled) to use them as they are")
     scale = pp.input_scale
     if scale == "auto":
         from scaml.input_scale import detect_input_scale
@@ -398,6 +410,11 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
     `(index, report)`: for each gene its column in `adata` (-1 when missing), and a dict with `n_features`,
     `n_missing`, `frac_missing` and a few `missing_examples`.
     """
+    if not adata.var_names.is_unique:
+        dup = adata.var_names[adata.var_names.duplicated()].unique()
+        raise ValueError(f"the cells have {len(dup)} duplicated gene names (e.g. {[str(g) for g in dup[:5]]}), so a "
+                         "model gene cannot be matched to one column; make them unique with "
+                         "adata.var_names_make_unique() (or sum the duplicates) and save the file again")
     pos = pd.Index(adata.var_names).get_indexer(genes)
     n_missing = int((pos < 0).sum())
     report = {"n_features": len(genes), "n_missing": n_missing, "frac_missing": n_missing / max(len(genes), 1),
@@ -437,7 +454,13 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
         n_extra = int((~inside).sum())
         if n_extra: adata = adata[:, inside]
     pos, report = align_genes(adata, self.features, min_overlap=self.min_overlap, data_genes=all_genes)
-    X, kind, scale = _lognorm(adata, self)
+    from scaml.input_scale import ScaleMismatchError
+    try: X, kind, scale = _lognorm(adata, self)
+    except ScaleMismatchError as e:                   # the declaration is the model's, made when it was trained
+        raise ValueError(f"the model was trained on values declared input_scale={e.declared!r} (--input-scale "
+                         f"{e.declared}), but the values of {e.looks}. Pass these cells on the model's scale, or "
+                         "trust_input_scale=True (scaml_predict --trust-input-scale) to apply the model's scale "
+                         "anyway") from None
     report["input_kind"], report["input_scale"], report["n_genes_not_in_training"] = kind, scale, n_extra
     X = X[:, np.where(pos >= 0, pos, 0)].tocsr()
     if report["n_missing"]:

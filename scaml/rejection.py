@@ -84,10 +84,26 @@ def _fit_T(P_list: list, y_list: list) -> float:
             z = z - z.max(1, keepdims=True)
             tot -= float((z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).sum())
         return tot
-    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(50)), method="bounded").x))
+    T = float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(50)), method="bounded").x))
+    if T >= 49 or T <= 0.051:
+        warnings.warn(f"the rejection temperature T={T:.3g} sits at the bound of its search (0.05 to 50): the held-out "
+                      "cells disagree with the fold models (wrong labels, or groups too unlike each other), so the "
+                      "threshold is unreliable; check the labels and the group key", UserWarning, stacklevel=3)
+    return T
 
 # %% ../nbs/08d_rejection.ipynb #8526787e
-def fit_rejection(adata: AnnData, *, label_key: str, model: str = "lr", group_key: str | None = None,
+def _unfitted_copy(model: CellTypeModel) -> CellTypeModel:
+    "A new, unfitted model with the settings of `model` (its backend, parameters, preprocessing and calibrator)."
+    from dataclasses import fields
+    pp = model.preprocessor
+    settings = {f.name: getattr(pp, f.name) for f in fields(pp) if f.init and not f.name.endswith("_")}
+    be = model.backend
+    new = CellTypeModel(model.name, preprocessor=Preprocessor(**settings), class_weight=be.class_weight,
+                        random_state=be.random_state, **be.params)
+    new.calibrator = getattr(model, "calibrator", None)       # fold models map probabilities as the saved model does
+    return new
+
+def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel = "lr", group_key: str | None = None,
                   score: str = "proba", coverage: float = 0.98, calibrate: bool = True, n_folds: int = 5,
                   holdout: float = 0.2, features: str = "hvg", n_top_genes: int = 3000,
                   class_weight: str | None = "balanced", random_state: int = 0, **model_params) -> RejectionModel:
@@ -100,7 +116,9 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str = "lr", group_ke
     label_key
         Column of `obs` with the cell types.
     model
-        Model name (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, ...).
+        Model name (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, ...), or a fitted `CellTypeModel` (e.g. a saved one from
+        `CellTypeModel.load`): it becomes the rule's classifier as it is, and the threshold is set on held-out cells
+        of models with its settings fitted without them.
     group_key
         Column of groups (culture, donor, batch) for the cross-fitted hold-out; `None` for a random hold-out.
     score
@@ -134,11 +152,24 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str = "lr", group_ke
     check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
     labels, keep = clean_labels(adata, label_key)
     check_classes(labels[keep], label_key)
+    saved = model if isinstance(model, CellTypeModel) else None
+    if saved is not None:
+        if not saved.classes: raise ValueError("model is not fitted; pass a fitted CellTypeModel or a model name")
+        if score != "proba":
+            raise ValueError(f"score={score!r} fits a detector of its own; a fitted model is used with score='proba'")
+        shared = set(saved.classes) & set(labels[keep])
+        if not shared:
+            raise ValueError(f"the model knows the classes {sorted(saved.classes)[:8]} and obs[{label_key!r}] holds "
+                             f"{sorted(set(labels[keep]))[:8]}: none shared, so no held-out cell can set the threshold. "
+                             "Pass the label key the model was trained on")
+    elif not isinstance(model, str):
+        raise TypeError(f"model={type(model).__name__}: pass a model name ('lr', ...) or a fitted CellTypeModel")
     if not keep.all(): adata, labels = adata[keep], labels[keep]
     groups = adata.obs[group_key].astype(str).to_numpy() if group_key else None
     folds, kind = heldout_folds(labels, groups, n_folds, holdout, random_state)
 
     def new_model():
+        if saved is not None: return _unfitted_copy(saved)
         return CellTypeModel(model, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes),
                              class_weight=class_weight, random_state=random_state, **model_params)
 
@@ -159,8 +190,9 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str = "lr", group_ke
     if not (P_list or u_list):
         raise ValueError(f"no held-out cells to fit the rejection threshold on ({kind}); every fold missed the classes "
                          "of its held-out cells. Pass more training groups or group_key=None")
-    final = new_model().fit(adata, label_key=label_key)
-    cal = {"kind": kind, "n_folds": len(folds)}
+    final = saved if saved is not None else new_model().fit(adata, label_key=label_key)
+    cal = {"kind": kind, "n_folds": len(folds), "classifier": "the given fitted model" if saved is not None else
+           "fitted here on every training cell"}
     if score == "proba":
         T = _fit_T(P_list, y_list) if calibrate else 1.0
         nov = np.concatenate([one_minus_max(temper(P, T)) for P in P_list])

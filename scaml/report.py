@@ -91,6 +91,27 @@ def _errors(nb_path: Path) -> list[str]:
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
 # %% ../nbs/08f_report.ipynb #676e5a0e
+def _check_report_keys(path: Path, label_key: str, split_key: str, values: list) -> None:
+    "The label and split columns (and split values) the notebook needs are in the file, checked before it runs."
+    import anndata
+    from scaml.core import format_values
+    if path.suffix == ".h5ad":
+        a = anndata.read_h5ad(path, backed="r")
+        obs = a.obs
+        a.file.close()
+    else:
+        from scaml.io import read
+        obs = read(path).obs
+    for param, flag, key in (("label_key", "--label-key", label_key), ("split_key", "--split-key", split_key)):
+        if key not in obs.columns:
+            raise KeyError(f"{param}={key!r} ({flag} {key}) is not a column of the cells in '{path}'; available: "
+                           f"{format_values(obs.columns) or 'none'}")
+    have = set(obs[split_key].astype(str))
+    missing = [v for v in values if str(v) not in have]
+    if missing:
+        raise ValueError(f"{format_values(missing)} not among the values of obs[{split_key!r}] in '{path}' "
+                         f"({format_values(sorted(have))}); fix train=/test= (--split-train, --split-test)")
+
 def run_report(adata: PathLike | None = None, *, dataset: str | None = None, label_key: str | None = None,
                split_key: str | None = None, train: str | Sequence[str] | None = None,
                test: str | Sequence[str] | None = None, both_directions: bool = True,
@@ -179,6 +200,7 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
     if outdir.exists() and not outdir.is_dir():
         raise NotADirectoryError(f"outdir (--outdir) '{outdir}' is a file; pass a folder for the report folders")
     for t in targets: check_outdir(t, overwrite=overwrite, inputs=[adata], param="outdir (--outdir)")
+    if adata is not None: _check_report_keys(Path(adata), label_key, split_key, train + test)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for (tr, te), final in zip(splits, targets):

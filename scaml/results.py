@@ -24,9 +24,9 @@ from .metrics import ci_for_benchmark, compare_models
 from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model_comparison, per_class_f1, radar, use_file_backend
 
 # %% auto #0
-__all__ = ['to_json', 'write_csv', 'check_outdir', 'ResultsFolder', 'BenchmarkResult', 'write_results', 'read_summary',
-           'read_classes', 'read_results', 'compare_results_dir', 'per_class_table', 'top_confusions', 'save_figures',
-           'save_stats_figures']
+__all__ = ['FOLDERS', 'FIGURE_FILES', 'to_json', 'write_csv', 'check_outdir', 'ResultsFolder', 'BenchmarkResult', 'write_results',
+           'read_summary', 'read_classes', 'read_results', 'compare_results_dir', 'per_class_table', 'top_confusions',
+           'save_figures', 'figure_files', 'record_files', 'save_stats_figures']
 
 # %% ../nbs/07_results.ipynb #e486fd6c
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ def check_outdir(outdir: PathLike, *, overwrite: bool = False, inputs: Sequence[
     return outdir
 
 # %% ../nbs/07_results.ipynb #79ab2c84
+FOLDERS: dict[str, list[Path]] = {"completed": [], "interrupted": []}   # this process's folders: the CLI's exit status
+
 class ResultsFolder:
     """A results folder written atomically: `with ResultsFolder(outdir) as rf: rf.write_csv(...); rf.write_manifest(m)`.
 
@@ -139,6 +141,7 @@ class ResultsFolder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt): FOLDERS["interrupted"].append(self.outdir)
         try:
             if exc_type is None:
                 if self.manifest is None: raise RuntimeError("internal: a results folder was closed without a manifest")
@@ -158,6 +161,7 @@ class ResultsFolder:
         except BaseException:                            # put the old results back
             if old is not None and not self.outdir.exists(): old.rename(self.outdir)
             raise
+        FOLDERS["completed"].append(self.outdir)
         if old is not None: shutil.rmtree(old, ignore_errors=True)
         log.info("results written to %s", self.outdir)
 
@@ -279,6 +283,10 @@ def _write_into(res: BenchmarkResult, rf: ResultsFolder, *, plots: bool, save_mo
         write_csv(pr, d / "predictions.csv")
         write_csv(res.proba[name], d / "proba.csv")
         if save_models and getattr(model.backend, "savable", True): model.save(d / "model")
+        elif save_models and not hasattr(model, "members"):           # the soft vote is never saved: documented
+            warnings.warn(f"model {name!r} ({type(getattr(model.backend, 'estimator', model)).__name__}) was not saved: "
+                          "scaml saves models as data, not pickles, and only its built-in models have such a form. "
+                          f"Its results are written; '{name}/model' is not", UserWarning, stacklevel=4)
     (tmp / "summary_metrics.json").write_text(to_json({m: res.metrics[m] for m in res.models}))
     res.manifest["best_model_f1_macro"] = max(res.metrics, key=lambda m: res.metrics[m]["f1_macro"])
     if plots:
@@ -287,6 +295,35 @@ def _write_into(res: BenchmarkResult, rf: ResultsFolder, *, plots: bool, save_mo
     res.manifest["timings"]["write_s"] = time.perf_counter() - t
     if t_start is not None: res.manifest["timings"]["total_s"] = time.perf_counter() - t_start
     rf.write_manifest(res.manifest)
+
+# %% ../nbs/07_results.ipynb #4b2c19fa
+def _results_path(folder, param: str = "results_dir") -> Path:
+    "A results folder argument as a `Path`; a `TypeError` naming `param` for anything else."
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder).strip():
+        raise TypeError(f"{param}={folder!r} ({type(folder).__name__}): pass the path of a results folder written by "
+                        "run_benchmark / scaml_train")
+    return Path(folder)
+
+def _read_json_file(path: Path):
+    "The JSON in `path`; a `ValueError` naming the file when it is damaged."
+    try: return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"'{path}' is not valid JSON ({e}); the results folder is damaged (truncated or edited). "
+                         "Run it again") from None
+
+def _read_csv_file(path: Path, columns: Sequence[str] = (), **kw) -> pd.DataFrame:
+    "The table in `path`; a `ValueError` naming the file when it is missing, damaged or lacks `columns`."
+    if not path.is_file():
+        raise FileNotFoundError(f"'{path}' is missing; the results folder is incomplete. Run it again")
+    try: t = pd.read_csv(path, **kw)
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"'{path}' cannot be read as a table ({e}); the results folder is damaged. Run it again") from None
+    lacking = [c for c in columns if c not in t.columns]
+    if lacking:
+        raise ValueError(f"'{path}' lacks the column(s) {format_values(lacking)}; the results folder is damaged or was "
+                         "written by another tool. Run it again")
+    return t
+
 
 # %% ../nbs/07_results.ipynb #a68f3b19
 def read_summary(results_dir: PathLike) -> dict[str, dict]:
@@ -301,16 +338,23 @@ def read_summary(results_dir: PathLike) -> dict[str, dict]:
     -------
     `{model: {metric: value}}`.
     """
-    sf = Path(results_dir) / "summary_metrics.json"
+    sf = _results_path(results_dir) / "summary_metrics.json"
     if not sf.exists():
         raise FileNotFoundError(f"'{results_dir}' has no summary_metrics.json; pass a folder written by scaml_train")
-    s = json.loads(sf.read_text())
+    s = _read_json_file(sf)
+    if not isinstance(s, dict) or not all(isinstance(v, dict) for v in s.values()):
+        raise ValueError(f"'{sf}' does not hold the metrics of each model ({{model: metrics}}); the results folder is "
+                         "damaged. Run it again")
     if isinstance(s.get("models"), dict) and all(isinstance(v, dict) for v in s["models"].values()): return s["models"]
     return s
 
 def read_classes(results_dir: PathLike) -> list[str]:
     "The run's class list, in the order of the probability columns (`classes.txt`)."
-    rows = (Path(results_dir) / "classes.txt").read_text().splitlines()
+    f = _results_path(results_dir) / "classes.txt"
+    if not f.is_file(): raise FileNotFoundError(f"'{f}' is missing; the results folder is incomplete. Run it again")
+    rows = f.read_text().splitlines()
+    if any("\t" not in r for r in rows if r.strip()):
+        raise ValueError(f"'{f}' is damaged: each line should be an index, a tab and a class. Run it again")
     return [r.split("\t", 1)[1] for r in rows if r.strip()]
 
 # %% ../nbs/07_results.ipynb #3c60fcac
@@ -319,8 +363,8 @@ def _read_run(results_dir: Path, model: str) -> tuple[pd.Series, pd.DataFrame]:
     if not (d / "proba.csv").exists():
         have = sorted(p.name for p in results_dir.iterdir() if (p / "proba.csv").exists()) if results_dir.is_dir() else []
         raise FileNotFoundError(f"'{d / 'proba.csv'}' not found; models in '{results_dir}': {', '.join(have) or 'none'}")
-    proba = pd.read_csv(d / "proba.csv", index_col=0)
-    pred = pd.read_csv(d / "predictions.csv", index_col=0)
+    proba = _read_csv_file(d / "proba.csv", index_col=0)
+    pred = _read_csv_file(d / "predictions.csv", ["y_true"], index_col=0)
     return pred.loc[proba.index, "y_true"].astype(str), proba
 
 def read_results(results_dir: PathLike, models: Sequence[str] | None = None) -> dict:
@@ -337,11 +381,11 @@ def read_results(results_dir: PathLike, models: Sequence[str] | None = None) -> 
     -------
     `{'y_true', 'classes', 'train_classes', 'proba': {model: DataFrame}}`.
     """
-    results_dir = Path(results_dir)
+    results_dir = _results_path(results_dir)
     models = list(models) if models else list(read_summary(results_dir))
     classes = read_classes(results_dir)
     mf = results_dir / "manifest.json"
-    train_classes = list(json.loads(mf.read_text()).get("train_class_counts", {})) if mf.exists() else None
+    train_classes = list(_read_json_file(mf).get("train_class_counts", {})) if mf.exists() else None
     y, probas = None, {}
     for m in models:
         yt, p = _read_run(results_dir, m)
@@ -385,9 +429,10 @@ def per_class_table(results_dir: PathLike) -> pd.DataFrame:
     -------
     Columns `model`, `class`, `precision`, `recall`, `f1`, `support`.
     """
-    results_dir = Path(results_dir)
+    results_dir = _results_path(results_dir)
     models = read_summary(results_dir)
-    out = [pd.read_csv(results_dir / m / "per_class.csv").assign(model=m) for m in models]
+    cols = ["class", "precision", "recall", "f1", "support"]
+    out = [_read_csv_file(results_dir / m / "per_class.csv", cols).assign(model=m) for m in models]
     return pd.concat(out, ignore_index=True)[["model", "class", "precision", "recall", "f1", "support"]]
 
 def top_confusions(results_dir: PathLike, *, n_top: int = 5) -> pd.DataFrame:
@@ -404,11 +449,11 @@ def top_confusions(results_dir: PathLike, *, n_top: int = 5) -> pd.DataFrame:
     -------
     Columns `model`, `true`, `pred`, `n`, `frac_of_true` (share of the true class's test cells), most frequent first.
     """
-    results_dir = Path(results_dir)
+    results_dir = _results_path(results_dir)
     models = read_summary(results_dir)
     rows = []
     for m in models:
-        cm = pd.read_csv(results_dir / m / "confusion_matrix.csv", index_col=0)
+        cm = _read_csv_file(results_dir / m / "confusion_matrix.csv", index_col=0)
         tot = cm.sum(1)
         t = cm.stack().rename("n").reset_index()
         t.columns = ["true", "pred", "n"]
@@ -443,7 +488,7 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
     """
     use_file_backend()
     import matplotlib.pyplot as plt
-    results = Path(results); outdir = Path(outdir) if outdir else results
+    results = _results_path(results, "results"); outdir = Path(outdir) if outdir else results
     models = read_summary(results)
     summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in models.items()}).T
     errors = None
@@ -459,7 +504,7 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
     _save(ax.figure, "model_compare.png")
     pcs = {}
     for model in summary.index:
-        cm = pd.read_csv(results / model / "confusion_matrix.csv", index_col=0)
+        cm = _read_csv_file(results / model / "confusion_matrix.csv", index_col=0)
         _save(confusion_matrix(cm, title=f"{model}: rows true, columns predicted").figure, f"{model}_confusion_matrix.png")
         pc = results / model / "per_class.csv"
         if pc.exists(): pcs[model] = pd.read_csv(pc, index_col=0)["f1"]
@@ -479,7 +524,33 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
 
         written += save_stats_figures(results, outdir=outdir, dpi=dpi)
     log.info("wrote %d figures to %s", len(written), _final_path(outdir))
+    record_files(outdir, written)
     return written
+
+FIGURE_FILES = ("model_compare.png", "per_class_f1.png", "reliability.png", "metrics_ci.png", "radar.png",
+                "confusions.png", "confusions.csv", "per_class_all.csv")
+
+def figure_files(results: PathLike) -> list[str]:
+    "Every file name `save_figures` (with `stats`) may write for the results folder `results`."
+    return [*FIGURE_FILES, *(f"{m}_confusion_matrix.png" for m in read_summary(results))]
+
+def record_files(folder: PathLike, written: Sequence[PathLike]) -> None:
+    """Add files written into a finished results folder to its `manifest.json` list of the files scaml wrote.
+
+    A later `--overwrite` then replaces them like the rest of the folder. Folders without a scaml manifest (one being
+    written, or a plain folder of figures) are left alone."""
+    folder = Path(folder)
+    mf = folder / "manifest.json"
+    try:
+        man = json.loads(mf.read_text())
+        if not isinstance(man, dict) or "scaml_version" not in man or not isinstance(man.get("files"), list): return
+    except (OSError, ValueError): return
+    new = {str(Path(p).resolve().relative_to(folder.resolve())) for p in written
+           if _inside(Path(p).resolve(), folder.resolve())}
+    if new <= set(man["files"]): return
+    man["files"] = sorted(set(man["files"]) | new)
+    tmp = mf.with_name(f".manifest.json.partial-{os.getpid()}")
+    tmp.write_text(to_json(man)); tmp.replace(mf)
 
 def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None, n_boot: int = 200,
                        random_state: int | None = 0, dpi: int = 120) -> list[Path]:
@@ -505,7 +576,7 @@ def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None,
     use_file_backend()
     import matplotlib.pyplot as plt
     from scaml.plots import PNG_FAST
-    results_dir = Path(results_dir); outdir = Path(outdir) if outdir else results_dir
+    results_dir = _results_path(results_dir); outdir = Path(outdir) if outdir else results_dir
     summary = read_summary(results_dir)
     if all("ci" in v for v in summary.values()): cis = {m: v["ci"] for m, v in summary.items()}
     else:
@@ -521,4 +592,5 @@ def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None,
     if len(conf): _save(confusions(conf).figure, "confusions.png")
     for name, t in (("confusions.csv", conf), ("per_class_all.csv", per_class_table(results_dir))):
         t.to_csv(outdir / name, index=False, float_format="%.6g", lineterminator="\n"); written.append(outdir / name)
+    record_files(outdir, written)
     return written

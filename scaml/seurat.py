@@ -58,6 +58,18 @@ def _is_h5ad(path: Path) -> bool:
         with h5py.File(path, "r") as f: return "obs" in f and "var" in f
     except (OSError, ValueError): return False
 
+def _run_r(cmd: list[str], out: Path) -> subprocess.CompletedProcess:
+    "Run the R script; on Ctrl-C (or SIGTERM) stop it and remove its hidden partial file before passing the interrupt on."
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        proc.kill(); proc.wait()
+        tmp = out.absolute().parent / f".{out.name}.tmp-{proc.pid}"     # the R script's partial file
+        if tmp.exists(): tmp.unlink()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
 def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None, label_key="label", hek_from=None, hek_key="is_hek",
             hek_positive=None, reductions=DEFAULT_REDUCTIONS, overwrite=False, rscript="Rscript",
             cli=False) -> tuple[Path, str, str]:
@@ -77,7 +89,7 @@ def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None,
             cmd += [flag, str(value)]
     if overwrite:
         cmd.append("--overwrite")
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    res = _run_r(cmd, out)
     if res.returncode != 0:
         raise RuntimeError(f"exporting {str(rds)!r} failed: {_r_error(res.stderr)}")
     return out, res.stdout.strip(), res.stderr.strip()
