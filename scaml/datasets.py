@@ -238,6 +238,13 @@ def _download(url: str, part: Path) -> None:
     try: pooch.retrieve(url, known_hash=None, fname=part.name, path=part.parent, progressbar=False)
     finally: logger.setLevel(level)
 
+def _reason(e: Exception) -> str:
+    "A download error in a few words (no connection details that change from run to run)."
+    resp = getattr(e, "response", None)
+    if getattr(resp, "status_code", None): return f"HTTP {resp.status_code}"
+    if type(e).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout"): return "no connection"
+    return str(getattr(e, "reason", e))
+
 def _fetch(src: SourceFile, dest: Path, dataset: str, data_path: str) -> None:
     "Download `src` to `dest` (atomically) and check its checksum."
     if dest.exists() and (src.sha256 is None or file_sha256(dest) == src.sha256): return
@@ -252,7 +259,7 @@ def _fetch(src: SourceFile, dest: Path, dataset: str, data_path: str) -> None:
         part.unlink(missing_ok=True)
         raise FileNotFoundError(
             f"dataset {dataset!r} needs the file {src.name!r}, which is not in the cache and could not be downloaded "
-            f"from {url} ({getattr(e, 'reason', e)}). Put the file at '{dest}'"
+            f"from {url} ({_reason(e)}). Put the file at '{dest}'"
             + (f" (sha256 {src.sha256})" if src.sha256 else "")
             + f", or set SCAML_DATA_DIR to a folder that holds {data_path}") from None
     got = file_sha256(part)

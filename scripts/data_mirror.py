@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gzip
-import io
 import shutil
 import threading
 import zipfile
