@@ -742,7 +742,8 @@ def export_seurat_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="the .h5ad file to write")
     p.add_argument("--assay", default="RNA", help="assay whose counts go to X (default: RNA)")
     p.add_argument("--label-col", help="meta.data column copied to obs[LABEL_KEY] as a categorical")
-    p.add_argument("--label-key", default="label", help="obs column for --label-col (default: label)")
+    p.add_argument("--label-key", default="cell_type",
+                   help="obs column for --label-col (default: cell_type, the column scaml_train reads by default)")
     p.add_argument("--hek-from", help="meta.data column that marks HEK cells")
     p.add_argument("--hek-key", default="is_hek", help="boolean obs column written from --hek-from (default: is_hek)")
     p.add_argument("--hek-positive", help="value of --hek-from that means HEK (leave out for a logical column)")
@@ -782,6 +783,18 @@ def scaml_export_seurat(argv: Sequence[str] | None = None) -> None:
     if stderr:
         print(stderr, file=sys.stderr)
     print(stdout)
+    print(_train_hint(args))
+
+def _train_hint(args: argparse.Namespace) -> str:
+    "The scaml_train command that reads the exported file, with the label column it was given."
+    import shlex
+    out = shlex.quote(str(args.output))
+    if args.label_col is None:
+        return ("no label column exported (--label-col); every meta.data column is in obs, so name yours: "
+                f"scaml_train --adata {out} --label-key COLUMN --split random --outdir results/{Path(args.output).stem}")
+    return (f"next: scaml_train --adata {out} --label-key {shlex.quote(args.label_key)} --split random "
+            f"--outdir results/{Path(args.output).stem}\n"
+            "  (across batches: --split-key COLUMN --split-train VALUE in place of --split random)")
 
 # %% ../nbs/09_cli.ipynb #d519097e
 _SUB = {"train": ("scaml.cli", "scaml_train"), "predict": ("scaml.cli", "scaml_predict"),
