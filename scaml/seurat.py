@@ -57,7 +57,7 @@ def _is_h5ad(path: Path) -> bool:
         with h5py.File(path, "r") as f: return "obs" in f and "var" in f
     except (OSError, ValueError): return False
 
-def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None, label_key="label", hek_from=None, hek_key="is_hek",
+def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None, label_key="cell_type", hek_from=None, hek_key="is_hek",
             hek_positive=None, reductions=DEFAULT_REDUCTIONS, overwrite=False, rscript="Rscript",
             cli=False) -> tuple[Path, str, str]:
     "Run the R script; return the output path, R's stdout and stderr. `cli` names the options as flags."
@@ -83,7 +83,7 @@ def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None,
 
 # %% ../nbs/08g_seurat.ipynb #cd3ca705
 def export_seurat(rds: str | os.PathLike, out: str | os.PathLike, *, assay: str = "RNA",
-                  label_col: str | None = None, label_key: str = "label", hek_from: str | None = None,
+                  label_col: str | None = None, label_key: str = "cell_type", hek_from: str | None = None,
                   hek_key: str = "is_hek", hek_positive: str | None = None,
                   reductions: str | Sequence[str] = DEFAULT_REDUCTIONS, overwrite: bool = False,
                   rscript: str = "Rscript") -> Path:
@@ -102,7 +102,8 @@ def export_seurat(rds: str | os.PathLike, out: str | os.PathLike, *, assay: str 
     label_col
         A `meta.data` column to copy, as a categorical, to `obs[label_key]`.
     label_key
-        The `obs` column that receives `label_col`.
+        The `obs` column that receives `label_col`; the default, `cell_type`, is the column `scaml_train` and the
+        Python functions read by default.
     hek_from
         A `meta.data` column that marks HEK cells.
     hek_key

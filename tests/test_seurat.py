@@ -167,7 +167,7 @@ def test_logcounts_exact(exported, r_dir):
 def test_every_meta_column(exported, r_dir):
     meta = _meta(r_dir)
     names = [m[0] for m in meta]
-    assert exported.obs.columns.tolist() == names + ["label", "is_hek"]
+    assert exported.obs.columns.tolist() == names + ["cell_type", "is_hek"]
     for name, kind, ordered, levels, values in meta:
         col = exported.obs[name]
         missing = np.array([v is None for v in values])
@@ -211,7 +211,7 @@ def test_embeddings_exact(exported, r_dir):
         np.testing.assert_array_equal(got, emb)
 
 def test_label_and_hek(exported):
-    label = exported.obs["label"]
+    label = exported.obs["cell_type"]   # the default label_key: what scaml_train reads by default
     assert isinstance(label.dtype, pd.CategoricalDtype)
     assert label.cat.categories.tolist() == exported.obs["RNA_snn_res.1"].cat.categories.tolist()
     assert (label.astype(str) == exported.obs["RNA_snn_res.1"].astype(str)).all()
