@@ -146,3 +146,41 @@ def test_corrupt_rda_fails_the_content_check(mirror, offline_clone, monkeypatch,
     finally:
         httpd.shutdown()
     assert not (offline_clone / sd.DATASETS["cellbench_10x_3cl"].path).exists()
+
+
+R_SCE = r'''
+suppressMessages({library(SingleCellExperiment); library(Matrix)})
+args <- commandArgs(TRUE)
+m <- Matrix(matrix(c(0, 1, 2, 0, 0, 3, 5, 0, 0), 3, 3, dimnames = list(c("G1", "G2", "G2"), c("c1", "c2", "c3"))),
+            sparse = TRUE)
+cd <- DataFrame(cell_line = c("H1975", "H2228", "HCC827"), number_of_genes = c(2L, 1L, 1L),
+                total_count_per_cell = c(8, 1, 2), row.names = c("c1", "c2", "c3"))
+cellbench <- SingleCellExperiment(assays = list(counts = m, logcounts = log1p(m)), colData = cd)
+save(cellbench, file = file.path(args[1], "sparse.rda"))
+cellbench <- SingleCellExperiment(assays = list(counts = as.matrix(m)), colData = cd)
+save(cellbench, file = file.path(args[1], "dense.rda"))
+'''
+
+
+def test_read_sce_rda_on_files_r_wrote(tmp_path):
+    "read_sce_rda on SingleCellExperiment objects saved by R itself (dgCMatrix and dense counts)."
+    import os
+    import subprocess
+    rscript = shutil.which("Rscript")
+    ok = rscript and subprocess.run([rscript, "-e", "suppressMessages(library(SingleCellExperiment))"],
+                                    capture_output=True).returncode == 0
+    if not ok:
+        if os.environ.get("SCAML_REQUIRE_SYSTEM") == "1":
+            pytest.fail("R with SingleCellExperiment is missing (Debian: r-bioc-singlecellexperiment)")
+        pytest.skip("needs R with SingleCellExperiment (Debian: r-bioc-singlecellexperiment)")
+    (tmp_path / "w.R").write_text(R_SCE)
+    subprocess.run([rscript, str(tmp_path / "w.R"), str(tmp_path)], check=True, capture_output=True)
+    for f in ("sparse.rda", "dense.rda"):
+        a = sd.read_sce_rda(tmp_path / f)
+        assert list(a.obs_names) == ["c1", "c2", "c3"] and list(a.var_names) == ["G1", "G2", "G2"], f
+        X = a.X.toarray() if sp.issparse(a.X) else a.X
+        np.testing.assert_array_equal(X, [[0, 1, 2], [0, 0, 3], [5, 0, 0]])
+        assert a.obs["cell_line"].astype(str).tolist() == ["H1975", "H2228", "HCC827"]
+        assert a.obs["number_of_genes"].tolist() == [2, 1, 1]
+    with pytest.raises(KeyError, match="no assay 'spliced'; it has 'counts', 'logcounts'"):
+        sd.read_sce_rda(tmp_path / "sparse.rda", assay="spliced")
