@@ -91,6 +91,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     "Print a warning as one line, `warning: ...`, without the source line."
     print(f"warning: {message}", file=sys.stderr)
 
+def _features_flag(s: str) -> str:
+    "An argparse `type` for `--features`: the original SCAML's name `raw` (all genes) reads as `all`."
+    return "all" if s == "raw" else s
+
 def _int_flag(flag: str, minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
     "An argparse `type` that reads an integer in range and names `flag` when it is not one."
     def conv(s: str) -> int:
@@ -198,7 +202,8 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     sp_.add_argument("--test-size", type=_float_flag("--test-size", 0, 1, high_open=True), default=0.2,
                      help="test fraction with --split random")
     m = p.add_argument_group("features and models")
-    m.add_argument("--features", choices=["hvg", "all", "actinn"], default=None, help="gene selection (default hvg)")
+    m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default=None,
+                   help="gene selection (default hvg; raw: all genes, the original SCAML's name)")
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
                    default=2000,
                    help="number of highly variable genes")
@@ -365,7 +370,8 @@ def predict_parser(prog: str = "scaml_predict") -> argparse.ArgumentParser:
     p.add_argument("--key-added", default="scaml", type=_key_name("--key-added"),
                    help="prefix of the keys written to the AnnData")
     m = p.add_argument_group("checks against the saved model (flags of the original scripts; the model's own settings apply)")
-    m.add_argument("--features", choices=["hvg", "all", "actinn"], help="the gene selection the model was trained with")
+    m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"],
+                   help="the gene selection the model was trained with")
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
                    help="its number of genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY", help="its obsm embedding")
@@ -522,7 +528,8 @@ def matrix_parser(prog: str = "scaml_matrix") -> argparse.ArgumentParser:
     p.add_argument("--filter", nargs="+", default=[], metavar="KEY=VALUE",
                    help="keep cells whose obs KEY is VALUE (or one of VALUE1,VALUE2), e.g. demuxlet_cls=SNG")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help=f"models: {', '.join(MODELS)}")
-    p.add_argument("--features", choices=["hvg", "all", "actinn"], default="hvg", help="gene selection")
+    p.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default="hvg",
+                   help="gene selection (raw: all genes, the original SCAML's name)")
     p.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
                    default=2000, help="number of highly variable genes")
     p.add_argument("--no-loo", action="store_true", help="skip leave-one-group-out training")
@@ -586,9 +593,12 @@ def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.Argume
                    help="fractions of cells within the training groups (none: skip)")
     s.add_argument("--n-repeats", type=_int_flag("--n-repeats", 1), default=3, help="repeats per size")
     m = p.add_argument_group("features and models")
-    m.add_argument("--features", choices=["hvg", "all", "actinn"], default="hvg", help="gene selection")
+    m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default="hvg",
+                   help="gene selection (raw: all genes, the original SCAML's name)")
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
                    default=2000, help="number of highly variable genes")
+    m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
+                   help="train on this obsm embedding instead of genes, e.g. X_harmony")
     m.add_argument("--model", "--models", dest="models", nargs="+", default=["lr"], help=f"models: {', '.join(MODELS)}")
     m.add_argument("--metric", default="f1_macro", help="metric drawn in the PNG")
     m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
@@ -617,7 +627,7 @@ def _lc_main(args: argparse.Namespace) -> None:
     adata = filter_cells(_read_input(args.adata, args.dataset), args.filter)
     lc = learning_curve(adata, label_key=args.label_key, group_key=args.group_key, test_groups=args.test_groups,
                         test_size=args.test_size, models=args.models, n_groups=args.n_groups, fractions=args.fractions,
-                        n_repeats=args.n_repeats, features=args.features, n_top_genes=args.n_hvg,
+                        n_repeats=args.n_repeats, features=args.features, n_top_genes=args.n_hvg, use_rep=args.embedding,
                         random_state=args.seed, progress=not args.quiet)
     summary = summarize_learning_curve(lc, metric=args.metric)
     manifest = {"scaml_version": scaml.__version__, "args": {k: v for k, v in vars(args).items()
@@ -670,9 +680,12 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
                    "--label-key, or a saved model folder (results/<run>/<model>/model); for combined: the name of its "
                    "classifier (default lr)")
     m.add_argument("--label-key", help="obs column with cell types, to train --model and for --reject")
-    m.add_argument("--features", choices=["hvg", "all", "actinn"], default="hvg", help="gene selection")
+    m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default="hvg",
+                   help="gene selection (raw: all genes, the original SCAML's name)")
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
                    default=3000, help="number of highly variable genes")
+    m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
+                   help="score on this obsm embedding instead of genes, e.g. X_harmony")
     m.add_argument("--n-components", type=_int_flag("--n-components", 1), default=None,
                    help="TruncatedSVD components of a detector (default: 100 for iforest, full vectors otherwise)")
     m.add_argument("--reject", action="store_true", help="also fit and evaluate a rejection rule (needs --label-key)")
@@ -719,6 +732,7 @@ def _novelty_main(args: argparse.Namespace) -> None:
               test_groups=args.test_groups, test_size=args.test_size, random_state=args.seed)
     res = run_novelty(adata, method=args.method, label_key=args.label_key, model=model, features=args.features,
                       n_top_genes=args.n_hvg, n_components="auto" if args.n_components is None else args.n_components,
+                      use_rep=args.embedding,
                       args=rec, **kw)
     with ResultsFolder(outdir, overwrite=args.overwrite, inputs=[args.adata]) as rf:
         write_novelty(res, rf, plots=not args.no_plots)
@@ -826,7 +840,8 @@ def export_seurat_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="the .h5ad file to write")
     p.add_argument("--assay", default="RNA", help="assay whose counts go to X (default: RNA)")
     p.add_argument("--label-col", help="meta.data column copied to obs[LABEL_KEY] as a categorical")
-    p.add_argument("--label-key", default="label", help="obs column for --label-col (default: label)")
+    p.add_argument("--label-key", default="cell_type",
+                   help="obs column for --label-col (default: cell_type, the column scaml_train reads by default)")
     p.add_argument("--hek-from", help="meta.data column that marks HEK cells")
     p.add_argument("--hek-key", default="is_hek", help="boolean obs column written from --hek-from (default: is_hek)")
     p.add_argument("--hek-positive", help="value of --hek-from that means HEK (leave out for a logical column)")
@@ -870,6 +885,18 @@ def scaml_export_seurat(argv: Sequence[str] | None = None) -> None:
     if stderr:
         print(stderr, file=sys.stderr)
     print(stdout)
+    print(_train_hint(args))
+
+def _train_hint(args: argparse.Namespace) -> str:
+    "The scaml_train command that reads the exported file, with the label column it was given."
+    import shlex
+    out = shlex.quote(str(args.output))
+    if args.label_col is None:
+        return ("no label column exported (--label-col); every meta.data column is in obs, so name yours: "
+                f"scaml_train --adata {out} --label-key COLUMN --split random --outdir results/{Path(args.output).stem}")
+    return (f"next: scaml_train --adata {out} --label-key {shlex.quote(args.label_key)} --split random "
+            f"--outdir results/{Path(args.output).stem}\n"
+            "  (across batches: --split-key COLUMN --split-train VALUE in place of --split random)")
 
 # %% ../nbs/09_cli.ipynb #d519097e
 _SUB = {"train": ("scaml.cli", "scaml_train"), "predict": ("scaml.cli", "scaml_predict"),

@@ -24,7 +24,7 @@ from .data import read_h5ad
 
 # %% auto #0
 __all__ = ['DATASETS', 'TASKS', 'data_dir', 'cache_dir', 'SourceFile', 'Dataset', 'list_datasets', 'file_sha256',
-           'content_sha256', 'load_dataset', 'list_tasks', 'load_task']
+           'content_sha256', 'read_sce_rda', 'load_dataset', 'fetch_dataset', 'list_tasks', 'load_task']
 
 # %% ../nbs/00a_datasets.ipynb #d6ab94d3
 log = logging.getLogger(__name__)
@@ -90,6 +90,20 @@ _DEEPCHEM = ("https://raw.githubusercontent.com/deepchem/deepchem/fbe3b911a94a6e
 _ACTINN = "https://raw.githubusercontent.com/mafeiyang/ACTINN/a32686697aa9aaadbd96159523b0dfad04e93edd/test_data/"
 _TM = "Tabula Muris Consortium (2018) Nature 562:367-372, doi:10.1038/s41586-018-0590-4"
 _ACTINN_PAPER = "Ma F & Pellegrini M (2020) Bioinformatics 36(2):533-538, doi:10.1093/bioinformatics/btz592"
+_MIXOLOGY = "https://raw.githubusercontent.com/LuyiTian/sc_mixology/7d00ffb0bd043467f365a9358d7312f294f13c9f/data/csv/"
+_CEPO = "https://raw.githubusercontent.com/PYangLab/Cepo/48144fb8f94c1ea5afaa8c707e9fbefe3ded3d7b/data/"
+_MIXOLOGY_EXPERIMENTS = {"sc_celseq2": ("CEL-seq2", "3 cell lines"), "sc_dropseq": ("Drop-seq", "3 cell lines"),
+                         "sc_celseq2_5cl_p1": ("CEL-seq2", "5 cell lines"), "sc_celseq2_5cl_p2": ("CEL-seq2", "5 cell lines"),
+                         "sc_celseq2_5cl_p3": ("CEL-seq2", "5 cell lines")}
+# GENCODE v44 Ensembl id -> symbol table, inside the celltypist 1.7.1 wheel on PyPI (the wheel's sha256 is PyPI's)
+_CELLTYPIST_WHEEL = "celltypist-1.7.1-py3-none-any.whl"
+_GENE_NAMES_MEMBER = "celltypist/data/samples/GENCODEv44_Gene_id2name.csv"
+_GENE_NAMES = SourceFile(_CELLTYPIST_WHEEL, "https://files.pythonhosted.org/packages/py3/c/celltypist/" + _CELLTYPIST_WHEEL,
+                         "3953f96a4476ed1dd2807446d97d3945e8905bbdac6bfef0d20b84a9a00d1101")
+_SCANPY_WHEEL = SourceFile("scanpy-1.11.5-py3-none-any.whl",
+                           "https://files.pythonhosted.org/packages/py3/s/scanpy/scanpy-1.11.5-py3-none-any.whl",
+                           "fcd383ddcf7acbf7c0ca232c25ad51b00aec9f8d2f7c8954b8c6ee0962257166")
+_PBMC_MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
 _CELLBENCH = "Tian L et al. (2019) Nat Methods 16:479-487, doi:10.1038/s41592-019-0425-8"
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in [
@@ -122,14 +136,17 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "b016e3ac969e143cdfc51e39da3631d9387df7b813c148427add98b8a1475c85",
             "CellBench lung cancer cell lines, CEL-seq2 and Drop-seq (3 lines) and three CEL-seq2 plates (5 lines); raw UMI counts",
             "cell_line", "batch", 1408, 28517, _CELLBENCH,
-            "LuyiTian/sc_mixology@7d00ffb data/csv (rebuilt with make.py)",
-            "4645c3c13efbe92c826a03ee39fcdbf015eff0b32b942af5b5219963f427e2b8"),
+            "LuyiTian/sc_mixology@7d00ffb data/csv + GENCODE v44 gene symbols (celltypist 1.7.1)",
+            "4645c3c13efbe92c826a03ee39fcdbf015eff0b32b942af5b5219963f427e2b8",
+            tuple(SourceFile(f"{e}.{kind}.csv.gz", f"{_MIXOLOGY}{e}.{kind}.csv.gz")
+                  for e in _MIXOLOGY_EXPERIMENTS for kind in ("count", "metadata")) + (_GENE_NAMES,)),
     Dataset("cellbench_10x_3cl", "cellbench_lung_celllines/cellbench_10x_3cl.h5ad",
             "da0a23f70ce8950e15aa5d50f8c31c0b15a53120c2facbd26617f09bc962ad8f",
             "CellBench 10x Chromium experiment, 3 lung cancer cell lines, 894 genes; raw UMI counts",
             "cell_line", None, 895, 894, _CELLBENCH,
-            "PYangLab/Cepo@48144fb data/cellbench.rda (rebuilt with make.py and R)",
-            "e28e00803da155c6cec2f7c55b627163461ea2d55c3a420464681f704c93d642"),
+            "PYangLab/Cepo@48144fb data/cellbench.rda (an R SingleCellExperiment, read in Python)",
+            "e28e00803da155c6cec2f7c55b627163461ea2d55c3a420464681f704c93d642",
+            (SourceFile("cellbench.rda", _CEPO + "cellbench.rda"), _GENE_NAMES)),
     Dataset("scanpy_pbmc68k_reduced", "scanpy_pbmc68k_reduced/scanpy_pbmc68k_reduced.h5ad",
             "7c69a4ee32f81df7176afb72123b44a78f93c4017eb5ebe446a429fc8b962264",
             "700 PBMCs (10x), 10 noisy bulk-correlation labels, 765 HVGs; scaled values, no counts; ships with scanpy",
@@ -137,7 +154,7 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in [
             "Zheng GXY et al. (2017) Nat Commun 8:14049, doi:10.1038/ncomms14049; "
             "Wolf FA, Angerer P & Theis FJ (2018) Genome Biol 19:15",
             "scanpy package file scanpy/datasets/10x_pbmc68k_reduced.h5ad",
-            "aabde0771700e8d6bcf7fa3fa26336cb6c58ddfb10a4702a5e0f768210f49f82"),
+            "aabde0771700e8d6bcf7fa3fa26336cb6c58ddfb10a4702a5e0f768210f49f82", (_SCANPY_WHEEL,)),
 ]}
 
 # %% ../nbs/00a_datasets.ipynb #9d77e5b7
@@ -205,26 +222,53 @@ def _get(name: str) -> Dataset:
                        "See scaml.datasets.list_datasets()")
     return DATASETS[name]
 
+def _source_url(src: SourceFile, data_path: str) -> str:
+    "Where to download `src` from: the mirror named by `SCAML_DATA_URL` (same layout as the cache), else its public URL."
+    base = os.environ.get("SCAML_DATA_URL")
+    if not base: return src.url
+    return f"{base.rstrip('/')}/{Path(data_path).parent.as_posix()}/original/{src.name}"
+
+def _download(url: str, part: Path) -> None:
+    "Download `url` to `part` with pooch (http, https, ftp); a `file://` URL is copied."
+    if url.startswith("file://"):
+        shutil.copyfile(urllib.request.url2pathname(url[len("file://"):]), part)
+        return
+    import pooch
+    logger = pooch.get_logger(); level = logger.level
+    logger.setLevel(logging.WARNING)  # scaml checks the checksum itself; pooch's note to pin it would only confuse
+    try: pooch.retrieve(url, known_hash=None, fname=part.name, path=part.parent, progressbar=False)
+    finally: logger.setLevel(level)
+
+def _reason(e: Exception) -> str:
+    "A download error in a few words (no connection details that change from run to run)."
+    resp = getattr(e, "response", None)
+    if getattr(resp, "status_code", None): return f"HTTP {resp.status_code}"
+    if type(e).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout"): return "no connection"
+    return str(getattr(e, "reason", e))
+
 def _fetch(src: SourceFile, dest: Path, dataset: str, data_path: str) -> None:
     "Download `src` to `dest` (atomically) and check its checksum."
     if dest.exists() and (src.sha256 is None or file_sha256(dest) == src.sha256): return
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    log.info("downloading %s to %s", src.url, dest)
+    part.unlink(missing_ok=True)
+    url = _source_url(src, data_path)
+    log.info("downloading %s to %s", url, dest)
     try:
-        with urllib.request.urlopen(src.url, timeout=60) as r, open(part, "wb") as f: shutil.copyfileobj(r, f)
-    except (urllib.error.URLError, OSError) as e:
+        _download(url, part)
+    except Exception as e:  # requests, urllib and OS errors all mean: the file could not be fetched
         part.unlink(missing_ok=True)
         raise FileNotFoundError(
             f"dataset {dataset!r} needs the file {src.name!r}, which is not in the cache and could not be downloaded "
-            f"from {src.url} ({getattr(e, 'reason', e)}). Put the file at '{dest}'"
+            f"from {url} ({_reason(e)}). Put the file at '{dest}'"
             + (f" (sha256 {src.sha256})" if src.sha256 else "")
             + f", or set SCAML_DATA_DIR to a folder that holds {data_path}") from None
     got = file_sha256(part)
     if src.sha256 is not None and got != src.sha256:
         part.unlink(missing_ok=True)
-        raise ValueError(f"checksum mismatch for {src.name!r} downloaded from {src.url}: expected sha256 {src.sha256}, "
-                         f"got {got}; the download was removed. Try again, or put the right file at '{dest}'")
+        raise ValueError(f"checksum mismatch for {src.name!r} (dataset {dataset!r}) downloaded from {url}: "
+                         f"expected sha256 {src.sha256}, got {got}; the download was removed. Try again, or put the "
+                         f"right file at '{dest}'")
     part.replace(dest)
 
 def _build_deepchem_actinn_tm_facs(orig: Path) -> AnnData:
@@ -264,22 +308,24 @@ def _build_actinn_tm_droplet(orig: Path) -> AnnData:
     adata.uns["X_kind"] = "raw UMI counts (integer-valued, float32)"
     return adata
 
-def _scanpy_pbmc_file() -> Path:
-    "The pbmc68k_reduced file inside the installed scanpy package (scanpy is not imported)."
+def _scanpy_pbmc_file() -> Path | None:
+    "The pbmc68k_reduced file inside the installed scanpy package, or None (scanpy is not imported)."
     import importlib.util
     spec = importlib.util.find_spec("scanpy")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError('scanpy_pbmc68k_reduced is copied from the scanpy package, which is not installed; '
-                          'pip install "scaml[scanpy]", or set SCAML_DATA_DIR to a folder that holds '
-                          f'{DATASETS["scanpy_pbmc68k_reduced"].path}')
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "10x_pbmc68k_reduced.h5ad"
+    if spec is None or not spec.submodule_search_locations: return None
+    p = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "10x_pbmc68k_reduced.h5ad"
+    return p if p.exists() else None
 
 def _build_scanpy_pbmc68k_reduced(orig: Path | None = None) -> AnnData:
-    "Copy scanpy's bundled pbmc68k_reduced and add `obs['cell_type']`."
+    "scanpy's bundled pbmc68k_reduced (from the installed package, else from its wheel) with `obs['cell_type']`."
     import warnings
 
     import anndata
     p = _scanpy_pbmc_file()
+    if p is None:
+        import zipfile
+        p = orig / Path(_PBMC_MEMBER).name
+        with zipfile.ZipFile(orig / _SCANPY_WHEEL.name) as z: p.write_bytes(z.read(_PBMC_MEMBER))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         adata = anndata.read_h5ad(p)
@@ -291,6 +337,152 @@ def _build_scanpy_pbmc68k_reduced(orig: Path | None = None) -> AnnData:
 _BUILDERS = {"deepchem_actinn_tm_facs": _build_deepchem_actinn_tm_facs,
              "actinn_tm_droplet": _build_actinn_tm_droplet,
              "scanpy_pbmc68k_reduced": _build_scanpy_pbmc68k_reduced}
+
+# %% ../nbs/00a_datasets.ipynb #5d1c0a02
+def _r_null(x) -> bool:
+    "True for R's NULL as `rdata` returns it: None, an empty list, or the marker an S4 slot holds."
+    return x is None or (isinstance(x, str) and x == "\x01NULL\x01") or (isinstance(x, (list, tuple)) and len(x) == 0)
+
+def _r_names(x) -> list[str] | None:
+    "A character vector from `rdata` as a list of str, or None for NULL."
+    return None if _r_null(x) else [str(v) for v in np.asarray(x).ravel()]
+
+def _sce_matrix(m, what: str):
+    "An assay (`dgCMatrix` or a dense R matrix, genes x cells) as CSC float32, and its dimnames if it has them."
+    if hasattr(m, "i") and hasattr(m, "p") and hasattr(m, "x"):
+        nr, nc = (int(v) for v in np.asarray(m.Dim))
+        X = sp.csc_matrix((np.asarray(m.x, dtype=np.float32), np.asarray(m.i), np.asarray(m.p)), shape=(nr, nc))
+        dn = getattr(m, "Dimnames", None)
+        return X, (None if _r_null(dn) else list(dn))
+    if hasattr(m, "dims") or isinstance(m, np.ndarray):  # rdata reads a base R matrix as an xarray DataArray
+        dn = [np.asarray(m.coords[d]) if d in m.coords else None for d in m.dims] if hasattr(m, "coords") else None
+        return sp.csc_matrix(np.asarray(m, dtype=np.float32)), dn
+    raise ValueError(f"{what} is a {_r_names(getattr(m, 'class', None)) or type(m).__name__}; scaml reads a "
+                     "dgCMatrix or a dense numeric matrix")
+
+
+# %% ../nbs/00a_datasets.ipynb #5d1c0a03
+def read_sce_rda(path: PathLike, name: str | None = None, assay: str = "counts") -> AnnData:
+    """Read a SingleCellExperiment (or SummarizedExperiment) saved in an R data file, without R.
+
+    Uses the `rdata` package (`pip install rdata`) to parse the file.
+
+    Parameters
+    ----------
+    path
+        The `.rda` / `.RData` file written by R's `save`.
+    name
+        The object to read; default the only object in the file.
+    assay
+        The assay that becomes `X`; a `dgCMatrix` stays sparse.
+
+    Returns
+    -------
+    Cells x genes: `obs` from `colData` (column types as R stored them), gene names from `rownames`.
+    """
+    try:
+        import rdata
+    except ImportError:
+        raise ImportError(f"reading '{path}' needs the rdata package: pip install rdata") from None
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rdata warns once for every S4 class it has no Python constructor for
+        objs = rdata.read_rda(str(path))
+    if name is None and len(objs) != 1:
+        raise ValueError(f"'{path}' holds {len(objs)} objects ({format_values(objs)}); pass name= to pick one")
+    name = next(iter(objs)) if name is None else name
+    if name not in objs: raise KeyError(f"'{path}' has no object {name!r}; it holds {format_values(objs)}")
+    o = objs[name]
+    if not (hasattr(o, "assays") and hasattr(o, "colData")):
+        raise ValueError(f"object {name!r} in '{path}' is a {_r_names(getattr(o, 'class', None)) or type(o).__name__},"
+                         " not a SingleCellExperiment or SummarizedExperiment")
+    assays = o.assays.data.listData
+    if assay not in assays:
+        raise KeyError(f"object {name!r} in '{path}' has no assay {assay!r}; it has {format_values(assays)}")
+    X, dn = _sce_matrix(assays[assay], f"assay {assay!r} of {name!r} in '{path}'")
+    rr = getattr(o, "rowRanges", None)
+    genes = (_r_names(getattr(o, "NAMES", None))  # SummarizedExperiment, else RangedSummarizedExperiment's ranges
+             or _r_names(getattr(getattr(rr, "partitioning", None), "NAMES", None)) or _r_names(getattr(rr, "NAMES", None))
+             or (_r_names(dn[0]) if dn else None) or [str(i) for i in range(X.shape[0])])
+    cells = (_r_names(getattr(o.colData, "rownames", None)) or (_r_names(dn[1]) if dn else None)
+             or [str(i) for i in range(X.shape[1])])
+    cols = {} if _r_null(getattr(o.colData, "listData", None)) else o.colData.listData
+    obs = pd.DataFrame({str(k): (v if isinstance(v, pd.Categorical) else np.asarray(v)) for k, v in cols.items()},
+                       index=pd.Index(cells))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # R allows repeated gene names; the caller decides what to do with them
+        return AnnData(X=sp.csr_matrix(X.T), obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
+
+
+# %% ../nbs/00a_datasets.ipynb #5d1c0a06
+def _gencode_names(whl: Path) -> pd.Series:
+    "Ensembl gene id -> symbol from the GENCODE v44 table inside the celltypist wheel."
+    import io
+    import zipfile
+    with zipfile.ZipFile(whl) as z: b = z.read(_GENE_NAMES_MEMBER)
+    m = pd.read_csv(io.BytesIO(b), header=None, names=["id", "name"])
+    return m.drop_duplicates("id").set_index("id")["name"]
+
+def _mixology_experiment(orig: Path, name: str, tech: str, design: str) -> AnnData:
+    "One sc_mixology experiment from its count (genes x cells) and metadata CSVs."
+    cnt = pd.read_csv(orig / f"{name}.count.csv.gz", index_col=0)
+    meta = pd.read_csv(orig / f"{name}.metadata.csv.gz", index_col=0).reindex(cnt.columns)
+    obs = pd.DataFrame(index=[f"{name}:{c}" for c in cnt.columns])
+    # the 3-cell-line experiments carry a curated 'cell_line'; the 5-cell-line plates only the demuxlet call
+    obs["cell_line"] = (meta["cell_line"] if "cell_line" in meta else meta["cell_line_demuxlet"]).values
+    obs["cell_line_demuxlet"] = meta["cell_line_demuxlet"].values
+    obs["demuxlet_cls"] = meta["demuxlet_cls"].values
+    obs["batch"], obs["technology"], obs["design"] = name, tech, design
+    obs["barcode"] = cnt.columns.astype(str)
+    for c in ["total_count_per_cell", "number_of_genes", "mapped_to_MT", "outliers"]:
+        if c in meta: obs[c] = meta[c].astype(str).values if c == "outliers" else meta[c].values
+    return AnnData(X=sp.csr_matrix(cnt.T.values.astype(np.float32)), obs=obs, var=pd.DataFrame(index=cnt.index.astype(str)))
+
+def _build_cellbench_plate_based(orig: Path) -> AnnData:
+    "The five plate-based CellBench experiments on the union of their genes (absent = 0), as make.py builds them."
+    import warnings
+
+    import anndata
+    parts = [_mixology_experiment(orig, n, *td) for n, td in _MIXOLOGY_EXPERIMENTS.items()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata = anndata.concat(parts, join="outer", fill_value=0)
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    adata.X.sort_indices()
+    for c in ["cell_line", "cell_line_demuxlet", "demuxlet_cls", "batch", "technology", "design", "outliers"]:
+        adata.obs[c] = adata.obs[c].astype("category")
+    adata.var["n_experiments_listing_gene"] = sum(adata.var_names.isin(p.var_names).astype(int) for p in parts)
+    adata.var["gene_symbol"] = _gencode_names(orig / _CELLTYPIST_WHEEL).reindex(adata.var_names).fillna("").values
+    adata.uns["source"] = "LuyiTian/sc_mixology data/csv/*.count.csv.gz + *.metadata.csv.gz"
+    adata.uns["X_kind"] = "raw UMI counts (integer-valued, float32)"
+    return adata
+
+def _build_cellbench_10x_3cl(orig: Path) -> AnnData:
+    "The 10x CellBench experiment from Cepo's cellbench.rda, read in Python (make.py's R export, ported)."
+    import io
+    a = read_sce_rda(orig / "cellbench.rda", "cellbench")
+    keep = ["cell_line", "cell_line_demuxlet", "demuxlet_cls", "total_count_per_cell", "number_of_genes"]
+    # make.py passed colData through write.csv / read_csv: the same round trip gives the same column types
+    obs = pd.read_csv(io.StringIO(a.obs[keep].to_csv()), index_col=0)
+    obs["batch"], obs["technology"], obs["design"] = "sc_10x", "10x Chromium", "3 cell lines"
+    for c in ["cell_line", "cell_line_demuxlet", "demuxlet_cls", "batch", "technology", "design"]:
+        obs[c] = obs[c].astype("category")
+    obs.index = ["sc_10x:" + i for i in obs.index.astype(str)]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the .rda repeats a few symbols; made unique here, as make.py did
+        out = AnnData(X=sp.csr_matrix(a.X, dtype=np.float32), obs=obs, var=pd.DataFrame(index=a.var_names.copy()))
+        out.var.index.name = None
+        out.var_names_make_unique()
+    g2n = _gencode_names(orig / _CELLTYPIST_WHEEL)  # Ensembl ids where the symbol is unique
+    n2g = g2n.reset_index().drop_duplicates("name", keep=False).set_index("name")["id"]
+    out.var["gene_id"] = n2g.reindex(out.var_names).fillna("").values
+    out.uns["source"] = "PYangLab/Cepo data/cellbench.rda (subset of sc_mixology sc_10x: 894 genes)"
+    out.uns["X_kind"] = "raw UMI counts (integer-valued, float32)"
+    return out
+
+_BUILDERS |= {"cellbench_plate_based": _build_cellbench_plate_based, "cellbench_10x_3cl": _build_cellbench_10x_3cl}
+
 
 # %% ../nbs/00a_datasets.ipynb #70fa5cc6
 def _check_file(p: Path, ds: Dataset, *, remove: bool) -> None:
@@ -308,13 +500,9 @@ def _check_file(p: Path, ds: Dataset, *, remove: bool) -> None:
 
 def _rebuild(ds: Dataset, target: Path) -> None:
     "Fetch the originals into the cache, rebuild the h5ad and check its content."
-    if ds.name not in _BUILDERS:
-        raise FileNotFoundError(
-            f"dataset {ds.name!r} is not in SCAML_DATA_DIR or the cache, and scaml cannot rebuild it (it needs R). "
-            f"Put {Path(ds.path).name} (sha256 {ds.sha256}) at '{target}', or set SCAML_DATA_DIR to a folder holding "
-            f"{ds.path}. It is built by make.py from {ds.source}; cite {ds.citation}")
     orig = target.parent / "original"
-    for src in ds.files: _fetch(src, orig / src.name, ds.name, ds.path)
+    installed = ds.name == "scanpy_pbmc68k_reduced" and _scanpy_pbmc_file() is not None
+    for src in () if installed else ds.files: _fetch(src, orig / src.name, ds.name, ds.path)
     adata = _BUILDERS[ds.name](orig)
     got = content_sha256(adata, ds.label_key)
     if got != ds.content_sha256:
@@ -361,6 +549,55 @@ def load_dataset(name: str, *, backed: bool = False, data_dir: PathLike | None =
     if p.exists(): _check_file(p, ds, remove=True)
     else: _rebuild(ds, p)
     return read_h5ad(p, backed=backed)
+
+# %% ../nbs/00a_datasets.ipynb #5d1c0a08
+def _link_or_copy(src: Path, dest: Path) -> None:
+    "Put `src` at `dest` as a symbolic link, or a copy where links are not allowed."
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    try: dest.symlink_to(src.resolve())
+    except OSError: shutil.copyfile(src, dest)
+
+def fetch_dataset(name: str, *, data_dir: PathLike | None = None, cache_dir: PathLike | None = None) -> Path:
+    """Make sure a registered dataset is in the cache, and return its path there.
+
+    A checked copy in the cache is used as it is. Otherwise, where the local folder holds the dataset (with the
+    registered checksum), it is linked into the cache (with its `original/` files), so nothing is downloaded; else
+    the original files are downloaded (from `SCAML_DATA_URL` when set, a mirror with the cache's layout), checked,
+    and the dataset is rebuilt and checked.
+
+    Parameters
+    ----------
+    name
+        A name from `list_datasets()`.
+    data_dir
+        Local dataset folder; default `SCAML_DATA_DIR`.
+    cache_dir
+        Download cache; default `SCAML_CACHE` or `~/.cache/scaml`.
+
+    Returns
+    -------
+    The `.h5ad` file in the cache (`cache_dir / DATASETS[name].path`).
+    """
+    ds = _get(name)
+    cdir = Path(cache_dir) if cache_dir is not None else _env_cache_dir()
+    p = cdir / ds.path
+    if p.exists():
+        _check_file(p, ds, remove=True)
+        return p
+    ddir = Path(data_dir) if data_dir is not None else _env_data_dir()
+    if ddir is not None and (ddir / ds.path).exists():
+        _check_file(ddir / ds.path, ds, remove=False)
+        _link_or_copy(ddir / ds.path, p)
+        orig = (ddir / ds.path).parent / "original"
+        for f in ds.files:
+            if (orig / f.name).exists() and not (p.parent / "original" / f.name).exists():
+                _link_or_copy(orig / f.name, p.parent / "original" / f.name)
+        log.info("linked %s from %s into the cache %s", ds.path, ddir, cdir)
+        return p
+    _rebuild(ds, p)
+    return p
+
 
 # %% ../nbs/00a_datasets.ipynb #2bf2fd9e
 TASKS: dict[str, dict] = {

@@ -42,7 +42,8 @@ def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: s
                    models: Sequence[str] = ("lr",), n_groups: Sequence[int] | None = None,
                    fractions: Sequence[float] | None = (0.1, 0.25, 0.5, 1.0), n_repeats: int = 3,
                    features: str = "hvg", n_top_genes: int = 2000, class_weight: str | None = "balanced",
-                   model_params: dict | None = None, random_state: int = 0, progress: bool = True) -> pd.DataFrame:
+                   model_params: dict | None = None, random_state: int = 0, progress: bool = True,
+                   use_rep: str | None = None) -> pd.DataFrame:
     """Train on growing training sets drawn from the training groups and evaluate on fixed test groups.
 
     Parameters
@@ -69,6 +70,8 @@ def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: s
         Gene selection: `'hvg'`, `'all'` or `'actinn'`.
     n_top_genes
         Number of highly variable genes.
+    use_rep
+        Train on this `obsm` embedding (e.g. `'X_harmony'`) instead of genes.
     class_weight
         `'balanced'` or `None`.
     model_params
@@ -132,7 +135,7 @@ def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: s
         train_classes = sorted(set(ytr))
         classes = train_classes + sorted(set(y_test) - set(ytr))
         t = time.perf_counter()
-        pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes)
+        pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, use_rep=use_rep)
         Xtr = pp.fit_transform(adata[idx])
         Xte = pp.transform(ad_test)
         t_pp = time.perf_counter() - t

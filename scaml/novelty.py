@@ -266,13 +266,13 @@ class NoveltyResult:
                 f"FPR@95%recall {m['fpr_at_95_recall']:.3f} on {m['n']} test cells ({m['n_positive']} flagged), "
                 f"fitted on {self.manifest['n_fit']}")
 
-def _load_or_train(model, adata_fit, label_key, features, n_top_genes, random_state) -> CellTypeModel:
+def _load_or_train(model, adata_fit, label_key, features, n_top_genes, random_state, use_rep=None) -> CellTypeModel:
     if isinstance(model, CellTypeModel): return model
     if model is not None and Path(str(model)).is_dir(): return CellTypeModel.load(model)
     if label_key is None:
         raise ValueError("classifier scores need a model: pass label_key=... (--label-key) to train one on the "
                          "training cells, or model=<saved model folder>")
-    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes)
+    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, use_rep=use_rep)
     return CellTypeModel(model or "lr", preprocessor=pp, class_weight="balanced",
                          random_state=random_state).fit(adata_fit, label_key=label_key)
 
@@ -287,14 +287,14 @@ class CombinedNovelty:
         "Novelty score of each cell of `adata` (higher = more novel); the cells are scored together, as one batch."
         return self.scorer.score(self.preprocessor.transform(adata))
 
-def _fit_combined(adata_fit, label_key, model, features, n_top_genes, random_state) -> CombinedNovelty:
+def _fit_combined(adata_fit, label_key, model, features, n_top_genes, random_state, use_rep=None) -> CombinedNovelty:
     from scaml.ood import NoveltyScorer
     labels = adata_fit.obs[label_key].astype(str).to_numpy()
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ValueError(f"method='combined' needs at least two cell types among the training cells; obs[{label_key!r}] "
                          f"holds {classes}. Choose a detector (method='lof')")
-    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes)
+    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, use_rep=use_rep)
     Z = pp.fit_transform(adata_fit)
     ns = NoveltyScorer(model=model, random_state=random_state).fit(Z, np.searchsorted(classes, labels))
     return CombinedNovelty(pp, ns, classes)
@@ -306,7 +306,7 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
                 test_groups: Sequence[str] | None = None, test_size: float = 0.25,
                 label_key: str | None = None, model: str | PathLike | CellTypeModel | None = None,
                 features: str = "hvg", n_top_genes: int = 3000, n_components: int | str | None = "auto",
-                random_state: int = 0, outdir: PathLike | None = None, overwrite: bool = False,
+                use_rep: str | None = None, random_state: int = 0, outdir: PathLike | None = None, overwrite: bool = False,
                 plots: bool = True, inputs: Sequence[PathLike | None] = (), args: dict | None = None) -> NoveltyResult:
     """Fit a novelty detector on the non-novel training cells and evaluate its scores on the test cells.
 
@@ -346,6 +346,8 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
         Number of highly variable genes.
     n_components
         TruncatedSVD components of a detector (see `NoveltyDetector`).
+    use_rep
+        Score on this `obsm` embedding (e.g. `'X_harmony'`) instead of genes.
     random_state
         Seed.
     outdir
@@ -387,14 +389,14 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
         if not keep.all(): ad_fit = ad_fit[keep]
     if method in DETECTORS:
         det = NoveltyDetector(method, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes,
-                                                                scale=False),
+                                                                scale=False, use_rep=use_rep),
                               n_components=n_components, random_state=random_state).fit(ad_fit)
         score = det.score(adata[te])
     elif method == COMBINED:
-        det = _fit_combined(ad_fit, label_key, model or "lr", features, n_top_genes, random_state)
+        det = _fit_combined(ad_fit, label_key, model or "lr", features, n_top_genes, random_state, use_rep)
         score = det.score(adata[te])
     else:
-        det = _load_or_train(model, ad_fit, label_key, features, n_top_genes, random_state)
+        det = _load_or_train(model, ad_fit, label_key, features, n_top_genes, random_state, use_rep)
         score = classifier_scores(det, adata[te], kind=method)
     metrics = novelty_metrics(flag[te], score)
     values = adata.obs[flag_key].astype(str).to_numpy()[te]
@@ -411,7 +413,7 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     manifest = {"scaml_version": scaml.__version__, "args": args or {}, "method": method, "flag_key": flag_key,
                 "positive": positive, "split": desc, "n_fit": int(fit.sum()), "n_test": int(te.sum()),
                 "n_flagged_test": int(flag[te].sum()), "n_flagged_train_side_excluded": int((~te & flag).sum()),
-                "features": features, "n_top_genes": n_top_genes, "random_state": random_state,
+                "features": features, "n_top_genes": n_top_genes, "use_rep": use_rep, "random_state": random_state,
                 "detector": repr(det), "versions": package_versions()}
     res = NoveltyResult(scores=df, metrics=metrics, manifest=manifest, detector=det)
     log.info("%s: AUROC %.3f on %d test cells", method, metrics["auroc"], metrics["n"])

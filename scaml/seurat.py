@@ -70,7 +70,7 @@ def _run_r(cmd: list[str], out: Path) -> subprocess.CompletedProcess:
         raise
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
-def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None, label_key="label", hek_from=None, hek_key="is_hek",
+def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None, label_key="cell_type", hek_from=None, hek_key="is_hek",
             hek_positive=None, reductions=DEFAULT_REDUCTIONS, overwrite=False, rscript="Rscript",
             cli=False) -> tuple[Path, str, str]:
     "Run the R script; return the output path, R's stdout and stderr. `cli` names the options as flags."
@@ -96,7 +96,7 @@ def seurat_to_h5ad(rds: PathLike, out: PathLike, *, assay="RNA", label_col=None,
 
 # %% ../nbs/08g_seurat.ipynb #cd3ca705
 def export_seurat(rds: str | os.PathLike, out: str | os.PathLike, *, assay: str = "RNA",
-                  label_col: str | None = None, label_key: str = "label", hek_from: str | None = None,
+                  label_col: str | None = None, label_key: str = "cell_type", hek_from: str | None = None,
                   hek_key: str = "is_hek", hek_positive: str | None = None,
                   reductions: str | Sequence[str] = DEFAULT_REDUCTIONS, overwrite: bool = False,
                   rscript: str = "Rscript") -> Path:
@@ -115,7 +115,8 @@ def export_seurat(rds: str | os.PathLike, out: str | os.PathLike, *, assay: str 
     label_col
         A `meta.data` column to copy, as a categorical, to `obs[label_key]`.
     label_key
-        The `obs` column that receives `label_col`.
+        The `obs` column that receives `label_col`; the default, `cell_type`, is the column `scaml_train` and the
+        Python functions read by default.
     hek_from
         A `meta.data` column that marks HEK cells.
     hek_key

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real datasets next to the repository, and a runner for the installed console scripts."""
+"""Shared fixtures: the real datasets (SCAML_DATA_DIR, else the cache: linked from ../shared/data or downloaded), and a
+runner for the installed console scripts."""
 from __future__ import annotations
 
 import os
@@ -8,12 +9,29 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(os.environ.get("SCAML_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"   # ../shared/data beside the clone, where there is one
 BIN = Path(sys.executable).parent
+
+
+def _data_folder() -> Path:
+    """The folder with the registered datasets: `SCAML_DATA_DIR` when set; else the download cache, filled from
+    ../shared/data beside the clone (linked) where it is there, else downloaded (from `SCAML_DATA_URL` when set)."""
+    if os.environ.get("SCAML_DATA_DIR"):
+        return Path(os.environ["SCAML_DATA_DIR"]).resolve()
+    from scaml.datasets import DATASETS, cache_dir, fetch_dataset
+    for name in DATASETS:
+        fetch_dataset(name, data_dir=SHARED if SHARED.is_dir() else None)
+    return cache_dir().resolve()
+
+
+DATA = _data_folder()
+# test modules and the console scripts they run read SCAML_DATA_DIR: point it at the folder found above
+os.environ["SCAML_DATA_DIR"] = str(DATA)
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    assert (DATA / "deepchem_actinn_tm_facs").is_dir(), f"real datasets not found in {DATA}; set SCAML_DATA_DIR"
+    assert (DATA / "deepchem_actinn_tm_facs").is_dir(), f"the registered datasets are not in {DATA}"
     return DATA
 
 @pytest.fixture

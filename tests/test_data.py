@@ -68,7 +68,7 @@ def test_list_datasets_and_tasks():
 def test_missing_dataset_offline(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(sd, "_download", no_network)   # nothing leaves this machine
     monkeypatch.setenv("SCAML_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("SCAML_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError) as e:
@@ -78,8 +78,8 @@ def test_missing_dataset_offline(monkeypatch, tmp_path):
     assert str(tmp_path / "cache" / "deepchem_actinn_tm_facs" / "original" / "train_sample.h5") in msg
     assert "SCAML_DATA_DIR" in msg
     assert not list((tmp_path / "cache").rglob("*.part"))
-    with pytest.raises(FileNotFoundError, match="needs R"):
-        sd.load_dataset("cellbench_10x_3cl")
+    with pytest.raises(FileNotFoundError, match="needs the file 'cellbench.rda'"):
+        sd.load_dataset("cellbench_10x_3cl")   # R data, read in Python: only the download is missing
 
 def test_unknown_dataset_and_task():
     with pytest.raises(KeyError, match="available: 'deepchem_actinn_tm_facs'"):

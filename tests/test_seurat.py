@@ -167,7 +167,7 @@ def test_logcounts_exact(exported, r_dir):
 def test_every_meta_column(exported, r_dir):
     meta = _meta(r_dir)
     names = [m[0] for m in meta]
-    assert exported.obs.columns.tolist() == names + ["label", "is_hek"]
+    assert exported.obs.columns.tolist() == names + ["cell_type", "is_hek"]
     for name, kind, ordered, levels, values in meta:
         col = exported.obs[name]
         missing = np.array([v is None for v in values])
@@ -211,7 +211,7 @@ def test_embeddings_exact(exported, r_dir):
         np.testing.assert_array_equal(got, emb)
 
 def test_label_and_hek(exported):
-    label = exported.obs["label"]
+    label = exported.obs["cell_type"]   # the default label_key: what scaml_train reads by default
     assert isinstance(label.dtype, pd.CategoricalDtype)
     assert label.cat.categories.tolist() == exported.obs["RNA_snn_res.1"].cat.categories.tolist()
     assert (label.astype(str) == exported.obs["RNA_snn_res.1"].astype(str)).all()
@@ -326,3 +326,26 @@ def test_refuses_to_overwrite(r_dir):
 def test_rscript_not_found(r_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="r-cran-seuratobject r-cran-hdf5r"):
         export_seurat(r_dir / "pbmc.rds", tmp_path / "x.h5ad", rscript="no-such-Rscript")
+
+def test_export_then_train_with_the_default_label_key(r_dir, tmp_path):
+    "The exporter writes the label where scaml_train reads it by default, and prints the command that trains on it."
+    import shlex
+    out = tmp_path / "ref.h5ad"
+    res = _run_cli("--input", r_dir / "pbmc.rds", "--output", out, "--label-col", "letter.idents")
+    assert res.returncode == 0, res.stderr
+    assert anndata.read_h5ad(out).obs["cell_type"].cat.categories.tolist() == ["A", "B"]
+    hint = next(line for line in res.stdout.splitlines() if line.startswith("next: scaml_train"))
+    argv = shlex.split(hint[len("next: "):])
+    assert argv[argv.index("--label-key") + 1] == "cell_type"
+    scaml_train = str(Path(sys.executable).parent / "scaml_train")
+    no_key = [a for a in argv[1:argv.index("--outdir")] if a not in ("--label-key", "cell_type")]
+    for args in (argv[1:],                                                    # as printed
+                 no_key + ["--models", "lr", "--outdir", "results/default_key"]):  # no --label-key: the default agrees
+        p = subprocess.run([scaml_train, *args], cwd=tmp_path, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+    for run in ("results/ref", "results/default_key"):
+        classes = [ln.split("\t")[1] for ln in (tmp_path / run / "classes.txt").read_text().splitlines()]
+        assert classes == ["A", "B"], run
+    # without --label-col the hint says to name the column
+    res = _run_cli("--input", r_dir / "pbmc.rds", "--output", tmp_path / "nolabel.h5ad")
+    assert res.returncode == 0 and "--label-key COLUMN" in res.stdout
