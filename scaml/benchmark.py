@@ -202,7 +202,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     test_size
         Test fraction for `split='random'`.
     models
-        Model names (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, `'actinn'`, `'actinn_deepchem'`), or `{name: model}` where a
+        Model names (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, `'actinn'`, `'actinn_deepchem'`, `'singler'`, `'knn'`), or `{name: model}` where a
         model is a name or any scikit-learn classifier (e.g. `{'lr': 'lr', 'svm': LinearSVC()}`).
     features
         Gene selection: `'hvg'`, `'all'` or `'actinn'`.

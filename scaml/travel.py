@@ -225,9 +225,9 @@ class CorrelationBackend(Backend):
         fitted = f", {len(self.genes_)} marker genes, T={self.temperature_:.3g}" if hasattr(self, "genes_") else ""
         return f"CorrelationBackend(de_n={self.params['de_n']!r}, fine_tune={self.params['fine_tune']}{fitted})"
 
-# %% ../nbs/02b_travel.ipynb #b8f85633
+# %% ../nbs/02b_travel.ipynb #ec2a85b5
 def fit_pca(X, n_components: int, random_state: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Principal components of the rows of `X` (a sparse `X` stays sparse: the covariance comes from `X.T @ X`).
+    """Principal components of the rows of `X` (a large sparse `X` stays sparse: the covariance comes from `X.T @ X`).
 
     Parameters
     ----------
@@ -249,8 +249,12 @@ def fit_pca(X, n_components: int, random_state: int | None = 0) -> tuple[np.ndar
             from sklearn.decomposition import PCA
             pca = PCA(n_components=nc, svd_solver="arpack", random_state=random_state).fit(X)
             return pca.mean_.astype(np.float64), pca.components_.T.astype(np.float64)
-        from scipy.linalg import eigh
         mean = np.asarray(X.mean(0), dtype=np.float64).ravel()
+        if n * d <= 20_000_000:   # small: randomized SVD of the centred dense matrix (a few hundred MB at most)
+            from sklearn.utils.extmath import randomized_svd
+            _, _, Vt = randomized_svd(_dense(X) - mean, nc, random_state=random_state)
+            return mean, np.ascontiguousarray(Vt.T)
+        from scipy.linalg import eigh
         XtX = X.T @ X
         cov = np.asarray(XtX.toarray() if sp.issparse(XtX) else XtX, dtype=np.float64) / n - np.outer(mean, mean)
         _, V = eigh(cov, subset_by_index=[d - nc, d - 1])
