@@ -36,6 +36,17 @@ def _one_blas_thread():
         import contextlib
         return contextlib.nullcontext()
 
+def _log_scale(pp) -> np.ndarray | None:
+    "The training standard deviations by which `pp` divided each feature (1 for constant ones), or None if it did not."
+    std = getattr(pp, "std_", None)
+    if not (pp.scale and pp.scale_by == "train" and pp.use_rep is None and std is not None): return None
+    std = np.asarray(std, np.float64)
+    return np.where(std > 0, std, 1.0)
+
+def _times(X, s: np.ndarray):
+    "Columns of `X` multiplied by `s` (a sparse `X` stays sparse)."
+    return X @ sp.diags(s) if sp.issparse(X) else np.asarray(X) * s
+
 def _dense(X) -> np.ndarray:
     "A block of rows as a dense float64 array."
     return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
@@ -102,9 +113,7 @@ class CorrelationBackend(Backend):
 
     def set_preprocessor(self, pp) -> None:
         "Read the training standard deviations off the preprocessing, to correlate log-expression rather than scaled values."
-        std = getattr(pp, "std_", None)
-        ok = pp.scale and pp.scale_by == "train" and pp.use_rep is None and std is not None
-        self.unscale_ = np.where(np.asarray(std) > 0, np.asarray(std, np.float64), 1.0) if ok else None
+        self.unscale_ = _log_scale(pp)
 
     def _fit(self, X, y, sw):
         p, k = self.params, int(y.max()) + 1
@@ -275,7 +284,15 @@ class KNNBackend(Backend):
     blas_threads = 1
     memory_only = True      # the streaming, out-of-core and Dask engines refuse it (scaml.benchmark)
 
+    unscale_: np.ndarray | None = None
+
+    def set_preprocessor(self, pp) -> None:
+        "Read the training standard deviations off the preprocessing, to embed log-expression rather than scaled values."
+        self.unscale_ = _log_scale(pp)
+
     def _fit(self, X, y, sw):
+        self.gene_scale_ = self.unscale_ if self.unscale_ is not None else np.ones(X.shape[1])
+        X = _times(X, self.gene_scale_)
         self.mean_, self.components_ = fit_pca(X, int(self.params["n_components"]), self.random_state)
         self.emb_, self.y_ = embed(X, self.mean_, self.components_), y.astype(np.int32)
         k = int(y.max()) + 1
@@ -283,7 +300,7 @@ class KNNBackend(Backend):
         self.type_weight_ = np.ones(k) if sw is None else np.bincount(y, weights=sw, minlength=k) / np.bincount(y, minlength=k)
 
     def _proba(self, X):
-        Z = embed(X, self.mean_, self.components_)
+        Z = embed(_times(X, self.gene_scale_), self.mean_, self.components_)
         nn = int(min(self.params["n_neighbors"], len(self.y_)))
         sim = Z @ self.emb_.T
         idx = np.argpartition(-sim, nn - 1, axis=1)[:, :nn]
@@ -295,15 +312,15 @@ class KNNBackend(Backend):
 
     def _save(self, path):
         _save_arrays(path / "knn.npz", mean=self.mean_, components=self.components_, emb=self.emb_, y=self.y_,
-                     type_weight=self.type_weight_)
+                     type_weight=self.type_weight_, gene_scale=self.gene_scale_)
 
     def _load(self, path):
         z = _load_arrays(path / "knn.npz")
         self.mean_, self.components_, self.emb_ = z["mean"], z["components"], z["emb"]
-        self.y_, self.type_weight_ = z["y"], z["type_weight"]
+        self.y_, self.type_weight_, self.gene_scale_ = z["y"], z["type_weight"], z["gene_scale"]
         if (len(self.y_) != len(self.emb_) or self.emb_.shape[1] != self.components_.shape[1]
                 or len(self.mean_) != len(self.components_) or self.y_.min() < 0 or self.y_.max() >= len(self.type_weight_)
-                or len(self.type_weight_) != len(self.seen_)):
+                or len(self.type_weight_) != len(self.seen_) or len(self.gene_scale_) != len(self.mean_)):
             raise ValueError("its arrays do not fit together (cells, labels, embedding and components disagree)")
 
     def __repr__(self) -> str:
