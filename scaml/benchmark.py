@@ -419,7 +419,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             from scaml.travel import MajorityVote, majority_vote as vote, query_clusters
             t = time.perf_counter()
             if "clusters" not in vote_info:
-                vote_info["clusters"] = query_clusters(Xte, random_state=random_state)
+                vote_info["clusters"] = query_clusters(Xte, preprocessor=pp, random_state=random_state)
                 timings["vote_clusters_s"] = time.perf_counter() - t
             cl = vote_info["clusters"]
             P, changed = vote(probas[name].to_numpy(), cl)

@@ -345,7 +345,7 @@ def default_n_clusters(n: int) -> int:
     "The number of query clusters for `n` cells: about 30 cells each, at most `3 * sqrt(n)` clusters."
     return int(max(2, min(round(n / 30), round(3 * np.sqrt(n)))))
 
-def query_clusters(X, *, n_clusters: int | None = None, n_components: int = 50,
+def query_clusters(X, *, preprocessor=None, n_clusters: int | None = None, n_components: int = 50,
                    random_state: int | None = 0) -> np.ndarray:
     """Over-cluster the query cells (k-means in the query's own principal components, cosine).
 
@@ -353,6 +353,8 @@ def query_clusters(X, *, n_clusters: int | None = None, n_components: int = 50,
     ----------
     X
         Query cells x features (the model's preprocessing applied).
+    preprocessor
+        The `Preprocessor` that made `X`: its training scaling is multiplied back, so the clusters are of log-expression.
     n_clusters
         Number of clusters; default `default_n_clusters(n_cells)`.
     n_components
@@ -368,6 +370,8 @@ def query_clusters(X, *, n_clusters: int | None = None, n_components: int = 50,
     n = X.shape[0]
     if n < 3: return np.zeros(n, np.int64)
     k = min(int(n_clusters or default_n_clusters(n)), n)
+    scale = _log_scale(preprocessor) if preprocessor is not None else None
+    if scale is not None: X = _times(X, scale)
     Z = embed(X, *fit_pca(X, n_components, random_state))
     with _one_blas_thread():
         km = KMeans(k, n_init=1, random_state=random_state) if n <= 50_000 else \
