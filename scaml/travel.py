@@ -133,7 +133,9 @@ class CorrelationBackend(Backend):
         de_n = default_de_n(k) if p["de_n"] == "auto" else int(p["de_n"])
         markers = pair_markers(means, de_n)
         genes = np.unique(markers[markers >= 0])
-        if len(genes) < 2: raise ValueError("the training types differ in fewer than 2 genes; singler needs markers")
+        if len(genes) < 2:
+            raise ValueError(f"the training types differ in {len(genes)} of {X.shape[1]} features; singler correlates ranks "
+                             "over at least 2 marker genes: keep more genes (n_top_genes, features='all') or use another model")
         self.genes_ = genes.astype(np.int64)
         self.markers_ = np.where(markers >= 0, np.searchsorted(genes, np.maximum(markers, 0)), -1).astype(np.int32)
         self.gene_scale_ = self.unscale_[genes] if self.unscale_ is not None else np.ones(len(genes))
