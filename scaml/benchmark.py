@@ -245,7 +245,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     test_size
         Test fraction for `split='random'`.
     models
-        Model names (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, `'actinn'`, `'actinn_deepchem'`), or `{name: model}` where a
+        Model names (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, `'actinn'`, `'actinn_deepchem'`, `'singler'`, `'knn'`), or `{name: model}` where a
         model is a name or any scikit-learn classifier (e.g. `{'lr': 'lr', 'svm': LinearSVC()}`).
     features
         Gene selection: `'hvg'`, `'all'` or `'actinn'`.
@@ -470,7 +470,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             from scaml.travel import MajorityVote, majority_vote as vote, query_clusters
             t = time.perf_counter()
             if "clusters" not in vote_info:
-                vote_info["clusters"] = query_clusters(Xte, random_state=random_state)
+                vote_info["clusters"] = query_clusters(Xte, preprocessor=pp, random_state=random_state)
                 timings["vote_clusters_s"] = time.perf_counter() - t
             cl = vote_info["clusters"]
             P, changed = vote(probas[name].to_numpy(), cl)

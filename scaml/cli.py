@@ -438,7 +438,7 @@ def _predict(args: argparse.Namespace) -> None:
                       index=pd.Index(adata.obs_names, name="cell"))
     if args.majority_vote:
         from scaml.travel import majority_vote, query_clusters
-        cl = query_clusters(model.preprocessor.transform(adata), random_state=0)
+        cl = query_clusters(model.preprocessor.transform(adata), preprocessor=model.preprocessor, random_state=0)
         P, changed = majority_vote(adata.obsm[f"{k}_proba"].to_numpy(), cl)
         voted = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
         adata.obs[f"{k}_pred_vote"], adata.obs[f"{k}_cluster"] = voted, cl
