@@ -216,6 +216,7 @@ MODELS: dict[str, str] = {
     "mlp": "scaml.models:MLPBackend",
     "actinn": "scaml.actinn:ActinnBackend",
     "actinn_deepchem": "scaml.actinn:ActinnDeepChemBackend",
+    "scanvi": "scaml.scanvi:ScanviBackend",      # optional extra scaml[scvi]; trained with the query, not saved
 }
 DEFAULT_MODELS = ("lr", "rf", "xgb", "mlp")
 
