@@ -50,7 +50,7 @@ def test_scanvi_results_folder(kang, tmp_path, cli):
     assert res.models["scanvi"].backend.scvi_epochs_ == 30
     with pytest.raises(ValueError, match="not saved"):
         CellTypeModel.load(d / "model")
-    kang[kang.obs.split == "test"].write_h5ad(tmp_path / "query.h5ad")
+    kang[kang.obs.split == "test"].copy().write_h5ad(tmp_path / "query.h5ad")
     p = cli("scaml_predict", "--model", d / "model", "--adata", tmp_path / "query.h5ad", "--out", tmp_path / "p.csv",
             check=False)
     assert p.returncode != 0 and "not saved" in p.stderr and "Traceback" not in p.stderr
