@@ -32,9 +32,12 @@ extras = {
     'dask': ['dask[array,dataframe]>=2024.1', 'distributed>=2024.1'],
     'shap': ['shap>=0.44'],
     'scanpy': ['scanpy>=1.10'],
+    # scANVI (model 'scanvi'): the scvi-tools release for Python 3.11; it adds packages and changes none of the
+    # versions above (measured with torch 2.13.0 CPU)
+    'scvi': ['torch>=2.1', "scvi-tools==1.4.2; python_version >= '3.11'"],
 }
 extras['all'] = sorted({r for k in ('torch', 'dask', 'shap', 'scanpy') for r in extras[k]})
-extras['dev'] = dev_requirements + extras['torch'] + extras['dask']
+extras['dev'] = dev_requirements + extras['torch'] + extras['dask'] + extras['scvi']
 
 setuptools.setup(
     name = cfg['lib_name'],

@@ -360,6 +360,10 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         train, test = check_names(train, "train"), check_names(test, "test")
         auto_engine = engine == "auto"
         engine = _engine(engine, adata, client, use_rep)
+        transductive = [m for m in models if m not in custom and getattr(get_backend(m), "transductive", False)]
+        if transductive:                     # scanvi: counts of both sides in memory, scvi-tools installed
+            from scaml.scanvi import check_scanvi_run
+            check_scanvi_run(transductive, engine=engine, use_rep=use_rep)
         if (scale_by != "train" or align_query) and engine != "memory":
             raise ValueError(f"scale_by={scale_by!r} and align_query={align_query} correct the test cells by statistics "
                              f"of all of them, which the {engine} engine transforms block by block; use engine='memory' "
@@ -498,6 +502,12 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                 P, fit_s, predict_s = fit_predict_dask(client, model, Xtr, y, Xte, classes=classes, preprocessor=pp,
                                                        label_key=label_key, local=local)
                 timings[f"{name}_fit_s"], timings[f"{name}_predict_s"] = fit_s, predict_s
+            elif name in transductive:       # trained on the training cells and the query's counts, query unlabelled
+                from scaml.scanvi import fit_predict_scanvi
+                if folds is not None: log.info("%s is not calibrated: it trains with the query cells", name)
+                P = fit_predict_scanvi(model, adata[tr], test_src[te], y, classes=classes, preprocessor=pp,
+                                       label_key=label_key, layer=layer)
+                timings[f"{name}_fit_s"] = time.perf_counter() - t
             else:
                 if folds is not None:
                     t_cal = time.perf_counter()

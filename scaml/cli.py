@@ -210,6 +210,8 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
                    help="train on this obsm embedding instead of genes, e.g. X_harmony")
     m.add_argument("--models", nargs="+", default=["lr", "rf", "xgb", "mlp"], help=f"models: {', '.join(MODELS)}")
+    m.add_argument("--scanvi-epochs", metavar="N", type=_int_flag("--scanvi-epochs", 1),
+                   help="scVI epochs of the model scanvi (default: scvi-tools' own, at most 400)")
     m.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
                    help="weight classes equally (balanced) or by frequency (none)")
     m.add_argument("--calibrate", choices=["temperature", "isotonic", "none"], default="none",
@@ -324,6 +326,8 @@ def _train(args: argparse.Namespace) -> None:
                             device=args.device, block_size=args.block_size, client=client, engine=args.engine,
                             inputs=[args.adata, args.adata_test], allow_overlap=args.allow_overlap,
                             n_threads=args.n_threads,
+                            model_params={"scanvi": {"max_epochs": args.scanvi_epochs}}
+                            if args.scanvi_epochs and "scanvi" in args.models else None,
                             args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})
     cols = ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro_ovr"]
     print(res.summary[cols].astype(float).round(4).to_string())

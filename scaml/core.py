@@ -220,6 +220,7 @@ MODELS: dict[str, str] = {
     "actinn_deepchem": "scaml.actinn:ActinnDeepChemBackend",
     "singler": "scaml.travel:CorrelationBackend",
     "knn": "scaml.travel:KNNBackend",
+    "scanvi": "scaml.scanvi:ScanviBackend",      # optional extra scaml[scvi]; trained with the query, not saved
 }
 DEFAULT_MODELS = ("lr", "rf", "xgb", "mlp")
 

@@ -759,6 +759,8 @@ def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     path = Path(path)
     mf = path / _META
     if not mf.exists():
+        unsaved = _unsaved_reason(path)
+        if unsaved: raise ValueError(f"'{path}' holds no model: {unsaved}")
         raise FileNotFoundError(f"'{path}' is not a scaml model directory (no {_META}); pass the folder written by "
                                 "CellTypeModel.save or scaml_train (results/<model>/model)")
     try: meta = json.loads(mf.read_text())
@@ -807,6 +809,13 @@ def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
         raise ValueError(f"'{path}' could not be loaded as a {meta['model']!r} model ({type(e).__name__}: {msg}); "
                          "its files are damaged or were not written by scaml. Restore the original or retrain") from None
     return self
+
+def _unsaved_reason(path: Path) -> str | None:
+    "Why a results folder's model directory is absent, when its model is one that is never saved (e.g. `scanvi`)."
+    name = path.parent.name
+    if path.name != "model" or name not in MODELS or not (path.parent / "metrics.json").exists(): return None
+    cls = get_backend(name)
+    return None if getattr(cls, "savable", True) else getattr(cls, "unsaved_reason", f"a {name!r} model is not saved")
 
 def _check_loaded(model: CellTypeModel) -> None:
     "Predict one all-zero cell: the loaded estimator must take the saved features and give one column per class."

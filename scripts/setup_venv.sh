@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) .venv and install scaml into it.
 #   scripts/setup_venv.sh          the library and its command-line tools
-#   scripts/setup_venv.sh dev      plus everything the test suite needs (nbdev, papermill, pytest, deepchem, ...)
+#   scripts/setup_venv.sh dev      plus everything the test suite needs (nbdev, papermill, pytest, deepchem,
+#                                  scvi-tools for the model 'scanvi', ...)
 # On a machine without a GPU, torch is installed as the CPU build (TORCH_SPEC, default torch==2.13.0;
 # set TORCH_INDEX_URL to a CPU wheel index where the default index only has CUDA builds).
 set -euo pipefail
