@@ -42,7 +42,8 @@ def rewrite(text: str) -> str:
 
 
 def targets() -> list[Path]:
-    return [root / "nbs" / "index.ipynb", root / "nbs" / "_quarto.yml", *sorted((root / "nbs" / "tutorials").glob("*.ipynb"))]
+    return [root / "nbs" / "index.ipynb", root / "nbs" / "tutorials.ipynb", root / "nbs" / "_quarto.yml", root / "nbs" / "nbdev.yml",
+            *sorted((root / "nbs" / "tutorials").glob("*.ipynb"))]
 
 
 def sync(check: bool = False) -> list[Path]:
