@@ -1,6 +1,7 @@
 """The repository address lives in one place, `git_url` (and `branch`) in settings.ini. This writes it wherever the
-docs and notebooks need it: the Colab badges and install cells of the tutorials, the links of nbs/index.ipynb (and so
-of the README), and the GitHub icon of the docs' navbar.
+docs and notebooks need it: the Colab badges and install cells of the tutorials, the badges and install commands of
+nbs/index.ipynb (and so of the README), nbs/tutorials.ipynb and nbs/getting_started.ipynb, and the GitHub links of the
+docs' configuration (nbs/_quarto.yml, nbs/nbdev.yml).
 
     python scripts/repo_url.py            rewrite the files that disagree with settings.ini and list them
     python scripts/repo_url.py --check    list them and exit 1 if any disagree, changing nothing
@@ -42,7 +43,8 @@ def rewrite(text: str) -> str:
 
 
 def targets() -> list[Path]:
-    return [root / "nbs" / "index.ipynb", root / "nbs" / "tutorials.ipynb", root / "nbs" / "_quarto.yml", root / "nbs" / "nbdev.yml",
+    return [root / "nbs" / "index.ipynb", root / "nbs" / "tutorials.ipynb", root / "nbs" / "getting_started.ipynb",
+            root / "nbs" / "_quarto.yml", root / "nbs" / "nbdev.yml",
             *sorted((root / "nbs" / "tutorials").glob("*.ipynb"))]
 
 
