@@ -15,7 +15,8 @@ each tutorial with papermill in a folder outside the repository. The tutorials' 
 find scaml installed (by the wheel) and install only DeepChem, the optional extra, or say why they skip it.
 
 The dataset files come from `SCAML_MIRROR_SOURCE` (default `../shared/data`, the maintainers' copy); the machine
-needs no internet for the data. The Python packages come from pip's configured index.
+needs no internet for the data. The Python packages come from pip's configured index. Run it with the development
+environment's Python (it reads the built datasets with anndata to write the mirror).
 """
 import json
 import os
@@ -66,8 +67,15 @@ def make_venv(venv: Path, wheel: Path) -> Path:
 
 
 def make_mirror(mirror: Path, source: Path) -> None:
-    """The dataset files, laid out as in `SCAML_DATA_DIR`: links to the source files, and the ACTINN droplet matrix
-    (`train_set.csv.gz`, which the maintainers' copy does not keep) written back from the built dataset."""
+    """The dataset files in the layout `SCAML_DATA_URL` points at (`<dataset folder>/original/<file>`, beside the built
+    `.h5ad`): scripts/data_mirror.py's mirror where the checkout has it; else links to the source files, and the ACTINN
+    droplet matrix (`train_set.csv.gz`, which the maintainers' copy does not keep) written back from the built
+    dataset."""
+    if (root / "scripts" / "data_mirror.py").exists():
+        sys.path[:0] = [str(root / "scripts"), str(root)]     # this checkout's scaml registry
+        import data_mirror
+        data_mirror.write_mirror(source, mirror)
+        return
     for ds_dir in sorted(p for p in source.iterdir() if p.is_dir()):
         for f in ds_dir.rglob("*"):
             if f.is_file() and f.suffix in (".h5ad", ".h5", ".txt", ".gz", ".csv", ".rda", ".rds", ".mtx", ".tsv"):
