@@ -43,6 +43,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars", "--disable-dev-shm-usage"]
 RESULT_ID = "scaml-docs-check"
+IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif"}
 # pages that must be on the site, with the least number of figures each must show
 # (every page under tutorials/ must show at least one figure)
 REQUIRED = {"index.ipynb": 0, "getting_started.ipynb": 1, "gallery.ipynb": 3, "08f_report.ipynb": 0,
@@ -285,6 +286,12 @@ def build_site(proc: Path, site: Path, only: list[str] | None, skip: set[str] = 
                 print(f"skip {rel}: not in {proc} (not processed)")
                 continue
             pages[rel] = render_page(src, site / Path(rel).with_suffix(".html"), nav, rel)
+    # the static images that markdown cells show (e.g. nbs/images/), at the same paths, as Quarto copies them
+    for f in NBS.rglob("*"):
+        parts = f.relative_to(NBS).parts
+        if f.suffix.lower() in IMAGE_SUFFIXES and not any(p.startswith(("_", ".")) for p in parts):
+            (site / f.relative_to(NBS)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, site / f.relative_to(NBS))
     return pages
 
 

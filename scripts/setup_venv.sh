@@ -3,8 +3,9 @@
 #   scripts/setup_venv.sh          the library and its command-line tools
 #   scripts/setup_venv.sh dev      plus everything the test suite needs (nbdev, papermill, pytest, deepchem,
 #                                  scvi-tools for the model 'scanvi', ...)
-# On a machine without a GPU, torch is installed as the CPU build (TORCH_SPEC, default torch==2.13.0;
-# set TORCH_INDEX_URL to a CPU wheel index where the default index only has CUDA builds).
+# torch (TORCH_SPEC, default torch==2.13.0) is installed first: on a machine without a GPU its CPU build (pip's own
+# indexes when they have the +cpu build, else PyTorch's CPU index), with a GPU the default build; TORCH_INDEX_URL
+# names the index to use instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-user}
@@ -19,8 +20,21 @@ if [ -f "$stamp" ]; then
   exit 0
 fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  echo "installing torch (${TORCH_SPEC:-torch==2.13.0})" >&2
-  "${pip[@]}" "${TORCH_SPEC:-torch==2.13.0}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+  spec=${TORCH_SPEC:-torch==2.13.0}
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    echo "installing $spec from $TORCH_INDEX_URL" >&2
+    "${pip[@]}" "$spec" --index-url "$TORCH_INDEX_URL"
+  elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    echo "installing $spec (a GPU is present: the default build)" >&2
+    "${pip[@]}" "$spec"
+  else
+    # no GPU: the CPU build, not the default Linux wheel with its several GB of CUDA libraries
+    echo "installing $spec, the CPU build (no GPU here)" >&2
+    case $spec in *==*+*|*" "*) cpu_spec="" ;; *==*) cpu_spec="$spec+cpu" ;; *) cpu_spec="" ;; esac
+    if [ -z "$cpu_spec" ] || ! "${pip[@]}" "$cpu_spec" 2>/dev/null; then
+      "${pip[@]}" "$spec" --index-url https://download.pytorch.org/whl/cpu
+    fi
+  fi
 fi
 if [ "$mode" = dev ]; then
   echo "installing scaml with the development extras" >&2
