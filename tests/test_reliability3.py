@@ -116,6 +116,7 @@ def test_2_save_overwrite_replaces_the_old_files(facs, tmp_path):
     assert (tmp_path / "m" / "calibration.json").is_file()
     m.save(tmp_path / "m", overwrite=True)
     assert not (tmp_path / "m" / "calibration.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]                  # written aside and swapped in: no leftovers
     back = CellTypeModel.load(tmp_path / "m")
     assert back.calibrator is None
     te = facs[facs.obs.split == "test"][:200]
