@@ -12,7 +12,6 @@ import platform
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
