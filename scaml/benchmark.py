@@ -12,7 +12,6 @@ import platform
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -299,9 +298,10 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     calibrate
         `'temperature'` or `'isotonic'`: calibrate each model's probabilities with a calibrator fitted on held-out
         training cells (cross-fitted over `calibration_folds` folds; three more fits per model); `None` (default) reports
-        them as the models give them, with their calibration error.
+        them as the models give them, with their calibration error. The out-of-core and dask engines refuse it.
     calibration_folds
-        Folds of the training cells for the calibrator (folds of `group_key` groups when given).
+        Folds of the training cells for the calibrator (folds of `group_key` groups when given; stratified folds,
+        with a warning, when a class sits in one group so that a fold's model would never see it).
     group_key
         Column of `obs` with groups inside the training side (mouse, plate, donor) to hold out together.
     input_scale

@@ -58,8 +58,7 @@ def _run(main: Callable, parser: argparse.ArgumentParser | Callable[[], argparse
         except KeyboardInterrupt:
             done, stopped = (_folders()[k][len(seen[k]):] for k in ("completed", "interrupted"))
             if done and not stopped:                 # the signal came after the results were whole
-                print(f"interrupted after the results folder '{done[-1]}' was complete; it is whole and usable",
-                      file=sys.stderr)
+                print(f"interrupted after '{done[-1]}' was complete; it is whole and usable", file=sys.stderr)
                 return 0
             if done:
                 print(f"interrupted; '{done[-1]}' is complete, '{stopped[-1]}' was not written (partial files were "
@@ -79,7 +78,9 @@ def _folders() -> dict[str, list]:
     "The results folders this process completed and interrupted so far (empty before scaml.results is imported)."
     mod = sys.modules.get("scaml.results")
     f = getattr(mod, "FOLDERS", None) if mod is not None else None
-    return {k: list(v) for k, v in f.items()} if f else {"completed": [], "interrupted": []}
+    return {k: [*(f[k] if f else []), *_FILES[k]] for k in ("completed", "interrupted")}
+
+_FILES: dict[str, list] = {"completed": [], "interrupted": []}     # output files (scaml_predict) written so far
 
 def _sigterm_as_interrupt() -> None:
     "SIGTERM (kill, a job scheduler's time limit) ends a command like Ctrl-C: partial results are removed."
@@ -337,6 +338,10 @@ def _train_flags(args: argparse.Namespace) -> None:
     "Refuse flags that cannot work together, and say so for flags that would do nothing, before any data is read."
     from scaml.benchmark import calibration_refusal
     dask = bool(args.dask_workers or args.dask_scheduler)
+    if dask and args.engine != "auto":
+        raise ValueError(f"--engine {args.engine} and a Dask cluster (--dask-workers/--dask-scheduler) are two engines; pass one")
+    if args.dask_workers and args.dask_scheduler:
+        raise ValueError("pass --dask-workers N (a local cluster) or --dask-scheduler ADDRESS (an existing one), not both")
     if args.calibrate != "none" and (dask or args.engine == "out-of-core"):
         raise ValueError(calibration_refusal("dask" if dask else "out-of-core", args.calibrate, cli=True))
     corr = [f for f, on in (("--align-query", args.align_query), (f"--scale-by {args.scale_by}", args.scale_by != "train"))
@@ -419,6 +424,10 @@ def _write_file(path: Path, write: Callable[[Path], object]) -> None:
     try:
         write(tmp)
         tmp.replace(path)
+        _FILES["completed"].append(path)
+    except KeyboardInterrupt:
+        _FILES["interrupted"].append(path)
+        raise
     finally:
         if tmp.exists(): tmp.unlink()
 

@@ -231,9 +231,9 @@ def check_classes(labels: np.ndarray, label_key: str) -> None:
     if hit.any():
         names = sorted(set(lab[hit]))
         raise ValueError(f"{int(hit.sum())} training cells are labelled {', '.join(map(repr, names))} in "
-                         f"obs[{label_key!r}]; that name (in any case) is reserved for the cells a model rejects "
-                         f"({UNKNOWN!r}), so predictions would mix the two. Rename the class (e.g. to 'unknown_type') or "
-                         "set those labels to NaN to leave the cells out")
+                         f"obs[{label_key!r}]; that name is reserved for the cells a model rejects ({UNKNOWN!r}, in any "
+                         "case), so predictions would mix the two. Rename the class (e.g. to 'unknown_type') or set "
+                         "those labels to NaN to leave the cells out")
 
 # %% ../nbs/00_data.ipynb #690ecc2f
 def describe_matrix(X, *, n_sample: int = 200_000) -> dict:

@@ -11,6 +11,7 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -711,8 +712,8 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
     return h.hexdigest()
 
-def _clear_model_dir(path: Path) -> None:
-    "Remove the files of the scaml model saved in `path`; refuse when it holds anything else (it is not ours to delete)."
+def _check_model_dir(path: Path) -> None:
+    "Refuse to replace `path` when it holds anything but the files of a scaml model (they are not ours to delete)."
     try:
         meta = json.loads((path / _META).read_text())
         ours = {str(f) for f in meta["files"]} | {_META} if meta.get("format") == "scaml-model" else set()
@@ -722,8 +723,6 @@ def _clear_model_dir(path: Path) -> None:
         raise FileExistsError(f"'{path}' holds files that are not part of a scaml model ({', '.join(other[:5])}"
                               f"{', ...' if len(other) > 5 else ''}); overwrite=True replaces only a model folder "
                               "that scaml saved. Move them away or choose another directory")
-    for name in ours:
-        if (path / name).is_file(): (path / name).unlink()
 
 @patch
 def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Path:
@@ -736,8 +735,23 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
     if path.exists() and any(path.iterdir()):
         if not overwrite:
             raise FileExistsError(f"'{path}' exists and is not empty; choose another directory or pass overwrite=True")
-        _clear_model_dir(path)
-    path.mkdir(parents=True, exist_ok=True)
+        _check_model_dir(path)
+    final = path
+    path = path.absolute().with_name(f".{path.absolute().name}.partial-{os.getpid()}")   # written aside, then swapped in
+    if path.exists(): shutil.rmtree(path)
+    path.mkdir(parents=True)
+    try:
+        _write_model(self, path)
+        old = path.with_name(f".{final.absolute().name}.old-{os.getpid()}") if final.exists() else None
+        if old is not None: final.rename(old)          # the old model's files go; none is signed into the new one
+        path.rename(final)
+        if old is not None: shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if path.exists(): shutil.rmtree(path, ignore_errors=True)
+    return final
+
+def _write_model(self: CellTypeModel, path: Path) -> None:
+    "Write the model's files and `meta.json` (with their checksums) into the empty directory `path`."
     (path / "preprocess.json").write_text(json.dumps(self.preprocessor.to_dict()))
     self.backend.save(path)
     if getattr(self, "calibrator", None) is not None:

@@ -367,6 +367,10 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     `metrics.json` (`auroc`, `auprc`, `fpr_at_95_recall`, ...), `manifest.json`, `novelty.png`.
     """
     t0 = time.perf_counter()
+    saved = model is not None and not (isinstance(model, str) and model in MODELS)
+    if method == "auto" and saved:                    # a saved classifier: its own scores, not a new classifier
+        method = "maxproba"
+        log.info("a saved model (--model): method 'maxproba', 1 - its largest probability")
     if method == "auto":
         method = COMBINED if label_key is not None else "lof"
         if label_key is None: log.info("no label_key (--label-key): method 'lof'; with cell types the default is 'combined'")
@@ -375,8 +379,9 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
         raise ValueError("method='combined' scores with a classifier of the cell types: pass label_key=... (--label-key), "
                          "or choose a detector (method='lof', --method lof)")
     if method == COMBINED and model is not None and not (isinstance(model, str) and model in MODELS):
-        raise ValueError(f"method='combined' trains its own classifier; model={model!r} must be a model name "
-                         f"({', '.join(MODELS)}). Score a saved model with method='maxproba'")
+        raise ValueError(f"method='combined' (--method combined) trains its own classifier; model={str(model)!r} "
+                         f"(--model) must be a model name ({', '.join(MODELS)}). Score a saved model with "
+                         "method='maxproba' (--method maxproba)")
     if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite, inputs=inputs)   # names a bad type
     check_adata(adata, obs_keys={"flag_key": flag_key, "split_key": split_key, "group_key": group_key,
                                  "label_key": label_key})

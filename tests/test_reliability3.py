@@ -116,6 +116,7 @@ def test_2_save_overwrite_replaces_the_old_files(facs, tmp_path):
     assert (tmp_path / "m" / "calibration.json").is_file()
     m.save(tmp_path / "m", overwrite=True)
     assert not (tmp_path / "m" / "calibration.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]                  # written aside and swapped in: no leftovers
     back = CellTypeModel.load(tmp_path / "m")
     assert back.calibrator is None
     te = facs[facs.obs.split == "test"][:200]
@@ -434,3 +435,14 @@ def test_4_engine_refusals_name_flags(capsys, tmp_path, flags, phrases):
                     "--outdir", tmp_path / "r")
     line = assert_error(code, err, *phrases)
     assert "engine='" not in line and "use_rep" not in line, line
+
+def test_8_saved_model_without_method_scores_with_it(capsys, facs, write, tmp_path, facs_model):
+    "--model FOLDER with the default method scores with the saved model (maxproba), not a refusal in Python terms."
+    a = facs[:800].copy(); a.obs["novel"] = (a.obs.cell_type == "Hepatocyte").astype(str)
+    code, err = run(capsys, scaml_novelty, "--adata", write(a, "c"), "--flag-key", "novel", "--label-key", "cell_type",
+                    "--model", facs_model, "--no-plots", "--outdir", tmp_path / "n")
+    assert code == 0, err
+    assert json.loads((tmp_path / "n" / "manifest.json").read_text())["method"] == "maxproba"
+    code, err = run(capsys, scaml_novelty, "--adata", write(a, "c"), "--flag-key", "novel", "--label-key", "cell_type",
+                    "--method", "combined", "--model", facs_model, "--no-plots", "--outdir", tmp_path / "n2")
+    assert_error(code, err, "--method combined", "--method maxproba")
