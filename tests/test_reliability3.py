@@ -344,10 +344,10 @@ def test_11_unsavable_model_says_nothing_was_saved(tmp_path):
     from scaml.benchmark import run_benchmark
     from scaml.data import toy_adata
     ad = toy_adata(n_obs=160, n_vars=60, n_classes=3)
-    with pytest.warns(UserWarning, match="knn.*not saved"):
-        run_benchmark(ad, split_key="batch", train="b0", models={"knn": KNeighborsClassifier()}, n_top_genes=30,
+    with pytest.warns(UserWarning, match="kneighbors.*not saved"):
+        run_benchmark(ad, split_key="batch", train="b0", models={"kneighbors": KNeighborsClassifier()}, n_top_genes=30,
                       outdir=tmp_path / "r", plots=False)
-    assert not (tmp_path / "r" / "knn" / "model").exists()
+    assert not (tmp_path / "r" / "kneighbors" / "model").exists()
 
 def test_11_all_zero_query_cells_warn(capsys, facs, write, tmp_path, facs_model):
     a = facs[facs.obs.split == "test"][:200].copy()
