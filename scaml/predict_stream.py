@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'STREAM_AUTO_BYTES', 'H5adQuery', 'stream_reason', 'use_streaming', 'DiskFullError', 'free_bytes',
-           'is_disk_full', 'disk_full', 'check_space', 'CsvWriter', 'H5adAnnotator', 'annotate_h5ad']
+           'is_disk_full', 'disk_full', 'check_space', 'CsvWriter', 'H5adAnnotator', 'write_h5ad_buffered',
+           'annotate_h5ad']
 
 # %% ../nbs/03c_predict_stream.ipynb #21276212
 class H5adQuery:
@@ -117,6 +118,7 @@ def use_streaming(path: PathLike, model, backed: str = "auto") -> bool:
 # %% ../nbs/03c_predict_stream.ipynb #8a45e5c3
 class DiskFullError(OSError):
     "The disk (or a file-size limit) ran out while writing a file; the partial file was removed."
+    def __str__(self) -> str: return str(self.strerror)
 
 def _gb(n: float) -> str: return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
@@ -197,22 +199,36 @@ def _array(group, name: str, shape: tuple, dtype, chunk: int):
 class H5adAnnotator(_Partial):
     """A copy of the query `.h5ad` (copied as bytes, so its matrix never passes through memory) that receives
     `annotate`'s keys block by block: `obs['{key}_pred']` (categorical), `obs['{key}_conf']`, `obs['{key}_novelty']`
-    with rejection, `obsm['{key}_proba']`, and at the end `uns['{key}']` and `uns['{key}_classes']`."""
+    with rejection, `obsm['{key}_proba']`, and at the end `uns['{key}']` and `uns['{key}_classes']`.
+
+    The space the keys take (`reserve_bytes`) is written as zeros after the copy, by Python, before HDF5 opens the
+    file: HDF5 then writes into space the file already holds and truncates the rest when it closes, so a full disk is
+    met by an ordinary `OSError` here, never by HDF5 halfway through its metadata (which ends in a segmentation fault)."""
     def __init__(self, path: PathLike, source: PathLike, classes: Sequence[str], key: str, *, novelty: bool = False,
-                 chunk: int = 16_384):
+                 chunk: int = 16_384, n_features: int = 0):
         super().__init__(path)
         self.f = None
-        try: self._open(source, classes, key, novelty, chunk)
+        try: self._open(source, classes, key, novelty, chunk, n_features)
         except BaseException:
             self.discard()
             raise
 
-    def _open(self, source, classes, key, novelty, chunk) -> None:
+    @staticmethod
+    def reserve_bytes(n_obs: int, n_classes: int, n_features: int) -> int:
+        "Generous room for the annotations of `n_obs` cells: the arrays, the feature names, HDF5's metadata."
+        return int(1.25 * n_obs * (8 * n_classes + 17)) + 80 * (n_features + n_classes) + (4 << 20)
+
+    def _open(self, source, classes, key, novelty, chunk, n_features) -> None:
         import h5py
         from anndata.io import write_elem
         shutil.copyfile(source, self.tmp)
+        with h5py.File(self.tmp, "r") as f: n = int(f["obs"][f["obs"].attrs["_index"]].shape[0])
+        with open(self.tmp, "ab") as fh:                            # claim the space before HDF5 writes anything
+            left = self.reserve_bytes(n, len(classes), n_features)
+            while left > 0:
+                fh.write(bytes(min(left, 1 << 20))); left -= 1 << 20
+            fh.flush(); os.fsync(fh.fileno())
         self.f = f = h5py.File(self.tmp, "r+")
-        n = int(f["obs"][f["obs"].attrs["_index"]].shape[0])
         self.classes, self.key = list(classes), key
         self.cats = pd.Index([*classes, "unknown"] if novelty else list(classes))
         obs = f["obs"]
@@ -246,6 +262,24 @@ class H5adAnnotator(_Partial):
 
     def close(self) -> None:
         if self.f is not None and self.f.id.valid: self.f.close()
+
+# %% ../nbs/03c_predict_stream.ipynb #ab1dba31
+def write_h5ad_buffered(adata, path: PathLike) -> Path:
+    """`adata.write_h5ad(path)`, with the file built in memory first (as much memory again as the file takes) and then
+    copied to `path`: a full disk raises a plain `OSError` and leaves HDF5 in a sound state."""
+    import io
+
+    import h5py
+    from anndata.io import write_elem
+    adata.strings_to_categoricals()
+    if adata.raw is not None: adata.strings_to_categoricals(adata.raw.var)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f: write_elem(f, "/", adata)
+    view = buf.getbuffer()
+    with open(path, "wb") as out:
+        for s in range(0, len(view), 1 << 24): out.write(view[s:s + (1 << 24)])
+        out.flush(); os.fsync(out.fileno())
+    return Path(path)
 
 # %% ../nbs/03c_predict_stream.ipynb #9c8d583a
 def _uns(model) -> dict:
@@ -293,7 +327,7 @@ def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: P
         m = streaming_model(model, q.X, q.var_names)
         k = len(inner.classes)
         need = {Path(csv): q.n_obs * (12 + 3 * k)} if csv else {}          # at least 3 bytes a probability
-        if h5ad: need[Path(h5ad)] = os.path.getsize(path) + q.n_obs * 8 * (k + 2)
+        if h5ad: need[Path(h5ad)] = os.path.getsize(path) + H5adAnnotator.reserve_bytes(q.n_obs, k, len(inner.features))
         check_space(need)
         writers, counts = [], Counter()
 
@@ -305,7 +339,8 @@ def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: P
                 raise disk_full(w_path, e, need=need.get(Path(w_path))) from None
         try:
             if csv: writers.append(guarded(csv, CsvWriter, csv, inner.classes, novelty=rejects))
-            if h5ad: writers.append(guarded(h5ad, H5adAnnotator, h5ad, path, inner.classes, key_added, novelty=rejects))
+            if h5ad: writers.append(guarded(h5ad, H5adAnnotator, h5ad, path, inner.classes, key_added, novelty=rejects,
+                                            n_features=len(inner.features)))
             bs = block_rows(q.n_vars, dense=q.dense, block_size=block_size)
             for rows, B in iter_query_blocks(q.X, q.var_names, q.obs_names, block_size=bs):
                 r = predict_block(m, B)
