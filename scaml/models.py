@@ -691,8 +691,15 @@ def block_rows(n_vars: int, *, dense: bool = False, block_size: int | None = Non
     return STREAM_BLOCK if not dense else int(max(256, min(STREAM_BLOCK, 2**26 // max(n_vars, 1))))
 
 def _read_rows(X, rows: np.ndarray) -> sp.csr_matrix:
-    "The rows `rows` of an in-memory or backed matrix, one short read each (for a sample spread over a large file)."
-    return sp.vstack([sp.csr_matrix(X[int(r):int(r) + 1]) for r in rows], format="csr")
+    "The rows `rows` (ascending) of an in-memory or backed matrix, as CSR; a backed CSR file is read row by row."
+    g = getattr(X, "group", None)
+    if g is None or getattr(X, "format", None) != "csr": return sp.csr_matrix(X[rows])
+    ptr = np.asarray(g["indptr"][:])                               # a few MB even at millions of cells
+    data, ind = g["data"], g["indices"]
+    parts = [(data[ptr[r]:ptr[r + 1]], ind[ptr[r]:ptr[r + 1]]) for r in rows]
+    indptr = np.concatenate([[0], np.cumsum([len(d) for d, _ in parts])])
+    cat = lambda i, dt: np.concatenate([p[i] for p in parts]).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+    return sp.csr_matrix((cat(0, data.dtype), cat(1, np.int64), indptr), shape=(len(rows), X.shape[1]))
 
 def stream_preprocessor(pp: Preprocessor, X, var_names: Sequence[str]) -> Preprocessor:
     """A copy of the fitted `pp` that gives each row block of `X` the features the whole matrix gets from `pp`.
