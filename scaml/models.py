@@ -694,9 +694,9 @@ def _read_rows(X, rows: np.ndarray) -> sp.csr_matrix:
     "The rows `rows` (ascending) of an in-memory or backed matrix, as CSR; a backed CSR file is read row by row."
     g = getattr(X, "group", None)
     if g is None or getattr(X, "format", None) != "csr": return sp.csr_matrix(X[rows])
-    ptr = np.asarray(g["indptr"][:])                               # a few MB even at millions of cells
-    data, ind = g["data"], g["indices"]
-    parts = [(data[ptr[r]:ptr[r + 1]], ind[ptr[r]:ptr[r + 1]]) for r in rows]
+    ptr, data, ind = g["indptr"], g["data"], g["indices"]
+    bounds = [ptr[int(r):int(r) + 2] for r in rows]
+    parts = [(data[a:b], ind[a:b]) for a, b in bounds]
     indptr = np.concatenate([[0], np.cumsum([len(d) for d, _ in parts])])
     cat = lambda i, dt: np.concatenate([p[i] for p in parts]).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
     return sp.csr_matrix((cat(0, data.dtype), cat(1, np.int64), indptr), shape=(len(rows), X.shape[1]))
