@@ -795,7 +795,7 @@ def _in_memory(adata: AnnData, why: str) -> AnnData:
 # %% ../nbs/02_models.ipynb #383c9fc3
 @patch
 def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
-    "Class probabilities, cells x classes."
+    "Class probabilities, cells x classes; a backed `adata` is read and predicted block by block."
     if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
     _check_anndata(adata, "adata")
     if adata.isbacked:
