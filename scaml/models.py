@@ -786,10 +786,12 @@ def predict_block(model, block: AnnData) -> dict:
 def _backed_matrix(adata: AnnData, pp: Preprocessor):
     "The backed matrix `pp` reads from `adata` (None when it must read the query into memory)."
     if whole_query_reason(pp): return None
-    return pick_layer(adata, pp.layer)[0]
+    X = pick_layer(adata, pp.layer)[0]
+    return None if getattr(X, "format", None) == "csc" else X      # by gene: a block of cells reads every column
 
-def _in_memory(adata: AnnData, why: str) -> AnnData:
-    log.info("reading the backed query '%s' into memory: %s", adata.filename, why)
+def _in_memory(adata: AnnData, why: str | None) -> AnnData:
+    log.info("reading the backed query '%s' into memory: %s", adata.filename,
+             why or "its matrix is stored by gene (CSC), so a block of cells would read every column")
     return adata.to_memory()
 
 # %% ../nbs/02_models.ipynb #383c9fc3

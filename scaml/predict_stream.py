@@ -69,6 +69,11 @@ class H5adQuery:
         self.X = sparse_dataset(g, should_cache_indptr=False) if isinstance(g, h5py.Group) else g
         self.n_obs, self.n_vars = (int(v) for v in self.X.shape)
         self.dense = isinstance(g, h5py.Dataset)
+        if not self.dense and self.X.format == "csc":
+            self.close()
+            raise ValueError(f"'{self.path}' stores {self.where} by gene (CSC), so a block of cells means reading every "
+                             "gene's column; save it by cell first (adata.X = adata.X.tocsr()), or predict in memory "
+                             "(--backed no)")
 
     @staticmethod
     def _strings(ds, rows) -> np.ndarray:

@@ -125,6 +125,26 @@ def test_rejection_streams(kang, query, tmp_path, small_blocks, score):
     assert counts["unknown"] == (ref.obs["scaml_pred"] == "unknown").sum()
 
 
+def test_dense_and_by_gene_files(kang, lr, tmp_path, cli, small_blocks):
+    "A dense X streams; an X stored by gene (CSC) is read into memory by the API and refused by --backed, with the fix."
+    import scipy.sparse as sp
+    ref = lr.predict_proba(kang["stim"])
+    for name, X in [("dense", kang["stim"].X.toarray()), ("csc", sp.csc_matrix(kang["stim"].X))]:
+        a = kang["stim"].copy()
+        a.X = X
+        a.write_h5ad(tmp_path / f"{name}.h5ad")
+        pd.testing.assert_frame_equal(lr.predict_proba(anndata.read_h5ad(tmp_path / f"{name}.h5ad", backed="r")), ref,
+                                      check_exact=True)
+    lr.save(tmp_path / "m")
+    cli("scaml_predict", "--model", tmp_path / "m", "--adata", tmp_path / "dense.h5ad", "--out", tmp_path / "d.csv",
+        "--backed")
+    assert pd.read_csv(tmp_path / "d.csv", index_col="cell")["label"].tolist() == \
+        list(np.asarray(lr.classes)[ref.to_numpy().argmax(1)])
+    p = cli("scaml_predict", "--model", tmp_path / "m", "--adata", tmp_path / "csc.h5ad", "--out", tmp_path / "c.csv",
+            "--backed", check=False)
+    assert p.returncode == 1 and "by gene (CSC)" in p.stderr and "tocsr()" in p.stderr and not (tmp_path / "c.csv").exists()
+
+
 def test_whole_query_preprocessing(kang, query, tmp_path, cli):
     "scale_by='query' needs every cell at once: the API reads a backed query into memory, --backed refuses."
     m = CellTypeModel("lr", preprocessor=Preprocessor(scale_by="query")).fit(kang["ctrl"], label_key="label")
