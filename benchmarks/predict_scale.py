@@ -7,6 +7,7 @@ the smallest size also `--h5ad-out`); wall time and peak RSS (VmHWM) go to bench
 `predict_backed_tm_droplet_N` records, with the growth of peak memory over the smallest size.
 
     nice python benchmarks/predict_scale.py 100000 1000000 3000000
+    nice python benchmarks/predict_scale.py 1000000 --models lr --in-memory     # the query read whole, for comparison
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def models_dir() -> Path:
     return out
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    "Wall seconds and peak RSS (MB, VmHWM) of a command in a fresh process."
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    "Wall seconds, peak RSS (MB, VmHWM) and CPU seconds (user + system) of a command in a fresh process."
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -51,19 +54,22 @@ def measure(cmd: list[str]) -> tuple[float, float]:
     wall = time.perf_counter() - t
     _, err = proc.communicate()
     if proc.returncode != 0: raise RuntimeError(err)
-    return wall, peak
+    ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, peak, ru2.ru_utime + ru2.ru_stime - ru.ru_utime - ru.ru_stime
 
 
-def run(n: int, model: str, h5ad: bool) -> dict:
+def run(n: int, model: str, h5ad: bool, backed: str = "yes") -> dict:
     path = atlas(n)
     out = HERE / "out" / f"predict_{n}_{model}"
     out.mkdir(parents=True, exist_ok=True)
     cmd = [str(Path(sys.executable).parent / "scaml_predict"), "--model", str(models_dir() / model), "--adata",
-           str(path), "--out", str(out / "predictions.csv"), "--backed", "--overwrite", "--quiet"]
+           str(path), "--out", str(out / "predictions.csv"), "--backed", backed, "--overwrite", "--quiet"]
     if h5ad: cmd += ["--h5ad-out", str(out / "annotated.h5ad")]
-    wall, peak = measure(cmd)
-    rec = {"workload": f"predict_backed_tm_droplet_{n}" + ("_h5ad" if h5ad else ""), "n_cells": n, "models": [model],
-           "backend": "local", "engine": "predict --backed", "device": "cpu", "cpu": cpu_model(),
+    wall, peak, cpu = measure(cmd)
+    kind = "backed" if backed == "yes" else "memory"
+    rec = {"workload": f"predict_{kind}_tm_droplet_{n}" + ("_h5ad" if h5ad else ""), "n_cells": n, "models": [model],
+           "backend": "local", "engine": f"predict --backed {backed}", "device": "cpu", "cpu": cpu_model(),
+           "cpu_s": round(cpu, 1),
            "file_gb": round(path.stat().st_size / 1e9, 2), "wall_s": round(wall, 1), "peak_rss_mb": round(peak, 1),
            "cells_per_s": round(n / wall, 1), "csv_gb": round((out / "predictions.csv").stat().st_size / 1e9, 3),
            "load_avg_1min": round(os.getloadavg()[0], 2), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -77,9 +83,20 @@ def main(argv=None) -> int:
     p.add_argument("sizes", nargs="*", type=int, default=[100_000, 1_000_000])
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--keep", action="store_true", help="keep the generated atlas files")
+    p.add_argument("--in-memory", action="store_true",
+                   help="measure scaml_predict --backed no (the whole query in memory) instead, for comparison")
     a = p.parse_args(argv)
     res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"records": []}
     models_dir()
+    if a.in_memory:
+        for n in a.sizes:
+            for m in a.models:
+                r = run(n, m, False, backed="no")
+                print(f"{r['workload']:36s} {m:7s} wall {r['wall_s']:7.1f}s rss {r['peak_rss_mb']:7.1f} MB", flush=True)
+                res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]
+                RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+            if not a.keep: atlas(n).unlink()
+        return 0
     first: dict[str, dict] = {}
     for i, n in enumerate(sorted(a.sizes)):
         for m in a.models:
