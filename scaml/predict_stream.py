@@ -348,7 +348,9 @@ def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: P
             except Exception as e:
                 if not is_disk_full(e): raise
                 for w in writers: w.discard()
-                raise disk_full(w_path, e, need=need.get(Path(w_path))) from None
+                # the size of an .h5ad is known; a CSV's is only a lower bound, so not quoted
+                raise disk_full(w_path, e, need=need.get(Path(w_path)) if h5ad and Path(w_path) == Path(h5ad) else None) \
+                    from None
         try:
             if csv: writers.append(guarded(csv, CsvWriter, csv, inner.classes, novelty=rejects))
             if h5ad: writers.append(guarded(h5ad, H5adAnnotator, h5ad, path, inner.classes, key_added, novelty=rejects,
