@@ -378,6 +378,10 @@ def predict_parser(prog: str = "scaml_predict") -> argparse.ArgumentParser:
     p.add_argument("--h5ad-out", help="also write the annotated AnnData here (.h5ad)")
     p.add_argument("--key-added", default="scaml", type=_key_name("--key-added"),
                    help="prefix of the keys written to the AnnData")
+    p.add_argument("--backed", nargs="?", const="yes", default="auto", choices=["auto", "yes", "no"],
+                   help="read an .h5ad query block by block and write the outputs as they are made, in memory that does "
+                   "not grow with the number of cells: --backed (or yes) always, no never; auto (default) when the "
+                   "query's matrix takes more than 1 GiB in memory")
     m = p.add_argument_group("checks against the saved model (flags of the original scripts; the model's own settings apply)")
     m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"],
                    help="the gene selection the model was trained with")
@@ -418,7 +422,9 @@ def _check_predict_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]
     return out, h5
 
 def _write_file(path: Path, write: Callable[[Path], object]) -> None:
-    "Write `path` through a hidden partial file renamed into place; an interrupted write leaves nothing behind."
+    """Write `path` through a hidden partial file renamed into place; an interrupted write leaves nothing behind, and
+    a full disk is one error that names the file and the free space."""
+    from scaml.predict_stream import disk_full, is_disk_full
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
@@ -428,6 +434,10 @@ def _write_file(path: Path, write: Callable[[Path], object]) -> None:
     except KeyboardInterrupt:
         _FILES["interrupted"].append(path)
         raise
+    except Exception as e:
+        if not is_disk_full(e): raise
+        tmp.unlink(missing_ok=True)
+        raise disk_full(path, e) from None
     finally:
         if tmp.exists(): tmp.unlink()
 
@@ -439,6 +449,7 @@ def _predict(args: argparse.Namespace) -> None:
     model = CellTypeModel.load(args.model)
     _check_model_flags(args, model)
     if args.trust_input_scale: model.preprocessor.trust_input_scale = True
+    if _predict_streaming(args, model, out, h5): return
     adata = _read_input(args.adata)
     if not adata.obs_names.is_unique:
         dup = adata.obs_names[adata.obs_names.duplicated()].unique()
@@ -465,10 +476,25 @@ def _predict(args: argparse.Namespace) -> None:
     if h5ads:
         adata.obsm[f"{k}_proba"] = adata.obsm[f"{k}_proba"].to_numpy()
         adata.uns[f"{k}_classes"] = np.asarray(model.classes, dtype=object)
-        for h in h5ads: _write_file(h, adata.write_h5ad)
+        from scaml.predict_stream import write_h5ad_buffered
+        for h in h5ads: _write_file(h, lambda tmp: write_h5ad_buffered(adata, tmp))
     counts = df["label"].value_counts()
     print(counts.to_string())
     print(f"predictions: {out}")
+
+def _predict_streaming(args: argparse.Namespace, model, out: Path, h5: Path | None) -> bool:
+    "`--backed`: annotate the query block by block (`scaml.predict_stream.annotate_h5ad`); `False` when not streaming."
+    import shutil
+
+    from scaml.predict_stream import annotate_h5ad, use_streaming
+    if not use_streaming(args.adata, model, args.backed): return False
+    h5ads = [f for f in (out if out.suffix.lower() == ".h5ad" else None, h5) if f is not None]
+    counts = annotate_h5ad(args.adata, model, csv=out if out.suffix.lower() == ".csv" else None,
+                           h5ad=h5ads[0] if h5ads else None, key_added=args.key_added)
+    for extra in h5ads[1:]: _write_file(extra, lambda tmp: shutil.copyfile(h5ads[0], tmp))
+    print(counts.to_string())
+    print(f"predictions: {out}")
+    return True
 
 def _check_model_flags(args: argparse.Namespace, model) -> None:
     "The original scripts passed the training settings again; they must match the saved model's."

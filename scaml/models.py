@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +27,13 @@ import scaml
 from .calibration import calibrator_from_dict
 from .core import MODELS, PathLike, n_threads, thread_limit
 from .data import check_adata, check_classes, clean_labels
-from .preprocess import Preprocessor
+from .preprocess import Preprocessor, pick_layer
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'softmax', 'logreg_loss_grad', 'LogRegBackend',
-           'RandomForestBackend', 'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel',
-           'annotate']
+__all__ = ['STREAM_BLOCK', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'softmax', 'logreg_loss_grad',
+           'LogRegBackend', 'RandomForestBackend', 'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend',
+           'CellTypeModel', 'whole_query_reason', 'block_rows', 'stream_preprocessor', 'streaming_model',
+           'iter_query_blocks', 'predict_block', 'annotate']
 
 # %% ../nbs/02_models.ipynb #0083af7c
 log = logging.getLogger(__name__)
@@ -654,6 +655,9 @@ def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
     "Fit the preprocessing and the classifier on the labelled cells of `adata`."
     _check_anndata(adata, "adata")
     if not isinstance(label_key, str): raise TypeError(f"label_key={label_key!r}: pass the name of an obs column")
+    if adata.isbacked:      # fitting holds the training cells in memory, sparse
+        adata = _in_memory(adata, "fitting holds the training cells in memory (sparse); for a file larger than memory "
+                                  "train with scaml_train --backed")
     check_adata(adata, obs_keys={"label_key": label_key}, use_rep=self.preprocessor.use_rep)
     labels, keep = clean_labels(adata, label_key)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
@@ -679,12 +683,139 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
     self.backend.fit(X, y, n_classes=len(self.classes))
     return self
 
+# %% ../nbs/02_models.ipynb #2836f9f7
+STREAM_BLOCK = 16_384        # query cells read, preprocessed and predicted at a time
+
+def whole_query_reason(pp: Preprocessor) -> str | None:
+    "Why `pp` cannot be applied to a block of cells at a time (`None` when it can)."
+    if pp.use_rep is not None: return f"it reads the embedding obsm[{pp.use_rep!r}], not the expression matrix"
+    if pp.scale and pp.scale_by == "query": return "it standardises each gene by the query's own cells (scale_by='query')"
+    if pp.align_query: return "it shifts each gene to the query's own detected mean (align_query=True)"
+    if pp.layer == "raw": return "it reads adata.raw, which a block of cells does not carry"
+    return None
+
+def block_rows(n_vars: int, *, dense: bool = False, block_size: int | None = None) -> int:
+    "Cells per block: `block_size`, else `STREAM_BLOCK`, fewer for a dense matrix (at most 64 M values a block)."
+    if block_size is not None: return int(block_size)
+    return STREAM_BLOCK if not dense else int(max(256, min(STREAM_BLOCK, 2**26 // max(n_vars, 1))))
+
+def _read_rows(X, rows: np.ndarray) -> sp.csr_matrix:
+    "The rows `rows` (ascending) of an in-memory or backed matrix, as CSR; a backed CSR file is read row by row."
+    g = getattr(X, "group", None)
+    if g is None or getattr(X, "format", None) != "csr": return sp.csr_matrix(X[rows])
+    ptr, data, ind = g["indptr"], g["data"], g["indices"]
+    bounds = [ptr[int(r):int(r) + 2] for r in rows]
+    parts = [(data[a:b], ind[a:b]) for a, b in bounds]
+    indptr = np.concatenate([[0], np.cumsum([len(d) for d, _ in parts])])
+    cat = lambda i, dt: np.concatenate([p[i] for p in parts]).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+    return sp.csr_matrix((cat(0, data.dtype), cat(1, np.int64), indptr), shape=(len(rows), X.shape[1]))
+
+def stream_preprocessor(pp: Preprocessor, X, var_names: Sequence[str]) -> Preprocessor:
+    """A copy of the fitted `pp` that gives each row block of `X` the features the whole matrix gets from `pp`.
+
+    With `input_scale='auto'` the scale is detected once, on the rows `detect_input_scale` samples from the whole
+    matrix (read one by one), and fixed; the copy reads the `X` of each block (`layer=None`).
+
+    Parameters
+    ----------
+    pp
+        A fitted `Preprocessor` on genes.
+    X
+        The query's matrix (in memory or backed) that `pp.layer` selects.
+    var_names
+        Its gene names.
+    """
+    import dataclasses
+
+    from scaml.input_scale import detect_input_scale
+    why = whole_query_reason(pp)
+    if why: raise ValueError(f"this model's preprocessing cannot run block by block: {why}; read the query into memory")
+    scale = pp.input_scale
+    if scale == "auto":
+        n = X.shape[0]
+        rows = np.arange(n) if n <= 500 else np.sort(np.random.default_rng(0).choice(n, 500, replace=False))
+        S = _read_rows(X, rows)
+        if pp.input_genes is not None:
+            inside = pd.Index(var_names).isin(pp.input_genes)
+            if not inside.all(): S = S[:, inside]
+        d = S.data
+        if np.isfinite(d).all() and not (d < 0).any(): scale = detect_input_scale(S)
+        # else each block meets the values and raises the in-memory path's error
+    return dataclasses.replace(pp, input_scale=scale, layer=None)
+
+def streaming_model(model, X, var_names: Sequence[str]):
+    """A shallow copy of `model` (a `CellTypeModel`, or a model with rejection) whose preprocessings all run block by
+    block (`stream_preprocessor`); the fitted estimators are shared."""
+    import copy
+    if getattr(model, "rejects", False):
+        rm = copy.copy(model)
+        rm.model = streaming_model(model.model, X, var_names)
+        det = getattr(model, "detector", None)
+        if det is not None:
+            if det.preprocessor.layer != model.model.preprocessor.layer:
+                raise ValueError("the novelty detector and the classifier read different layers; read the query into memory")
+            rm.detector = copy.copy(det)
+            rm.detector.preprocessor = stream_preprocessor(det.preprocessor, X, var_names)
+        return rm
+    m = copy.copy(model)
+    m.preprocessor = stream_preprocessor(model.preprocessor, X, var_names)
+    return m
+
+def iter_query_blocks(X, var_names: Sequence[str], obs_names, *, block_size: int | None = None
+                      ) -> Iterator[tuple[slice, AnnData]]:
+    """Yield `(rows, block)` over a query matrix: `block` an in-memory AnnData of `block_rows` cells (float32 CSR `X`,
+    the gene names, the cell names `obs_names(rows)` or `obs_names[rows]`), read with `scaml.streaming.iter_blocks`.
+    Messages of the preprocessing (missing genes, the input scale) are logged for the first block only."""
+    from scaml.streaming import iter_blocks
+    var = pd.DataFrame(index=pd.Index(var_names))
+    bs = block_rows(len(var), dense=not (sp.issparse(X) or hasattr(X, "format") or hasattr(X, "group")),
+                    block_size=block_size)
+    names = obs_names if callable(obs_names) else (lambda s: np.asarray(obs_names[s]))
+    pre = logging.getLogger("scaml.preprocess")
+    level = pre.level
+    try:
+        for i, (idx, B) in enumerate(iter_blocks(X, block_size=bs)):
+            rows = slice(int(idx[0]), int(idx[-1]) + 1)
+            obs = pd.DataFrame(index=pd.Index(names(rows)).astype(str))
+            yield rows, AnnData(B, obs=obs, var=var)
+            if i == 0: pre.setLevel(logging.WARNING)
+    finally:
+        pre.setLevel(level)
+
+def predict_block(model, block: AnnData) -> dict:
+    """Predictions for one in-memory block, as `annotate` writes them: `proba` (cells x classes), `pred` (labels, with
+    `'unknown'` from a model with rejection), `conf`, and `novelty` (`None` without rejection)."""
+    if getattr(model, "rejects", False):
+        t = model.predict_table(block)
+        return {"proba": model.model.predict_proba(block).to_numpy(), "pred": t["pred"].to_numpy(),
+                "conf": t["conf"].to_numpy(), "novelty": t["novelty"].to_numpy()}
+    P = model.predict_proba(block).to_numpy()
+    return {"proba": P, "pred": np.asarray(model.classes, dtype=object)[P.argmax(1)], "conf": P.max(1), "novelty": None}
+
+def _backed_matrix(adata: AnnData, pp: Preprocessor):
+    "The backed matrix `pp` reads from `adata` (None when it must read the query into memory)."
+    if whole_query_reason(pp): return None
+    X = pick_layer(adata, pp.layer)[0]
+    return None if getattr(X, "format", None) == "csc" else X      # by gene: a block of cells reads every column
+
+def _in_memory(adata: AnnData, why: str | None) -> AnnData:
+    log.info("reading the backed query '%s' into memory: %s", adata.filename,
+             why or "its matrix is stored by gene (CSC), so a block of cells would read every column")
+    return adata.to_memory()
+
 # %% ../nbs/02_models.ipynb #383c9fc3
 @patch
 def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
-    "Class probabilities, cells x classes."
+    "Class probabilities, cells x classes; a backed `adata` is read and predicted block by block."
     if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
     _check_anndata(adata, "adata")
+    if adata.isbacked:
+        Xb = _backed_matrix(adata, self.preprocessor)
+        if Xb is not None:                              # block by block: one block's features in memory at a time
+            m, P = streaming_model(self, Xb, adata.var_names), np.empty((adata.n_obs, len(self.classes)))
+            for rows, B in iter_query_blocks(Xb, adata.var_names, adata.obs_names): P[rows] = m.predict_proba(B).to_numpy()
+            return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes)
+        if self.preprocessor.use_rep is None: adata = _in_memory(adata, whole_query_reason(self.preprocessor))
     X = self.preprocessor.transform(adata)
     P = self.backend.predict_proba(X)
     if getattr(self, "calibrator", None) is not None: P = self.calibrator.transform(P)
@@ -877,7 +1008,8 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     -------
     `None`, or the copy if `copy=True`. Writes `obs['{key_added}_pred']` (categorical),
     `obs['{key_added}_conf']` (max probability), `obsm['{key_added}_proba']` (DataFrame) and `uns['{key_added}']`;
-    with a rejection model also `obs['{key_added}_novelty']`, and `'unknown'` among the predictions.
+    with a rejection model also `obs['{key_added}_novelty']`, and `'unknown'` among the predictions. A backed
+    `adata` (`read_h5ad(path, backed='r')`) is read block by block and gets the same annotations in memory.
     """
     if not isinstance(key_added, str) or not key_added.strip():
         raise TypeError(f"key_added={key_added!r}: pass a name, the prefix of the keys written to adata (e.g. 'scaml')")
@@ -887,23 +1019,59 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
                         "rejection from scaml.rejection.fit_rejection")
     if not isinstance(adata, AnnData):
         raise TypeError(f"adata={type(adata).__name__}: pass an AnnData (cells x genes), e.g. from scaml.read(path)")
+    if copy and adata.isbacked:
+        raise ValueError(f"copy=True would read the backed file '{adata.filename}' into memory; annotate it in place "
+                         "(copy=False: the annotations go to obs and obsm in memory, the file is not changed), or read it "
+                         "first with adata.to_memory()")
     if copy: adata = adata.copy()
-    if getattr(model, "rejects", False):
-        t = model.predict_table(adata)
+    if adata.isbacked and _annotate_backed(adata, model, key_added): model = getattr(model, "model", model)
+    elif getattr(model, "rejects", False):
+        src = _backed_source(adata, model.model)
+        t = model.predict_table(src)
         cats = [*model.classes, "unknown"]
         adata.obs[f"{key_added}_pred"] = pd.Categorical(t["pred"].to_numpy(), categories=cats)
         adata.obs[f"{key_added}_conf"] = t["conf"].to_numpy()
         adata.obs[f"{key_added}_novelty"] = t["novelty"].to_numpy()
         model = model.model
-        proba = model.predict_proba(adata)
+        proba = model.predict_proba(src)
+        adata.obsm[f"{key_added}_proba"] = proba
     else:
         proba = model.predict_proba(adata)
         P = proba.to_numpy()
         adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
         adata.obs[f"{key_added}_conf"] = P.max(1)
-    adata.obsm[f"{key_added}_proba"] = proba
+        adata.obsm[f"{key_added}_proba"] = proba
     _warn_empty_cells(adata, model, adata.obs[f"{key_added}_conf"].to_numpy())
     adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes),
                             "features_used": list(model.features), "scaml_version": scaml.__version__}
     log.info("added '%s_pred' (obs, categorical), '%s_conf' (obs) and '%s_proba' (obsm)", key_added, key_added, key_added)
     return adata if copy else None
+
+def _backed_source(adata: AnnData, model: CellTypeModel) -> AnnData:
+    "`adata`, or an in-memory copy of a backed one for a model that needs the whole query at once."
+    pp = model.preprocessor
+    return _in_memory(adata, whole_query_reason(pp)) if adata.isbacked and pp.use_rep is None else adata
+
+def _annotate_backed(adata: AnnData, model, key: str) -> bool:
+    "Write `annotate`'s keys into a backed `adata` from its blocks; `False` when the model needs the whole query."
+    inner = getattr(model, "model", model)
+    X = _backed_matrix(adata, inner.preprocessor)
+    if X is None: return False
+    try: m = streaming_model(model, X, adata.var_names)
+    except ValueError as e:
+        log.info("%s", e)
+        return False
+    n, rejects = adata.n_obs, getattr(model, "rejects", False)
+    P, conf, pred = np.empty((n, len(inner.classes))), np.empty(n), np.empty(n, dtype=object)
+    nov = np.empty(n) if rejects else None
+    for rows, B in iter_query_blocks(X, adata.var_names, adata.obs_names):
+        r = predict_block(m, B)
+        P[rows], conf[rows], pred[rows] = r["proba"], r["conf"], r["pred"]
+        if rejects: nov[rows] = r["novelty"]
+    cats = [*inner.classes, "unknown"] if rejects else list(inner.classes)
+    adata.obs[f"{key}_pred"] = pd.Categorical(pred, categories=cats)
+    adata.obs[f"{key}_conf"] = conf
+    if rejects: adata.obs[f"{key}_novelty"] = nov
+    adata.obsm[f"{key}_proba"] = pd.DataFrame(P, index=adata.obs_names.copy(), columns=inner.classes)
+    return True
+
