@@ -636,6 +636,33 @@ class CellTypeModel:
         return (f"CellTypeModel({self.name!r}): {len(self.classes)} classes ({cl}) from obs[{self.label_key!r}], "
                 f"{len(self.features)} features; {self.preprocessor!r}; {self.backend!r}")
 
+# %% ../nbs/02_models.ipynb #9ebf8b2b
+@patch
+def get_params(self: CellTypeModel, deep: bool = True) -> dict:
+    """The constructor arguments (scikit-learn's estimator contract): `model` (the name, or the scikit-learn classifier
+    it wraps), `preprocessor`, `class_weight`, `random_state` and every estimator parameter; with `deep`, also the
+    preprocessor's as `preprocessor__NAME`."""
+    b = self.backend
+    p = {"model": b.estimator if isinstance(b, SklearnBackend) else self.name, "preprocessor": self.preprocessor,
+         "class_weight": b.class_weight, "random_state": b.random_state, **b.params}
+    if deep: p.update({f"preprocessor__{k}": v for k, v in self.preprocessor.get_params().items()})
+    return p
+
+@patch
+def set_params(self: CellTypeModel, **params) -> CellTypeModel:
+    """Change constructor arguments (`preprocessor__NAME` for the preprocessor's). The model is built again from
+    them, so it is unfitted afterwards, as `sklearn.base.clone` would give it."""
+    pre = {k.split("__", 1)[1]: v for k, v in params.items() if k.startswith("preprocessor__")}
+    new = {**self.get_params(deep=False), **{k: v for k, v in params.items() if not k.startswith("preprocessor__")}}
+    if isinstance(self.backend, SklearnBackend) and not isinstance(new["model"], str):
+        new = {k: new[k] for k in ("model", "preprocessor", "class_weight", "random_state")}
+    elif new["model"] != self.name:                # another model: its own defaults, not this one's
+        new = {k: v for k, v in new.items() if k in ("model", "preprocessor", "class_weight", "random_state")
+               or k in params}
+    if pre: new["preprocessor"] = new["preprocessor"].set_params(**pre)
+    self.__init__(**new)
+    return self
+
 # %% ../nbs/02_models.ipynb #e0449ecb
 def _check_anndata(adata, param: str) -> None:
     "A `TypeError` naming `param` when it is not an AnnData (a matrix or a DataFrame, say)."

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 import numpy as np
@@ -232,6 +232,25 @@ class Preprocessor:
         state = f"fitted: {len(self.features)} features" if self.is_fitted else "not fitted"
         how = ("" if self.scale_by == "train" else f", scale_by={self.scale_by!r}") + (", align_query" if self.align_query else "")
         return f"Preprocessor({what}, scale={self.scale}{how}; {state})"
+
+# %% ../nbs/01_preprocess.ipynb #ffd8a800
+@patch
+def get_params(self: Preprocessor, deep: bool = True) -> dict:
+    "The constructor arguments (the fields not ending in `_`), as scikit-learn's `clone` expects."
+    return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.endswith("_")}
+
+@patch
+def set_params(self: Preprocessor, **params) -> Preprocessor:
+    "Change constructor arguments (checked as the constructor checks them); the fitted fields are left as they are."
+    unknown = sorted(set(params) - set(self.get_params()))
+    if unknown: raise ValueError(f"{unknown} are not Preprocessor parameters; choose from {sorted(self.get_params())}")
+    old = self.get_params()
+    for k, v in params.items(): setattr(self, k, v)
+    try: self.__post_init__()
+    except (TypeError, ValueError):
+        for k, v in old.items(): setattr(self, k, v)
+        raise
+    return self
 
 # %% ../nbs/01_preprocess.ipynb #ff70879f
 def describe_layout(adata: AnnData) -> str:
