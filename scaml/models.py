@@ -610,7 +610,7 @@ class CellTypeModel:
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor()
         self.classes_: list[str] = []
         self.label_key_: str | None = None
-        self.calibrator = None           # fitted on held-out training cells by run_benchmark (scaml.calibration)
+        self.calibrator_ = None          # fitted on held-out training cells by run_benchmark (set_calibrator)
 
     @property
     def classes(self) -> list[str]:
@@ -696,6 +696,7 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
     "Fit the classifier on an already preprocessed matrix (used by the benchmark to share preprocessing)."
     self.preprocessor, self.classes_, self.label_key_ = preprocessor, list(classes), label_key
     self.backend.fit(X, y, n_classes=len(self.classes))
+    self.n_train_ = int(X.shape[0])
     return self
 
 # %% ../nbs/02_models.ipynb #383c9fc3
@@ -706,7 +707,7 @@ def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
     _check_anndata(adata, "adata")
     X = self.preprocessor.transform(adata)
     P = self.backend.predict_proba(X)
-    if getattr(self, "calibrator", None) is not None: P = self.calibrator.transform(P)
+    if getattr(self, "calibrator_", None) is not None: P = self.calibrator_.transform(P)
     return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes)
 
 @patch
@@ -715,6 +716,50 @@ def predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
     p = self.predict_proba(adata)
     return pd.Series(pd.Categorical(np.asarray(self.classes)[p.to_numpy().argmax(1)], categories=self.classes),
                      index=p.index, name="prediction")
+
+# %% ../nbs/02_models.ipynb #4997db56
+@patch
+def fit_blocks(self: CellTypeModel, blocks: Blocks, y: np.ndarray, *, classes: Sequence[str],
+               preprocessor: Preprocessor, label_key: str | None = None) -> CellTypeModel:
+    """Fit the classifier on preprocessed rows that arrive in `blocks` (a `Blocks`: a file read block by block, a Dask
+    array's chunks); `y` indexes `classes`, in block order; `preprocessor` made the blocks' features."""
+    self.preprocessor, self.classes_, self.label_key_ = preprocessor, list(classes), label_key
+    self.backend.fit_blocks(blocks, y, n_classes=len(classes))
+    self.n_train_ = blocks.n_rows
+    return self
+
+@patch
+def adopt(self: CellTypeModel, backend: Backend, *, classes: Sequence[str], preprocessor: Preprocessor,
+          label_key: str | None = None) -> CellTypeModel:
+    """Take `backend`, fitted elsewhere (XGBoost trained by `xgboost.dask` on a cluster) on the features that
+    `preprocessor` makes, as this model's estimator."""
+    self.backend, self.preprocessor, self.classes_, self.label_key_ = backend, preprocessor, list(classes), label_key
+    return self
+
+@patch
+def set_calibrator(self: CellTypeModel, calibrator) -> CellTypeModel:
+    """Calibrate every prediction with `calibrator` (`scaml.calibration.fit_calibrator`, fitted on held-out training
+    cells); it is saved with the model. `None` removes it."""
+    self.calibrator_ = calibrator
+    return self
+
+def _calibrator(self: CellTypeModel):
+    warnings.warn("CellTypeModel.calibrator is deprecated; read calibrator_, set it with set_calibrator",
+                  DeprecationWarning, stacklevel=2)
+    return self.calibrator_
+
+def _set_calibrator(self: CellTypeModel, calibrator) -> None:
+    warnings.warn("setting CellTypeModel.calibrator is deprecated; call set_calibrator", DeprecationWarning, stacklevel=2)
+    self.set_calibrator(calibrator)
+
+CellTypeModel.calibrator = property(_calibrator, _set_calibrator, doc="Deprecated: `calibrator_`.")
+
+@patch
+def set_booster(self: XGBoostBackend, booster, seen: np.ndarray, n_classes: int) -> XGBoostBackend:
+    """Take a booster trained elsewhere (by `xgboost.dask` on a cluster) on the contiguous labels of the class indices
+    `seen`, out of `n_classes`."""
+    self.booster_, self.seen_, self.n_classes_ = booster, seen, n_classes
+    return self
 
 # %% ../nbs/02_models.ipynb #d7adf473
 _META = "meta.json"
@@ -740,8 +785,8 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
     path.mkdir(parents=True, exist_ok=True)
     (path / "preprocess.json").write_text(json.dumps(self.preprocessor.to_dict()))
     self.backend.save(path)
-    if getattr(self, "calibrator", None) is not None:
-        (path / "calibration.json").write_text(json.dumps(self.calibrator.to_dict()))
+    if getattr(self, "calibrator_", None) is not None:
+        (path / "calibration.json").write_text(json.dumps(self.calibrator_.to_dict()))
     files = {p.name: _sha256(p) for p in sorted(path.iterdir()) if p.is_file() and p.name != _META}
     meta = {"format": "scaml-model", "format_version": FORMAT_VERSION, "scaml_version": scaml.__version__,
             "model": self.name, "classes": self.classes, "label_key": self.label_key,
@@ -795,7 +840,7 @@ def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     try:
         self.preprocessor = Preprocessor.from_dict(json.loads((path / "preprocess.json").read_text()))
         self.backend = get_backend(meta["model"]).load(path, meta["backend"])
-        self.calibrator = calibrator_from_dict(json.loads((path / "calibration.json").read_text())) \
+        self.calibrator_ = calibrator_from_dict(json.loads((path / "calibration.json").read_text())) \
             if "calibration.json" in meta["files"] else None
         _check_loaded(self)
     except _Refused: raise
