@@ -77,7 +77,7 @@ def run(task_name: str, train, test, backend: str, seed: int, prep: str, class_w
            "fit_s": round(fit_s, 3),
            "accuracy": round(float(accuracy_score(truth, pred)), 4),
            "f1_macro": round(float(f1_score(truth, pred, average="macro", labels=sorted(set(truth)))), 4),
-           "n_train": int(train.n_obs), "n_test": int(test.n_obs), "n_genes": len(model.features),
+           "n_train": int(train.n_obs), "n_test": int(test.n_obs), "n_genes": len(model.preprocessor.features_),
            "epochs": hist.get("epochs"), "best_epoch": hist.get("best_epoch"), "load_avg_1min": round(load, 2),
            "torch": torch.__version__, "deepchem": DC_VERSION, "scaml": scaml.__version__}
     print(json.dumps(rec), flush=True)

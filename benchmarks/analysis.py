@@ -77,7 +77,7 @@ def main(outdir: Path, smoke: bool = False) -> dict:
         tg = top_genes(model, ad, n_top=20)
         tables[m] = tg
         b, tc = tg[tg["class"] == "B cell"], tg[tg["class"] == "T cell"]
-        hits[m] = {"method": str(tg.method.iloc[0]), "n_features": len(model.features),
+        hits[m] = {"method": str(tg.method.iloc[0]), "n_features": len(model.preprocessor.features_),
                    "B cell": {g: int(b.set_index("gene").loc[g, "rank"]) for g in B_MARKERS if g in set(b.gene)},
                    "T cell": {g: int(tc.set_index("gene").loc[g, "rank"]) for g in T_MARKERS if g in set(tc.gene)},
                    "top5": {c: list(tg[tg["class"] == c].gene.head(5)) for c in tg["class"].unique()}}

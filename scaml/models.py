@@ -612,18 +612,26 @@ class CellTypeModel:
         self.label_key_: str | None = None
         self.calibrator_ = None          # fitted on held-out training cells by run_benchmark (set_calibrator)
 
+    # the fitted fields: classes_ (the class list, in the order of the probability columns; empty before fitting),
+    # label_key_ (the obs column the model was trained on), preprocessor.features_ (the features it reads)
     @property
     def classes(self) -> list[str]:
-        "The class list, in the order of the probability columns (empty before fitting)."
+        "Deprecated: `classes_`."
+        warnings.warn("CellTypeModel.classes is deprecated; use classes_", DeprecationWarning, stacklevel=2)
         return self.classes_
 
     @property
     def label_key(self) -> str | None:
-        "The `obs` column the model was trained on."
+        "Deprecated: `label_key_`."
+        warnings.warn("CellTypeModel.label_key is deprecated; use label_key_", DeprecationWarning, stacklevel=2)
         return self.label_key_
 
     @property
-    def features(self) -> list[str]: return self.preprocessor.features
+    def features(self) -> list[str]:
+        "Deprecated: `preprocessor.features_`."
+        warnings.warn("CellTypeModel.features is deprecated; use preprocessor.features_", DeprecationWarning,
+                      stacklevel=2)
+        return self.preprocessor.features_
 
     @property
     def params(self) -> dict:
@@ -631,10 +639,10 @@ class CellTypeModel:
                 "random_state": self.backend.random_state, **self.backend.params}
 
     def __repr__(self) -> str:
-        if not self.classes: return f"CellTypeModel({self.name!r}, not fitted)"
-        cl = ", ".join(self.classes[:6]) + (", ..." if len(self.classes) > 6 else "")
-        return (f"CellTypeModel({self.name!r}): {len(self.classes)} classes ({cl}) from obs[{self.label_key!r}], "
-                f"{len(self.features)} features; {self.preprocessor!r}; {self.backend!r}")
+        if not self.classes_: return f"CellTypeModel({self.name!r}, not fitted)"
+        cl = ", ".join(self.classes_[:6]) + (", ..." if len(self.classes_) > 6 else "")
+        return (f"CellTypeModel({self.name!r}): {len(self.classes_)} classes ({cl}) from obs[{self.label_key_!r}], "
+                f"{len(self.preprocessor.features_)} features; {self.preprocessor!r}; {self.backend!r}")
 
 # %% ../nbs/02_models.ipynb #9ebf8b2b
 @patch
@@ -682,12 +690,12 @@ def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
     if not keep.all(): adata, labels = adata[keep], labels[keep]
     check_classes(labels, label_key)
     self.classes_ = list(classes) if classes is not None else sorted(set(labels))
-    missing = sorted(set(labels) - set(self.classes))
-    if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes}")
+    missing = sorted(set(labels) - set(self.classes_))
+    if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes_}")
     self.label_key_ = label_key
     X = self.preprocessor.fit_transform(adata)
-    y = pd.Index(self.classes).get_indexer(labels)
-    self.backend.fit(X, y, n_classes=len(self.classes))
+    y = pd.Index(self.classes_).get_indexer(labels)
+    self.backend.fit(X, y, n_classes=len(self.classes_))
     return self
 
 @patch
@@ -695,7 +703,7 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
                 label_key: str | None = None) -> CellTypeModel:
     "Fit the classifier on an already preprocessed matrix (used by the benchmark to share preprocessing)."
     self.preprocessor, self.classes_, self.label_key_ = preprocessor, list(classes), label_key
-    self.backend.fit(X, y, n_classes=len(self.classes))
+    self.backend.fit(X, y, n_classes=len(self.classes_))
     self.n_train_ = int(X.shape[0])
     return self
 
@@ -703,18 +711,18 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
 @patch
 def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
     "Class probabilities, cells x classes."
-    if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
+    if not self.classes_: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
     _check_anndata(adata, "adata")
     X = self.preprocessor.transform(adata)
     P = self.backend.predict_proba(X)
     if getattr(self, "calibrator_", None) is not None: P = self.calibrator_.transform(P)
-    return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes)
+    return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes_)
 
 @patch
 def predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
     "The most probable class of each cell."
     p = self.predict_proba(adata)
-    return pd.Series(pd.Categorical(np.asarray(self.classes)[p.to_numpy().argmax(1)], categories=self.classes),
+    return pd.Series(pd.Categorical(np.asarray(self.classes_)[p.to_numpy().argmax(1)], categories=self.classes_),
                      index=p.index, name="prediction")
 
 # %% ../nbs/02_models.ipynb #4997db56
@@ -789,7 +797,7 @@ def save(self: CellTypeModel, path: PathLike, *, overwrite: bool = False) -> Pat
         (path / "calibration.json").write_text(json.dumps(self.calibrator_.to_dict()))
     files = {p.name: _sha256(p) for p in sorted(path.iterdir()) if p.is_file() and p.name != _META}
     meta = {"format": "scaml-model", "format_version": FORMAT_VERSION, "scaml_version": scaml.__version__,
-            "model": self.name, "classes": self.classes, "label_key": self.label_key,
+            "model": self.name, "classes": self.classes_, "label_key": self.label_key_,
             "backend": self.backend.config(), "files": files}
     meta["meta_sha256"] = _meta_sha256(meta)
     (path / _META).write_text(json.dumps(meta, indent=1))
@@ -855,9 +863,9 @@ def _check_loaded(model: CellTypeModel) -> None:
     import scipy.sparse as sp
     n = len(model.preprocessor.features)
     P = model.backend.predict_proba(sp.csr_matrix((1, n), dtype=np.float32))
-    if P.shape != (1, len(model.classes)) or not np.isfinite(P).all():
+    if P.shape != (1, len(model.classes_)) or not np.isfinite(P).all():
         raise ValueError(f"the estimator gives probabilities of shape {P.shape} for {n} features; expected "
-                         f"(1, {len(model.classes)})")
+                         f"(1, {len(model.classes_)})")
 
 # %% ../nbs/02_models.ipynb #a464e7c3
 def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str = "scaml",
@@ -900,10 +908,10 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     else:
         proba = model.predict_proba(adata)
         P = proba.to_numpy()
-        adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
+        adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes_)[P.argmax(1)], categories=model.classes_)
         adata.obs[f"{key_added}_conf"] = P.max(1)
     adata.obsm[f"{key_added}_proba"] = proba
-    adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes),
-                            "features_used": list(model.features), "scaml_version": scaml.__version__}
+    adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes_),
+                            "features_used": list(model.preprocessor.features_), "scaml_version": scaml.__version__}
     log.info("added '%s_pred' (obs, categorical), '%s_conf' (obs) and '%s_proba' (obsm)", key_added, key_added, key_added)
     return adata if copy else None
