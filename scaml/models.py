@@ -23,15 +23,14 @@ from anndata import AnnData
 from fastcore.basics import patch
 
 import scaml
-from .calibration import calibrator_from_dict
+from .calibration import calibrator_from_dict, softmax
 from .core import MODELS, PathLike, n_threads, thread_limit
 from .data import check_adata, check_classes, clean_labels
 from .preprocess import Preprocessor
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'softmax', 'logreg_loss_grad', 'LogRegBackend',
-           'RandomForestBackend', 'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel',
-           'annotate']
+__all__ = ['FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'logreg_loss_grad', 'LogRegBackend', 'RandomForestBackend',
+           'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel', 'annotate']
 
 # %% ../nbs/02_models.ipynb #0083af7c
 log = logging.getLogger(__name__)
@@ -176,11 +175,6 @@ class Blocks:
     def __repr__(self) -> str: return f"{type(self).__name__}({len(self)} blocks, {self.n_rows} rows x {self.n_cols})"
 
 # %% ../nbs/02_models.ipynb #a63a2606
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    np.exp(z, out=z)
-    return z / z.sum(1, keepdims=True)
-
 def _linear(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     "X @ W + b for sparse or dense X, in float64."
     return np.asarray(X @ W, dtype=np.float64) + b
