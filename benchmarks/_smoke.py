@@ -24,4 +24,17 @@ def tiny(adata, n: int, key: str, *, per_value: int = 3, random_state: int = 0):
 
 def smoke_out(out: str | None, name: str) -> Path:
     "Where a smoke run writes: `out` when given, else a new temporary file (never the committed record)."
-    return Path(out) if out else Path(tempfile.mkdtemp(prefix="scaml_smoke_")) / name
+    path = Path(out) if out else Path(tempfile.mkdtemp(prefix="scaml_smoke_")) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+TASK_ARGS = ["--label-key", "label", "--split-key", "split", "--split-train", "train", "--split-test", "test"]
+
+
+def tiny_task_file(folder: Path, name: str = "tm_facs_to_droplet", n: int = 300) -> Path:
+    "A few hundred cells of a real cross-batch task written to `folder` as .h5ad (obs 'label' and 'split')."
+    from scaml.datasets import load_task
+    path = Path(folder) / f"{name}_smoke.h5ad"
+    if not path.exists(): tiny(load_task(name), n, "label", per_value=10).write_h5ad(path)
+    return path

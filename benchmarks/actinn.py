@@ -6,6 +6,7 @@ models on the cross-batch benchmark's defaults (2,000 highly variable genes, sca
 weights). Writes `benchmarks/actinn_results.json`.
 
     SCAML_DATA_DIR=../shared/data python benchmarks/actinn.py
+    python benchmarks/actinn.py --smoke --out /tmp/actinn.json   # 300 cells, one seed, one epoch: that it runs
 
 It also measures time at equal accuracy: the DeepChem tutorial's own recipe (`TorchModel`, batch 100, lr 1e-4,
 7 epochs) against native `actinn` trained for 1-5 epochs; the first epoch count whose mean test accuracy reaches the
@@ -76,7 +77,7 @@ def run(task_name: str, train, test, backend: str, seed: int, prep: str, class_w
            "fit_s": round(fit_s, 3),
            "accuracy": round(float(accuracy_score(truth, pred)), 4),
            "f1_macro": round(float(f1_score(truth, pred, average="macro", labels=sorted(set(truth)))), 4),
-           "n_train": int(train.n_obs), "n_test": int(test.n_obs), "n_genes": len(model.features),
+           "n_train": int(train.n_obs), "n_test": int(test.n_obs), "n_genes": len(model.preprocessor.features_),
            "epochs": hist.get("epochs"), "best_epoch": hist.get("best_epoch"), "load_avg_1min": round(load, 2),
            "torch": torch.__version__, "deepchem": DC_VERSION, "scaml": scaml.__version__}
     print(json.dumps(rec), flush=True)
@@ -97,21 +98,30 @@ def summarise(records: list[dict]) -> list[dict]:
         out.append(row)
     return out
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(Path(__file__).with_name("actinn_results.json")))
     ap.add_argument("--others", nargs="*", default=["lr", "rf", "xgb", "mlp"],
                     help="other models to run on FACS -> droplet for comparison")
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true",
+                    help="300 cells of each task, one seed, one or two epochs, lr beside: checks that the script runs")
+    args = ap.parse_args(argv)
     actinn = ["actinn"] + (["actinn_deepchem"] if DC_VERSION else [])
+    global SEEDS, EPOCHS
+    task = load_task
+    if args.smoke:
+        from _smoke import smoke_out, tiny
+        args.out = str(smoke_out(None if args.out == ap.get_default("out") else args.out, "actinn_results.json"))
+        SEEDS, EPOCHS, args.others = [0], [1, 2], ["lr"]
+        def task(name): return tiny(load_task(name), 300, "label", per_value=10)
 
-    tut = load_task("actinn_tutorial")
+    tut = task("actinn_tutorial")
     ttr, tte = tut[tut.obs.split == "train"].copy(), tut[tut.obs.split == "test"].copy()
     for b in actinn:  # warm-up: first torch kernels, lazy imports
         CellTypeModel(b, preprocessor=actinn_preprocessor(), max_epochs=1).fit(ttr, label_key="label")
     records = [run("actinn_tutorial", ttr, tte, b, s, "actinn") for s in SEEDS for b in actinn]
 
-    fd = load_task("tm_facs_to_droplet")
+    fd = task("tm_facs_to_droplet")
     ftr, fte = fd[fd.obs.split == "train"].copy(), fd[fd.obs.split == "test"].copy()
     records += [run("tm_facs_to_droplet", ftr, fte, b, s, "actinn") for s in SEEDS for b in actinn]
     records += [run("tm_facs_to_droplet", ftr, fte, b, s, "hvg_scaled", "balanced")

@@ -9,6 +9,7 @@ the ratio busy/quiet are written to benchmarks/results.json (workloads `busy:<ta
     python benchmarks/busy.py                          # the 5k-cell TM FACS task, lr rf xgb mlp, 3 runs per case
     python benchmarks/busy.py --repeat 5 --workload tm_facs_to_droplet
     python benchmarks/busy.py --no-write               # print only
+    python benchmarks/busy.py --smoke --out /tmp/r.json  # 300 cells, lr, one run each: that it runs
 """
 from __future__ import annotations
 
@@ -25,15 +26,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _smoke import TASK_ARGS, smoke_out, tiny_task_file  # noqa: E402
 from run import RESULTS, cpu_model, machine, same_run  # noqa: E402
 
 COMPETITOR = "while True: pass"
 
 def run_once(dataset: str, models: list[str], limits: bool) -> dict:
-    "One `scaml train` in a fresh process; wall time, peak RSS and the manifest's timings."
+    "One `scaml train` in a fresh process (`dataset`: a name, or an .h5ad task file); wall time, peak RSS, timings."
+    source = ["--adata", dataset, *TASK_ARGS] if dataset.endswith(".h5ad") else ["--dataset", dataset]
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "res"
-        cmd = [sys.executable, "-m", "scaml.cli", "train", "--dataset", dataset, "--models", *models,
+        cmd = [sys.executable, "-m", "scaml.cli", "train", *source, "--models", *models,
                "--outdir", str(out), "--quiet", *([] if limits else ["--n-threads", "0"])]
         env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
         for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"): env.pop(k, None)
@@ -83,7 +86,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs per case; medians are recorded")
     p.add_argument("--only", choices=["limits", "nolimit"], help="measure one case only")
     p.add_argument("--no-write", action="store_true", help="print, do not update benchmarks/results.json")
+    p.add_argument("--out", help="results file to update (default benchmarks/results.json; a temporary file with --smoke)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a 300-cell slice of tm_facs_to_droplet, lr, one quiet and one busy run: checks that the script runs")
     a = p.parse_args(argv)
+    results = Path(a.out) if a.out else RESULTS
+    if a.smoke:
+        results = smoke_out(a.out, RESULTS.name)
+        a.workload, a.models, a.repeat, a.only = str(tiny_task_file(results.parent)), ["lr"], 1, "limits"
     recs = []
     for limits in (True, False):
         if a.only and a.only != ("limits" if limits else "nolimit"): continue
@@ -94,10 +104,10 @@ def main(argv=None) -> int:
               f"{r['n_threads']} threads)  fit quiet/busy: "
               + " ".join(f"{m}={v['quiet']:.1f}/{v['busy']:.1f}s" for m, v in r["fit_s"].items()), flush=True)
     if not a.no_write:
-        old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"records": []}
+        old = json.loads(results.read_text()) if results.exists() else {"records": []}
         keep = [o for o in old["records"] if not any(same_run(o, r) for r in recs)]
-        RESULTS.write_text(json.dumps({"machine": machine(), "records": keep + recs}, indent=1) + "\n")
-        print(f"wrote {RESULTS}")
+        results.write_text(json.dumps({"machine": machine(), "records": keep + recs}, indent=1) + "\n")
+        print(f"wrote {results}")
     return 0
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def rejection_block(adata, *, flag_key, positive, label_key, split_key, train, g
     for name, kw in setups.items():
         rm = fit_rejection(adata[fit], label_key=label_key, group_key=group_key, n_top_genes=n_top_genes, **kw)
         pred = predict_with_rejection(adata[te], rm)
-        met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes)
+        met = rejection_metrics(y, pred.pred, train_classes=rm.classes)
         met["calibration"] = rm.calibration
         out[name] = met
         print(name, {k: round(met[k], 3) for k in ("pct_unknown", "known_kept", "unseen_rejected", "f1_labelled")},

@@ -13,6 +13,7 @@ Parts (run one with --part, default all; each part replaces its own block of qua
 - scale: the same data given as counts, CPM, TPM-like, log1p and log2; macro-F1 read "as is" vs after detection.
 
 Run: SCAML_DATA_DIR=../shared/data python benchmarks/quality.py [--part accuracy]
+     python benchmarks/quality.py --smoke --out /tmp/q.json [--part ...]   # 300 cells of one or two tasks: that it runs
 """
 from __future__ import annotations
 
@@ -557,11 +558,30 @@ PARTS = {"accuracy": part_accuracy, "calibration": part_calibration, "loto": par
          "feature_ideas": part_feature_ideas, "loto_select": part_loto_select,
          "align_cv": part_align_cv}
 
+def _smoke() -> None:
+    "Shrink every input to 300 cells of one task (both directions for the TM parts), cached: seconds per part."
+    import functools
+    global load_task
+    from _smoke import tiny
+    full = load_task
+    load_task = functools.lru_cache(None)(lambda name: tiny(full(name), 300, "label", per_value=10))
+    for d, keep in ((TASKS, ("tm_facs_to_droplet", "tm_droplet_to_facs")), (ALL_TASKS, ("tm_facs_to_droplet",)),
+                    (NOVELTY_TASKS, ("tm_facs_to_droplet",))):
+        for k in [k for k in d if k not in keep]: del d[k]
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", nargs="*", default=list(PARTS))
+    ap.add_argument("--part", nargs="*", choices=list(PARTS), help="parts to run (default all; with --smoke: scale align_cv)")
+    ap.add_argument("--out", help=f"results file (default {OUT.name}; a temporary file with --smoke)")
+    ap.add_argument("--smoke", action="store_true", help="300 cells of the TM task only: checks that the script runs")
     args = ap.parse_args()
-    for p in args.part:
+    parts = args.part or (["scale", "align_cv"] if args.smoke else list(PARTS))
+    if args.smoke:
+        from _smoke import smoke_out
+        _smoke()
+        OUT = smoke_out(args.out, OUT.name)
+    elif args.out: OUT = Path(args.out)
+    for p in parts:
         t = time.perf_counter()
         block = PARTS[p]()
         block["seconds"] = round(time.perf_counter() - t, 1)

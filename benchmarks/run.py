@@ -10,6 +10,8 @@ RSS of that process, cells per second and the metrics of every model. Usage:
     python benchmarks/run.py --repeat 5            # runs per workload (default 3): the median wall time is recorded
     python benchmarks/run.py tm_facs_to_droplet --dask-workers 1 2 --models lr rf xgb mlp actinn
                                                    # the dask engine on local clusters of 1 and 2 workers
+    python benchmarks/run.py --smoke --output /tmp/results.json
+                                                   # 300 cells, lr, one run: that the script runs (seconds)
 
 Results of earlier runs are kept: a record is replaced only by a new record of the same workload, models, device and
 processor model, so numbers from different machines stand side by side.
@@ -74,10 +76,11 @@ def run_workload(name: str, models: list[str], device: str = "cpu", repeat: int 
 
 def _run_once(name: str, models: list[str], device: str = "cpu", dask_workers: int | None = None) -> dict:
     dataset, extra = WORKLOADS[name]
+    source = ["--adata", dataset] if dataset.endswith(".h5ad") else ["--dataset", dataset]
     if dask_workers: extra = [*extra, "--dask-workers", str(dask_workers), "--block-size", "500"]
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / name
-        cmd = [sys.executable, "-m", "scaml.cli", "train", "--dataset", dataset, "--models", *models,
+        cmd = [sys.executable, "-m", "scaml.cli", "train", *source, "--models", *models,
                "--outdir", str(out), "--quiet", *extra]
         env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
         t = time.perf_counter()
@@ -122,7 +125,15 @@ def main(argv=None) -> int:
     p.add_argument("--output", default=str(RESULTS), help="results file to update")
     p.add_argument("--dask-workers", type=int, nargs="+", metavar="N",
                    help="run on the dask engine with local clusters of these sizes (peak RSS is the client's only)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a 300-cell slice of tm_facs_to_droplet, lr, one run, written to --output or a temporary "
+                        "file: checks that the script runs; the numbers mean nothing")
     a = p.parse_args(argv)
+    if a.smoke:
+        from _smoke import TASK_ARGS, smoke_out, tiny_task_file
+        out = smoke_out(None if a.output == str(RESULTS) else a.output, RESULTS.name)
+        WORKLOADS["smoke"] = (str(tiny_task_file(out.parent)), TASK_ARGS)
+        a.workloads, a.models, a.repeat, a.output = ["smoke"], ["lr"], 1, str(out)
     if a.list:
         print("\n".join(WORKLOADS)); return 0
     names = a.workloads or list(WORKLOADS)

@@ -9,6 +9,7 @@ benchmarks/results.json (timeline: benchmarks/out/run_N_rss.json), and the 10M r
 
     python benchmarks/scale.py 1000000 3000000 10000000       # lr xgb actinn
     python benchmarks/scale.py 100000 --engine streaming      # features held in memory, for comparison
+    python benchmarks/scale.py --smoke --out /tmp/r.json     # 2,000 cells, lr, in a temporary folder: that it runs
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from run import RESULTS, cpu_model, machine, same_run  # noqa: E402
+
+WORK = HERE / "out"          # atlases and run folders (a temporary folder with --smoke)
 
 def droplet_source(random_state: int = 0):
     """The 1,000 Tabula Muris droplet (10x) cells on 2,000 genes, a fifth of them (stratified) held out as test sources.
@@ -48,7 +51,7 @@ def droplet_source(random_state: int = 0):
 def atlas(n: int) -> Path:
     """The atlas of `n` cells resampled (in random order) from `droplet_source`: test cells only from its held-out
     source cells, so no test profile is a resample of a training one."""
-    out = HERE / "out"; out.mkdir(exist_ok=True)
+    out = WORK; out.mkdir(exist_ok=True)
     path = out / f"tm_droplet_resampled_{n}.h5ad"
     if not path.exists():
         from scaml.streaming import resample_counts
@@ -71,7 +74,7 @@ def _rss_mb(pid: int) -> tuple[float, float] | None:
 
 def run(n: int, models: list[str], device: str, engine: str = "out-of-core") -> dict:
     path = atlas(n)
-    out = HERE / "out" / f"run_{n}"
+    out = WORK / f"run_{n}"
     cmd = [sys.executable, "-m", "scaml.cli", "train", "--adata", str(path), "--backed", "--label-key", "cell_type",
            "--split-key", "split", "--split-train", "train", "--split-test", "test", "--models", *models,
            "--engine", engine, "--device", device, "--outdir", str(out), "--overwrite", "--no-plots", "--quiet"]
@@ -87,7 +90,7 @@ def run(n: int, models: list[str], device: str, engine: str = "out-of-core") -> 
     wall = time.perf_counter() - t
     _, stderr = proc.communicate()
     if proc.returncode != 0: raise RuntimeError(stderr)
-    (HERE / "out" / f"run_{n}_rss.json").write_text(json.dumps(timeline))
+    (WORK / f"run_{n}_rss.json").write_text(json.dumps(timeline))
     summary = json.loads((out / "summary_metrics.json").read_text())
     man = json.loads((out / "manifest.json").read_text())
     tm = man["timings"]
@@ -120,8 +123,17 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     p.add_argument("--engine", default="out-of-core", choices=["out-of-core", "streaming"])
     p.add_argument("--keep", action="store_true", help="keep the generated atlas files (deleted after each run by default)")
+    p.add_argument("--out", help="results file to update (default benchmarks/results.json; a temporary file with --smoke)")
+    p.add_argument("--smoke", action="store_true",
+                   help="one 2,000-cell atlas, lr, in a temporary folder: checks that the script runs")
     a = p.parse_args(argv)
-    res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"records": []}
+    results = Path(a.out) if a.out else RESULTS
+    if a.smoke:
+        global WORK
+        from _smoke import smoke_out
+        results = smoke_out(a.out, RESULTS.name)
+        WORK, a.sizes, a.models = results.parent / "out", [2000], ["lr"]
+    res = json.loads(results.read_text()) if results.exists() else {"records": []}
     for n in a.sizes:
         r = run(n, a.models, a.device, a.engine)
         if not a.keep: atlas(n).unlink()
@@ -131,7 +143,7 @@ def main(argv=None) -> int:
         res["machine"] = machine()
         g = growth(res["records"])
         if g and n == 10_000_000: r["growth_from_1m"] = g
-        RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+        results.write_text(json.dumps(res, indent=1) + "\n")
     return 0
 
 if __name__ == "__main__":

@@ -203,8 +203,13 @@ class SoftVote:
 
     def __init__(self, members: Sequence[str], classes: Sequence[str]):
         from types import SimpleNamespace
-        self.members, self.classes, self.calibrator = list(members), list(classes), None
+        self.members, self.classes, self.calibrator_ = list(members), list(classes), None
         self.backend = SimpleNamespace(savable=False, name="vote")
+
+    def set_calibrator(self, calibrator) -> SoftVote:
+        "Calibrate the vote with `calibrator` (fitted on the mean held-out probabilities of its members)."
+        self.calibrator_ = calibrator
+        return self
 
     def __repr__(self) -> str: return f"SoftVote({', '.join(self.members)})"
 
@@ -458,8 +463,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             extra = {}
             if name in calibration:
                 extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
-                model.calibrator = calibration[name].pop("calibrator")     # saved with the model, used by predict_proba
-                P = model.calibrator.transform(P)
+                model.set_calibrator(calibration[name].pop("calibrator"))  # saved with the model, used by predict_proba
+                P = model.calibrator_.transform(P)
                 if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
             record(name, P, model, extra)
             timings[f"{name}_metrics_s"] = time.perf_counter() - t
@@ -540,10 +545,10 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             extra = {}
             if set(members) <= set(heldout):       # the same held-out cells for every model: calibrate the vote too
                 Ph = np.mean([heldout[m][0] for m in members], 0)
-                vote.calibrator = fit_calibrator(Ph, heldout[members[0]][1], method=calibrate)
+                vote.set_calibrator(fit_calibrator(Ph, heldout[members[0]][1], method=calibrate))
                 extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
-                P = vote.calibrator.transform(P)
-                if calibrate == "temperature": extra["temperature"] = vote.calibrator.temperature_
+                P = vote.calibrator_.transform(P)
+                if calibrate == "temperature": extra["temperature"] = vote.calibrator_.temperature_
             record("vote", P, vote, extra)
 
         if majority_vote:                                    # after the soft vote, which averages the models only

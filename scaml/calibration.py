@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['CALIBRATORS', 'reliability_curve', 'expected_calibration_error', 'TemperatureScaler', 'IsotonicCalibrator',
+__all__ = ['CALIBRATORS', 'reliability_curve', 'expected_calibration_error', 'softmax', 'TemperatureScaler', 'IsotonicCalibrator',
            'fit_calibrator', 'calibrator_from_dict', 'risk_coverage', 'calibration_metrics', 'reliability_diagram']
 
 # %% ../nbs/05a_calibration.ipynb #35de95c0
@@ -94,10 +94,11 @@ def expected_calibration_error(proba, y, *, n_bins: int = 15) -> float:
 def _log(P: np.ndarray, eps: float) -> np.ndarray:
     return np.log(np.clip(P, eps, 1.0))
 
-def _softmax_rows(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
+    "Row-wise softmax of logits `z` (cells x classes); `-inf` gives 0. The one softmax of the package."
     z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
+    np.exp(z, out=z)
+    return z / z.sum(1, keepdims=True)
 
 class TemperatureScaler:
     """Rescale log-probabilities by one temperature fitted on held-out cells.
@@ -151,7 +152,7 @@ class TemperatureScaler:
         if P.shape[0] == 0: return P.copy()
         z = _log(P, self.eps) / self.temperature_
         z[P <= 0] = -np.inf                                # a class given exactly 0 (never seen in training) stays 0
-        return _softmax_rows(z)
+        return softmax(z)
 
     def to_dict(self) -> dict:
         "JSON-serialisable state."

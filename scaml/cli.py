@@ -464,7 +464,7 @@ def _predict(args: argparse.Namespace) -> None:
         from scaml.travel import majority_vote, query_clusters
         cl = query_clusters(model.preprocessor.transform(adata), preprocessor=model.preprocessor, random_state=0)
         P, changed = majority_vote(adata.obsm[f"{k}_proba"].to_numpy(), cl)
-        voted = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
+        voted = pd.Categorical(np.asarray(model.classes_)[P.argmax(1)], categories=model.classes_)
         adata.obs[f"{k}_pred_vote"], adata.obs[f"{k}_cluster"] = voted, cl
         df["label_vote"], df["cluster"] = np.asarray(voted.astype(str)), cl
         log.info("majority vote over %d clusters relabelled %d cells", len(np.unique(cl)), int(changed.sum()))
@@ -475,7 +475,7 @@ def _predict(args: argparse.Namespace) -> None:
         _write_file(out, lambda tmp: df.to_csv(tmp, float_format="%.6g", lineterminator="\n"))
     if h5ads:
         adata.obsm[f"{k}_proba"] = adata.obsm[f"{k}_proba"].to_numpy()
-        adata.uns[f"{k}_classes"] = np.asarray(model.classes, dtype=object)
+        adata.uns[f"{k}_classes"] = np.asarray(model.classes_, dtype=object)
         from scaml.predict_stream import write_h5ad_buffered
         for h in h5ads: _write_file(h, lambda tmp: write_h5ad_buffered(adata, tmp))
     counts = df["label"].value_counts()
@@ -797,7 +797,7 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
     from scaml.models import CellTypeModel
     saved = args.model and Path(args.model).is_dir()
     model = CellTypeModel.load(args.model) if saved else (args.model if args.model in MODELS else "lr")
-    used = (f"the saved model '{args.model}' ({model.name}, {len(model.classes)} classes)" if saved else
+    used = (f"the saved model '{args.model}' ({model.name}, {len(model.classes_)} classes)" if saved else
             f"{model}, trained here on the training cells")
     print(f"rejection rule on {used}")
     rm = fit_rejection(adata[fit], label_key=args.label_key, model=model, group_key=gk, coverage=args.coverage,
@@ -807,9 +807,9 @@ def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bo
     labels = labels.astype(str)
     y = np.where(flag[te], np.char.add("novel:", np.where(keep, labels, "unlabelled")), labels).astype(object)
     pred.insert(0, "y_true", y)
-    met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes)
+    met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes_)
     met.update(rule=repr(rm), calibration=rm.calibration, model=used)
-    curve = rejection_curve(y, pred.pred_forced, pred.novelty, train_classes=rm.model.classes)
+    curve = rejection_curve(y, pred.pred_forced, pred.novelty, train_classes=rm.model.classes_)
     rf.write_json("rejection/metrics.json", met)
     rf.write_csv("rejection/predictions.csv", pred)
     rf.write_csv("rejection/curve.csv", curve, index=False)

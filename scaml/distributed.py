@@ -18,7 +18,7 @@ from anndata import AnnData
 from .core import n_threads
 from .data import describe_matrix
 from .models import Blocks, CellTypeModel, XGBoostBackend
-from .preprocess import Preprocessor, align_genes, hvg_from_moments, normalize_log1p, pick_layer
+from .preprocess import Preprocessor, align_genes, normalize_log1p, pick_layer
 from .streaming import iter_blocks
 
 try:                        # for the type hints; every function checks for dask with a clear error when it runs
@@ -206,16 +206,8 @@ def fit_preprocessor_dask(X: da.Array, pp: Preprocessor, *, var_names: Sequence[
     if S[4, 0] or S[4, 1]:
         raise ValueError("the expression matrix holds negative, NaN or infinite values; pass raw counts "
                          "(layer='counts') or log1p-normalised values")
-    def mv(s, s2):
-        m = s / n
-        return m, np.maximum(s2 / n - m * m, 0) * (n / max(n - 1, 1))
-    mE, vE = mv(S[0], S[1])
-    idx = hvg_from_moments(mE, vE, pp.n_top_genes) if pp.gene_selection == "hvg" else np.arange(g)
-    mL, vL = mv(S[2], S[3])
-    pp.features_ = [str(var_names[i]) for i in idx]
-    pp.mean_, pp.std_ = (mL[idx], np.sqrt(vL[idx])) if pp.scale else (None, None)
-    pp.input_kind_, pp.n_input_genes_, pp.input_genes_ = kind, g, [str(x) for x in var_names]
-    log.info("preprocessing fitted on %d cells in %d blocks: %d of %d genes", n, len(blocks), len(idx), g)
+    pp.fit_moments(S[:4], n, var_names, kind)
+    log.info("preprocessing fitted on %d cells in %d blocks: %d of %d genes", n, len(blocks), len(pp.features_), g)
     return pp
 
 # %% ../nbs/03a_distributed.ipynb #224386ba
@@ -298,9 +290,8 @@ def train_xgb_dask(client: Client, X: da.Array, y: da.Array, *, classes: Sequenc
     if be.params["n_jobs"] is None: booster_params.pop("nthread")
     dtrain = dxgb.DaskQuantileDMatrix(client, X, label=yc, weight=sw, max_bin=be.params["max_bin"])
     out = dxgb.train(client, booster_params, dtrain, num_boost_round=rounds)
-    be.booster_ = out["booster"]
+    be.set_booster(out["booster"], seen, len(classes))
     be.booster_.set_param({"nthread": be.params["n_jobs"] or n_threads()})
-    be.seen_, be.n_classes_ = seen, len(classes)
     log.info("xgboost trained on %d cells over %d workers", X.shape[0], len(client.scheduler_info()["workers"]))
     return be
 
@@ -440,16 +431,15 @@ def fit_predict_dask(client: Client, model: CellTypeModel, X_train: da.Array, y:
     t = time.perf_counter()
     if model.name == "xgb":
         y_dask = da.from_array(y, chunks=(X_train.chunks[0],))
-        model.backend = train_xgb_dask(client, X_train, y_dask, classes=classes, class_weight=model.backend.class_weight,
-                                       random_state=model.backend.random_state, params=model.backend.params)
-        model.preprocessor, model.classes_, model.label_key_ = preprocessor, list(classes), label_key
+        be = train_xgb_dask(client, X_train, y_dask, classes=classes, class_weight=model.backend.class_weight,
+                            random_state=model.backend.random_state, params=model.backend.params)
+        model.adopt(be, classes=classes, preprocessor=preprocessor, label_key=label_key)
         fit_s = time.perf_counter() - t; t = time.perf_counter()
         return predict_proba_dask(client, model.backend, X_test), fit_s, time.perf_counter() - t
     if model.backend.fits_blocks():
         if "train_blocks" not in local:
             local["train_blocks"], local["test_blocks"] = DaskBlocks(client, X_train), DaskBlocks(client, X_test)
-        model.preprocessor, model.classes_, model.label_key_ = preprocessor, list(classes), label_key
-        model.backend.fit_blocks(local["train_blocks"], y, n_classes=len(classes))
+        model.fit_blocks(local["train_blocks"], y, classes=classes, preprocessor=preprocessor, label_key=label_key)
         fit_s = time.perf_counter() - t; t = time.perf_counter()
         tb = local["test_blocks"]
         if "device" in model.backend.params:      # a network predicts where it trained (torch, maybe a GPU): streamed

@@ -39,7 +39,7 @@ def _sample_cells(adata: AnnData, labels: np.ndarray | None, n_cells: int | None
 def _features_and_labels(model: CellTypeModel, adata: AnnData, label_key: str | None, n_cells: int | None,
                          random_state: int | None):
     "Preprocessed features of a class-balanced sample of `adata`, with the labels (or None)."
-    label_key = label_key or model.label_key
+    label_key = label_key or model.label_key_
     labels = None
     if label_key is not None and label_key in adata.obs:
         labels = adata.obs[label_key].astype(str).to_numpy()
@@ -49,7 +49,7 @@ def _features_and_labels(model: CellTypeModel, adata: AnnData, label_key: str | 
 
 # %% ../nbs/08e_explain.ipynb #f3342bdc
 def _seen_classes(model: CellTypeModel) -> list[str]:
-    return [model.classes[i] for i in model.backend.seen_]
+    return [model.classes_[i] for i in model.backend.seen_]
 
 def _scores_lr(model: CellTypeModel, **_) -> tuple[np.ndarray, str]:
     return np.asarray(model.backend.W_, dtype=np.float64), "coef"
@@ -165,7 +165,7 @@ def gene_scores(model: CellTypeModel, adata: AnnData | None = None, *, method: s
     -------
     `(scores, method)`: features x seen classes, and the method used.
     """
-    if not model.classes: raise ValueError("the model is not fitted; fit it or load a saved one")
+    if not model.classes_: raise ValueError("the model is not fitted; fit it or load a saved one")
     name = model.name
     if method not in ("auto", "shap"): raise ValueError(f"method={method!r}; choose 'auto' or 'shap'")
     if method == "shap" and name not in ("xgb", "rf"):
@@ -181,7 +181,7 @@ def gene_scores(model: CellTypeModel, adata: AnnData | None = None, *, method: s
     elif name == "rf": S, used = _scores_rf(model, X, labels, method)
     elif name in ("mlp", "actinn", "actinn_deepchem"): S, used = _scores_grad(model, X, labels)
     else: raise ValueError(f"no attribution for model {name!r}; available for lr, xgb, rf, mlp, actinn")
-    return pd.DataFrame(S, index=pd.Index(model.features, name="gene"), columns=_seen_classes(model)), used
+    return pd.DataFrame(S, index=pd.Index(model.preprocessor.features_, name="gene"), columns=_seen_classes(model)), used
 
 def top_genes(model: CellTypeModel, adata: AnnData | None = None, *, n_top: int = 20, method: str = "auto",
               label_key: str | None = None, n_cells: int | None = 500, random_state: int | None = 0) -> pd.DataFrame:

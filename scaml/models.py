@@ -24,16 +24,16 @@ from anndata import AnnData
 from fastcore.basics import patch
 
 import scaml
-from .calibration import calibrator_from_dict
+from .calibration import calibrator_from_dict, softmax
 from .core import MODELS, PathLike, n_threads, thread_limit
 from .data import check_adata, check_classes, clean_labels
 from .preprocess import Preprocessor, pick_layer
 
 # %% auto #0
-__all__ = ['STREAM_BLOCK', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'softmax', 'logreg_loss_grad',
-           'LogRegBackend', 'RandomForestBackend', 'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend',
-           'CellTypeModel', 'whole_query_reason', 'block_rows', 'stream_preprocessor', 'streaming_model',
-           'iter_query_blocks', 'predict_block', 'annotate']
+__all__ = ['STREAM_BLOCK', 'FORMAT_VERSION', 'balanced_weights', 'Backend', 'Blocks', 'logreg_loss_grad', 'LogRegBackend',
+           'RandomForestBackend', 'XGBoostBackend', 'MLPBackend', 'SklearnBackend', 'get_backend', 'CellTypeModel',
+           'whole_query_reason', 'block_rows', 'stream_preprocessor', 'streaming_model', 'iter_query_blocks',
+           'predict_block', 'annotate']
 
 # %% ../nbs/02_models.ipynb #0083af7c
 log = logging.getLogger(__name__)
@@ -178,11 +178,6 @@ class Blocks:
     def __repr__(self) -> str: return f"{type(self).__name__}({len(self)} blocks, {self.n_rows} rows x {self.n_cols})"
 
 # %% ../nbs/02_models.ipynb #a63a2606
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    np.exp(z, out=z)
-    return z / z.sum(1, keepdims=True)
-
 def _linear(X, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     "X @ W + b for sparse or dense X, in float64."
     return np.asarray(X @ W, dtype=np.float64) + b
@@ -615,20 +610,28 @@ class CellTypeModel:
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor()
         self.classes_: list[str] = []
         self.label_key_: str | None = None
-        self.calibrator = None           # fitted on held-out training cells by run_benchmark (scaml.calibration)
+        self.calibrator_ = None          # fitted on held-out training cells by run_benchmark (set_calibrator)
 
+    # the fitted fields: classes_ (the class list, in the order of the probability columns; empty before fitting),
+    # label_key_ (the obs column the model was trained on), preprocessor.features_ (the features it reads)
     @property
     def classes(self) -> list[str]:
-        "The class list, in the order of the probability columns (empty before fitting)."
+        "Deprecated: `classes_`."
+        warnings.warn("CellTypeModel.classes is deprecated; use classes_", DeprecationWarning, stacklevel=2)
         return self.classes_
 
     @property
     def label_key(self) -> str | None:
-        "The `obs` column the model was trained on."
+        "Deprecated: `label_key_`."
+        warnings.warn("CellTypeModel.label_key is deprecated; use label_key_", DeprecationWarning, stacklevel=2)
         return self.label_key_
 
     @property
-    def features(self) -> list[str]: return self.preprocessor.features
+    def features(self) -> list[str]:
+        "Deprecated: `preprocessor.features_`."
+        warnings.warn("CellTypeModel.features is deprecated; use preprocessor.features_", DeprecationWarning,
+                      stacklevel=2)
+        return self.preprocessor.features_
 
     @property
     def params(self) -> dict:
@@ -636,10 +639,37 @@ class CellTypeModel:
                 "random_state": self.backend.random_state, **self.backend.params}
 
     def __repr__(self) -> str:
-        if not self.classes: return f"CellTypeModel({self.name!r}, not fitted)"
-        cl = ", ".join(self.classes[:6]) + (", ..." if len(self.classes) > 6 else "")
-        return (f"CellTypeModel({self.name!r}): {len(self.classes)} classes ({cl}) from obs[{self.label_key!r}], "
-                f"{len(self.features)} features; {self.preprocessor!r}; {self.backend!r}")
+        if not self.classes_: return f"CellTypeModel({self.name!r}, not fitted)"
+        cl = ", ".join(self.classes_[:6]) + (", ..." if len(self.classes_) > 6 else "")
+        return (f"CellTypeModel({self.name!r}): {len(self.classes_)} classes ({cl}) from obs[{self.label_key_!r}], "
+                f"{len(self.preprocessor.features_)} features; {self.preprocessor!r}; {self.backend!r}")
+
+# %% ../nbs/02_models.ipynb #9ebf8b2b
+@patch
+def get_params(self: CellTypeModel, deep: bool = True) -> dict:
+    """The constructor arguments (scikit-learn's estimator contract): `model` (the name, or the scikit-learn classifier
+    it wraps), `preprocessor`, `class_weight`, `random_state` and every estimator parameter; with `deep`, also the
+    preprocessor's as `preprocessor__NAME`."""
+    b = self.backend
+    p = {"model": b.estimator if isinstance(b, SklearnBackend) else self.name, "preprocessor": self.preprocessor,
+         "class_weight": b.class_weight, "random_state": b.random_state, **b.params}
+    if deep: p.update({f"preprocessor__{k}": v for k, v in self.preprocessor.get_params().items()})
+    return p
+
+@patch
+def set_params(self: CellTypeModel, **params) -> CellTypeModel:
+    """Change constructor arguments (`preprocessor__NAME` for the preprocessor's). The model is built again from
+    them, so it is unfitted afterwards, as `sklearn.base.clone` would give it."""
+    pre = {k.split("__", 1)[1]: v for k, v in params.items() if k.startswith("preprocessor__")}
+    new = {**self.get_params(deep=False), **{k: v for k, v in params.items() if not k.startswith("preprocessor__")}}
+    if isinstance(self.backend, SklearnBackend) and not isinstance(new["model"], str):
+        new = {k: new[k] for k in ("model", "preprocessor", "class_weight", "random_state")}
+    elif new["model"] != self.name:                # another model: its own defaults, not this one's
+        new = {k: v for k, v in new.items() if k in ("model", "preprocessor", "class_weight", "random_state")
+               or k in params}
+    if pre: new["preprocessor"] = new["preprocessor"].set_params(**pre)
+    self.__init__(**new)
+    return self
 
 # %% ../nbs/02_models.ipynb #e0449ecb
 def _check_anndata(adata, param: str) -> None:
@@ -665,13 +695,13 @@ def fit(self: CellTypeModel, adata: AnnData, *, label_key: str = "cell_type",
     if classes is not None and (isinstance(classes, str) or not isinstance(classes, (Sequence, np.ndarray, pd.Index))):
         raise TypeError(f"classes={classes!r}: pass a list of class names, or None for the sorted training labels")
     self.classes_ = list(classes) if classes is not None else sorted(set(labels))
-    missing = sorted(set(labels) - set(self.classes))
-    if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes}")
+    missing = sorted(set(labels) - set(self.classes_))
+    if missing: raise ValueError(f"training labels {missing} are not in classes={self.classes_}")
     self.label_key_ = label_key
     X = self.preprocessor.fit_transform(adata)
-    y = pd.Index(self.classes).get_indexer(labels)
+    y = pd.Index(self.classes_).get_indexer(labels)
     if hasattr(self.backend, "set_preprocessor"): self.backend.set_preprocessor(self.preprocessor)
-    self.backend.fit(X, y, n_classes=len(self.classes))
+    self.backend.fit(X, y, n_classes=len(self.classes_))
     return self
 
 @patch
@@ -680,7 +710,8 @@ def fit_matrix(self: CellTypeModel, X, y: np.ndarray, *, classes: Sequence[str],
     "Fit the classifier on an already preprocessed matrix (used by the benchmark to share preprocessing)."
     self.preprocessor, self.classes_, self.label_key_ = preprocessor, list(classes), label_key
     if hasattr(self.backend, "set_preprocessor"): self.backend.set_preprocessor(preprocessor)   # e.g. scaml.travel
-    self.backend.fit(X, y, n_classes=len(self.classes))
+    self.backend.fit(X, y, n_classes=len(self.classes_))
+    self.n_train_ = int(X.shape[0])
     return self
 
 # %% ../nbs/02_models.ipynb #2836f9f7
@@ -790,7 +821,7 @@ def predict_block(model, block: AnnData) -> dict:
         return {"proba": model.model.predict_proba(block).to_numpy(), "pred": t["pred"].to_numpy(),
                 "conf": t["conf"].to_numpy(), "novelty": t["novelty"].to_numpy()}
     P = model.predict_proba(block).to_numpy()
-    return {"proba": P, "pred": np.asarray(model.classes, dtype=object)[P.argmax(1)], "conf": P.max(1), "novelty": None}
+    return {"proba": P, "pred": np.asarray(model.classes_, dtype=object)[P.argmax(1)], "conf": P.max(1), "novelty": None}
 
 def _backed_matrix(adata: AnnData, pp: Preprocessor):
     "The backed matrix `pp` reads from `adata` (None when it must read the query into memory)."
@@ -807,26 +838,70 @@ def _in_memory(adata: AnnData, why: str | None) -> AnnData:
 @patch
 def predict_proba(self: CellTypeModel, adata: AnnData) -> pd.DataFrame:
     "Class probabilities, cells x classes; a backed `adata` is read and predicted block by block."
-    if not self.classes: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
+    if not self.classes_: raise ValueError("the model is not fitted; call .fit(adata, label_key=...) first")
     _check_anndata(adata, "adata")
     if adata.isbacked:
         Xb = _backed_matrix(adata, self.preprocessor)
         if Xb is not None:                              # block by block: one block's features in memory at a time
-            m, P = streaming_model(self, Xb, adata.var_names), np.empty((adata.n_obs, len(self.classes)))
+            m, P = streaming_model(self, Xb, adata.var_names), np.empty((adata.n_obs, len(self.classes_)))
             for rows, B in iter_query_blocks(Xb, adata.var_names, adata.obs_names): P[rows] = m.predict_proba(B).to_numpy()
-            return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes)
+            return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes_)
         if self.preprocessor.use_rep is None: adata = _in_memory(adata, whole_query_reason(self.preprocessor))
     X = self.preprocessor.transform(adata)
     P = self.backend.predict_proba(X)
-    if getattr(self, "calibrator", None) is not None: P = self.calibrator.transform(P)
-    return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes)
+    if getattr(self, "calibrator_", None) is not None: P = self.calibrator_.transform(P)
+    return pd.DataFrame(P, index=adata.obs_names.copy(), columns=self.classes_)
 
 @patch
 def predict(self: CellTypeModel, adata: AnnData) -> pd.Series:
     "The most probable class of each cell."
     p = self.predict_proba(adata)
-    return pd.Series(pd.Categorical(np.asarray(self.classes)[p.to_numpy().argmax(1)], categories=self.classes),
+    return pd.Series(pd.Categorical(np.asarray(self.classes_)[p.to_numpy().argmax(1)], categories=self.classes_),
                      index=p.index, name="prediction")
+
+# %% ../nbs/02_models.ipynb #4997db56
+@patch
+def fit_blocks(self: CellTypeModel, blocks: Blocks, y: np.ndarray, *, classes: Sequence[str],
+               preprocessor: Preprocessor, label_key: str | None = None) -> CellTypeModel:
+    """Fit the classifier on preprocessed rows that arrive in `blocks` (a `Blocks`: a file read block by block, a Dask
+    array's chunks); `y` indexes `classes`, in block order; `preprocessor` made the blocks' features."""
+    self.preprocessor, self.classes_, self.label_key_ = preprocessor, list(classes), label_key
+    self.backend.fit_blocks(blocks, y, n_classes=len(classes))
+    self.n_train_ = blocks.n_rows
+    return self
+
+@patch
+def adopt(self: CellTypeModel, backend: Backend, *, classes: Sequence[str], preprocessor: Preprocessor,
+          label_key: str | None = None) -> CellTypeModel:
+    """Take `backend`, fitted elsewhere (XGBoost trained by `xgboost.dask` on a cluster) on the features that
+    `preprocessor` makes, as this model's estimator."""
+    self.backend, self.preprocessor, self.classes_, self.label_key_ = backend, preprocessor, list(classes), label_key
+    return self
+
+@patch
+def set_calibrator(self: CellTypeModel, calibrator) -> CellTypeModel:
+    """Calibrate every prediction with `calibrator` (`scaml.calibration.fit_calibrator`, fitted on held-out training
+    cells); it is saved with the model. `None` removes it."""
+    self.calibrator_ = calibrator
+    return self
+
+def _calibrator(self: CellTypeModel):
+    warnings.warn("CellTypeModel.calibrator is deprecated; read calibrator_, set it with set_calibrator",
+                  DeprecationWarning, stacklevel=2)
+    return self.calibrator_
+
+def _set_calibrator(self: CellTypeModel, calibrator) -> None:
+    warnings.warn("setting CellTypeModel.calibrator is deprecated; call set_calibrator", DeprecationWarning, stacklevel=2)
+    self.set_calibrator(calibrator)
+
+CellTypeModel.calibrator = property(_calibrator, _set_calibrator, doc="Deprecated: `calibrator_`.")
+
+@patch
+def set_booster(self: XGBoostBackend, booster, seen: np.ndarray, n_classes: int) -> XGBoostBackend:
+    """Take a booster trained elsewhere (by `xgboost.dask` on a cluster) on the contiguous labels of the class indices
+    `seen`, out of `n_classes`."""
+    self.booster_, self.seen_, self.n_classes_ = booster, seen, n_classes
+    return self
 
 # %% ../nbs/02_models.ipynb #d7adf473
 _META = "meta.json"
@@ -885,11 +960,11 @@ def _write_model(self: CellTypeModel, path: Path) -> None:
     "Write the model's files and `meta.json` (with their checksums) into the empty directory `path`."
     (path / "preprocess.json").write_text(json.dumps(self.preprocessor.to_dict()))
     self.backend.save(path)
-    if getattr(self, "calibrator", None) is not None:
-        (path / "calibration.json").write_text(json.dumps(self.calibrator.to_dict()))
+    if getattr(self, "calibrator_", None) is not None:
+        (path / "calibration.json").write_text(json.dumps(self.calibrator_.to_dict()))
     files = {p.name: _sha256(p) for p in sorted(path.iterdir()) if p.is_file() and p.name != _META}
     meta = {"format": "scaml-model", "format_version": FORMAT_VERSION, "scaml_version": scaml.__version__,
-            "model": self.name, "classes": self.classes, "label_key": self.label_key,
+            "model": self.name, "classes": self.classes_, "label_key": self.label_key_,
             "backend": self.backend.config(), "files": files}
     meta["meta_sha256"] = _meta_sha256(meta)
     (path / _META).write_text(json.dumps(meta, indent=1))
@@ -945,7 +1020,7 @@ def load(cls: CellTypeModel, path: PathLike) -> CellTypeModel:
     try:
         self.preprocessor = Preprocessor.from_dict(json.loads((path / "preprocess.json").read_text()))
         self.backend = get_backend(meta["model"]).load(path, meta["backend"])
-        self.calibrator = calibrator_from_dict(json.loads((path / "calibration.json").read_text())) \
+        self.calibrator_ = calibrator_from_dict(json.loads((path / "calibration.json").read_text())) \
             if "calibration.json" in meta["files"] else None
         _check_loaded(self)
     except _Refused: raise
@@ -967,23 +1042,23 @@ def _check_loaded(model: CellTypeModel) -> None:
     import scipy.sparse as sp
     n = len(model.preprocessor.features)
     P = model.backend.predict_proba(sp.csr_matrix((1, n), dtype=np.float32))
-    if P.shape != (1, len(model.classes)) or not np.isfinite(P).all():
+    if P.shape != (1, len(model.classes_)) or not np.isfinite(P).all():
         raise ValueError(f"the estimator gives probabilities of shape {P.shape} for {n} features; expected "
-                         f"(1, {len(model.classes)})")
+                         f"(1, {len(model.classes_)})")
 
 # %% ../nbs/02_models.ipynb #a464e7c3
 def _warn_empty_cells(adata: AnnData, model: CellTypeModel, conf: np.ndarray) -> None:
     "Warn about cells with no expression in any of the model's genes: their labels are a guess, not evidence."
     from scaml.preprocess import pick_layer
     if model.preprocessor.use_rep is not None or adata.isbacked: return
-    cols = adata.var_names.get_indexer(model.features)
+    cols = adata.var_names.get_indexer(model.preprocessor.features_)
     cols = cols[cols >= 0]
     X, _ = pick_layer(adata, model.preprocessor.layer)
     sub = X[:, cols]
     nz = np.asarray((sub != 0).sum(1)).ravel() if sp.issparse(sub) else np.count_nonzero(np.asarray(sub), axis=1)
     empty = nz == 0
     if empty.any():
-        warnings.warn(f"{int(empty.sum())} cells have no expression in any of the model's {len(model.features)} genes "
+        warnings.warn(f"{int(empty.sum())} cells have no expression in any of the model's {len(model.preprocessor.features_)} genes "
                       f"(all zero), e.g. {list(adata.obs_names[empty][:3])}; their labels are the model's guess for an "
                       f"empty cell (confidence {float(np.median(conf[empty])):.2f}), not evidence. Remove empty cells "
                       "(e.g. scanpy.pp.filter_cells(adata, min_genes=200)) before predicting", UserWarning, stacklevel=3)
@@ -1038,12 +1113,12 @@ def annotate(adata: AnnData, model: CellTypeModel | PathLike, *, key_added: str 
     else:
         proba = model.predict_proba(adata)
         P = proba.to_numpy()
-        adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes)[P.argmax(1)], categories=model.classes)
+        adata.obs[f"{key_added}_pred"] = pd.Categorical(np.asarray(model.classes_)[P.argmax(1)], categories=model.classes_)
         adata.obs[f"{key_added}_conf"] = P.max(1)
         adata.obsm[f"{key_added}_proba"] = proba
     _warn_empty_cells(adata, model, adata.obs[f"{key_added}_conf"].to_numpy())
-    adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes),
-                            "features_used": list(model.features), "scaml_version": scaml.__version__}
+    adata.uns[key_added] = {"params": {k: str(v) for k, v in model.params.items()}, "classes": list(model.classes_),
+                            "features_used": list(model.preprocessor.features_), "scaml_version": scaml.__version__}
     log.info("added '%s_pred' (obs, categorical), '%s_conf' (obs) and '%s_proba' (obsm)", key_added, key_added, key_added)
     return adata if copy else None
 

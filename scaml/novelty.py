@@ -20,7 +20,7 @@ import scaml
 from .core import MODELS, PathLike, as_list, format_values, package_versions
 from .data import check_adata, check_obs_key, clean_labels
 from .metrics import novelty_metrics
-from .models import CellTypeModel
+from .models import CellTypeModel, softmax
 from .plots import use_file_backend
 from .preprocess import Preprocessor
 from .results import ResultsFolder, check_outdir
@@ -168,10 +168,7 @@ def score(self: NoveltyDetector, adata: AnnData) -> np.ndarray:
 # %% ../nbs/08c_novelty.ipynb #cc3dffd1
 def temper(P: np.ndarray, temperature: float) -> np.ndarray:
     if temperature == 1: return P
-    z = np.log(np.clip(P, 1e-300, 1)) / temperature
-    z -= z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
+    return softmax(np.log(np.clip(P, 1e-300, 1)) / temperature)
 
 def one_minus_max(P: np.ndarray) -> np.ndarray:
     "1 - max probability as the sum of the other probabilities, exact even when the max rounds to 1."

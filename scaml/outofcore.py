@@ -146,19 +146,14 @@ def fit_from_blocks(model: CellTypeModel, blocks: FileBlocks, y: np.ndarray, *, 
     max_cells = MAX_CELLS if max_cells is None else max_cells
     y = np.asarray(y)
     if blocks.n_rows > gather_cells and model.backend.streams:
-        model.backend.fit_blocks(blocks, y, n_classes=len(classes))
-        model.preprocessor, model.classes_, model.label_key_ = preprocessor, list(classes), label_key
-        model.n_train_ = blocks.n_rows
-        return model
+        return model.fit_blocks(blocks, y, classes=classes, preprocessor=preprocessor, label_key=label_key)
     if "X" not in cache:
         y_rows = np.empty_like(y); y_rows[blocks.order] = y             # back to file order
         pos = stratified_sample(y_rows, min(max_cells, gather_cells) if blocks.n_rows <= gather_cells else max_cells,
                                 blocks.random_state)
         cache["X"], cache["y"] = blocks.gather(pos), y_rows[pos]
         log.info("%d of %d training cells held in memory for the models that do not stream", len(pos), blocks.n_rows)
-    model.fit_matrix(cache["X"], cache["y"], classes=classes, preprocessor=preprocessor, label_key=label_key)
-    model.n_train_ = int(cache["X"].shape[0])
-    return model
+    return model.fit_matrix(cache["X"], cache["y"], classes=classes, preprocessor=preprocessor, label_key=label_key)
 
 def predict_from_blocks(models: Mapping[str, CellTypeModel], blocks: Blocks) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Probabilities of every model for the rows of `blocks`, reading each block once.

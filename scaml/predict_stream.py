@@ -296,8 +296,8 @@ def write_h5ad_buffered(adata, path: PathLike) -> Path:
 # %% ../nbs/03c_predict_stream.ipynb #9c8d583a
 def _uns(model) -> dict:
     "`annotate`'s `uns[key]` entry for `model`."
-    return {"params": {k: str(v) for k, v in model.params.items()}, "classes": np.asarray(model.classes, dtype=object),
-            "features_used": np.asarray(model.features, dtype=object), "scaml_version": scaml.__version__}
+    return {"params": {k: str(v) for k, v in model.params.items()}, "classes": np.asarray(model.classes_, dtype=object),
+            "features_used": np.asarray(model.preprocessor.features_, dtype=object), "scaml_version": scaml.__version__}
 
 def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: PathLike | None = None,
                   key_added: str = "scaml", block_size: int | None = None) -> pd.Series:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 import numpy as np
@@ -23,7 +23,7 @@ from .input_scale import normalize_log1p
 
 # %% auto #0
 __all__ = ['Selection', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gene_filter', 'Preprocessor', 'describe_layout',
-           'layer_choices', 'pick_layer', 'align_genes']
+           'layer_choices', 'pick_layer', 'moments', 'align_genes']
 
 # %% ../nbs/01_preprocess.ipynb #4bca0a24
 log = logging.getLogger(__name__)
@@ -239,6 +239,25 @@ class Preprocessor:
         how = ("" if self.scale_by == "train" else f", scale_by={self.scale_by!r}") + (", align_query" if self.align_query else "")
         return f"Preprocessor({what}, scale={self.scale}{how}; {state})"
 
+# %% ../nbs/01_preprocess.ipynb #ffd8a800
+@patch
+def get_params(self: Preprocessor, deep: bool = True) -> dict:
+    "The constructor arguments (the fields not ending in `_`), as scikit-learn's `clone` expects."
+    return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.endswith("_")}
+
+@patch
+def set_params(self: Preprocessor, **params) -> Preprocessor:
+    "Change constructor arguments (checked as the constructor checks them); the fitted fields are left as they are."
+    unknown = sorted(set(params) - set(self.get_params()))
+    if unknown: raise ValueError(f"{unknown} are not Preprocessor parameters; choose from {sorted(self.get_params())}")
+    old = self.get_params()
+    for k, v in params.items(): setattr(self, k, v)
+    try: self.__post_init__()
+    except (TypeError, ValueError):
+        for k, v in old.items(): setattr(self, k, v)
+        raise
+    return self
+
 # %% ../nbs/01_preprocess.ipynb #ff70879f
 def describe_layout(adata: AnnData) -> str:
     "Where `adata` holds expression values: X, each layer and .raw, for messages."
@@ -351,6 +370,46 @@ def fit(self: Preprocessor, adata: AnnData) -> Preprocessor:
     self.detected_mean_ = _detected_mean(X[:, idx]) if self.align_query else None
     log.info("preprocessing fitted on %d cells: %d of %d genes (%s), input %s", adata.n_obs, len(idx),
              X.shape[1], self.gene_selection, self.input_kind)
+    return self
+
+# %% ../nbs/01_preprocess.ipynb #26326c38
+def moments(s: np.ndarray, s2: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    "Mean and variance (Bessel-corrected) of `n` values from their sum `s` and sum of squares `s2`, per column."
+    m = s / n
+    return m, np.maximum(s2 / n - m * m, 0) * (n / max(n - 1, 1))
+
+@patch
+def fit_moments(self: Preprocessor, sums: Sequence[np.ndarray], n: int, var_names: Sequence[str],
+                kind: str) -> Preprocessor:
+    """Fit from per-gene sums over `n` training cells, as the block-by-block fitters collect them.
+
+    Parameters
+    ----------
+    sums
+        Four arrays, one value per gene: the sums of the normalised values (`expm1` of the log values), of their
+        squares, of the log values and of their squares.
+    n
+        Number of cells summed.
+    var_names
+        The genes, in the order of the sums.
+    kind
+        The input kind detected on the matrix (`'counts'`, `'log1p'`, ...), recorded for `transform`.
+
+    Returns
+    -------
+    The Preprocessor, fitted.
+    """
+    if n == 0: raise ValueError("no training cells to fit the preprocessing on")
+    if self.use_rep is not None or self.gene_selection not in ("hvg", "all"):
+        raise ValueError("fitting from per-gene sums supports gene_selection='hvg' or 'all' on genes; "
+                         f"got gene_selection={self.gene_selection!r}, use_rep={self.use_rep!r}")
+    sE, sE2, sL, sL2 = sums
+    mE, vE = moments(sE, sE2, n)
+    idx = hvg_from_moments(mE, vE, self.n_top_genes) if self.gene_selection == "hvg" else np.arange(len(var_names))
+    mL, vL = moments(sL, sL2, n)
+    self.features_ = [str(var_names[i]) for i in idx]
+    self.mean_, self.std_ = (mL[idx], np.sqrt(vL[idx])) if self.scale else (None, None)
+    self.input_kind_, self.n_input_genes_, self.input_genes_ = kind, len(var_names), [str(x) for x in var_names]
     return self
 
 # %% ../nbs/01_preprocess.ipynb #9bb2a6f0

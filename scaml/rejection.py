@@ -44,7 +44,7 @@ class RejectionModel:
     @property
     def classes(self) -> list[str]:
         "The classes the model can name (`'unknown'` is not one of them)."
-        return self.model.classes
+        return self.model.classes_
 
     def predict_table(self, adata: AnnData) -> pd.DataFrame:
         "`predict_with_rejection(adata, self)`."
@@ -54,7 +54,7 @@ class RejectionModel:
         rule = (f"1 - calibrated max probability > {self.calibration.get('novelty_threshold', 1 - self.threshold):.3g} "
                 f"(T={self.temperature:.3g})" if self.score == "proba"
                 else f"{self.score} novelty score > {self.threshold:.3g}")
-        return (f"RejectionModel({self.model.name!r}, {len(self.model.classes)} classes): '{UNKNOWN}' when {rule}; "
+        return (f"RejectionModel({self.model.name!r}, {len(self.model.classes_)} classes): '{UNKNOWN}' when {rule}; "
                 f"fitted on {self.calibration.get('n_heldout', '?')} held-out cells ({self.calibration.get('kind')})")
 
 def fit_temperature(P: np.ndarray, y: np.ndarray) -> float:
@@ -184,7 +184,7 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel 
         if score == "proba":
             m = new_model().fit(adata[fit_idx], label_key=label_key)
             P_list.append(m.predict_proba(adata[ho_idx]).to_numpy(np.float64))
-            y_list.append(pd.Index(m.classes).get_indexer(labels[ho_idx]))
+            y_list.append(pd.Index(m.classes_).get_indexer(labels[ho_idx]))
         else:
             u_list.append(new_detector().fit(adata[fit_idx]).score(adata[ho_idx]))
     if not (P_list or u_list):
@@ -231,7 +231,7 @@ def predict_with_rejection(adata: AnnData, rm: RejectionModel) -> pd.DataFrame:
     if not isinstance(rm, RejectionModel):
         raise TypeError(f"rm={type(rm).__name__}: pass the RejectionModel that fit_rejection returns")
     P = temper(rm.model.predict_proba(adata).to_numpy(np.float64), rm.temperature)
-    forced = np.asarray(rm.model.classes, dtype=object)[P.argmax(1)]
+    forced = np.asarray(rm.classes, dtype=object)[P.argmax(1)]
     conf = P.max(1)
     if rm.score == "proba":
         nov = one_minus_max(P); rej = nov > rm.calibration.get("novelty_threshold", 1 - rm.threshold)

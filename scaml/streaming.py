@@ -16,7 +16,7 @@ from anndata import AnnData
 
 from .core import PathLike
 from .data import describe_matrix
-from .preprocess import Preprocessor, hvg_from_moments, normalize_log1p
+from .preprocess import Preprocessor, normalize_log1p
 
 # %% auto #0
 __all__ = ['iter_blocks', 'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
@@ -93,17 +93,8 @@ def fit_preprocessor_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.nda
         for acc, vals in ((sE, e), (sE2, e * e), (sL, d), (sL2, d * d)):
             acc += np.bincount(L.indices, weights=vals, minlength=g)
         n += B.shape[0]
-    if n == 0: raise ValueError("no training cells to fit the preprocessing on")
-    def mv(s, s2):
-        m = s / n
-        return m, np.maximum(s2 / n - m * m, 0) * (n / max(n - 1, 1))
-    mE, vE = mv(sE, sE2)
-    idx = hvg_from_moments(mE, vE, pp.n_top_genes) if pp.gene_selection == "hvg" else np.arange(g)
-    mL, vL = mv(sL, sL2)
-    pp.features_ = [str(x) for x in adata.var_names[idx]]
-    pp.mean_, pp.std_ = (mL[idx], np.sqrt(vL[idx])) if pp.scale else (None, None)
-    pp.input_kind_, pp.n_input_genes_, pp.input_genes_ = kind, g, [str(x) for x in adata.var_names]
-    log.info("preprocessing fitted in one pass over %d cells: %d of %d genes", n, len(idx), g)
+    pp.fit_moments((sE, sE2, sL, sL2), n, adata.var_names, kind)
+    log.info("preprocessing fitted in one pass over %d cells: %d of %d genes", n, len(pp.features_), g)
     return pp
 
 # %% ../nbs/01a_streaming.ipynb #49877eef

@@ -431,7 +431,7 @@ class MajorityVote:
     def __init__(self, model, n_clusters: int, n_changed: int):
         self.model, self.n_clusters, self.n_changed = model, int(n_clusters), int(n_changed)
         self.name = f"{model.name}+vote"
-        self.classes, self.calibrator = list(model.classes), None
+        self.classes, self.calibrator = list(model.classes_), None
         self.backend = SimpleNamespace(savable=False, name="majority_vote")
 
     def __repr__(self) -> str:

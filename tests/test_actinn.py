@@ -37,7 +37,7 @@ def test_actinn_save_load(split, actinn_model, tmp_path):
     assert (path / "state_dict.pt").exists()
     loaded = CellTypeModel.load(path)
     np.testing.assert_array_equal(loaded.predict_proba(test).to_numpy(), actinn_model.predict_proba(test).to_numpy())
-    assert loaded.classes == actinn_model.classes
+    assert loaded.classes_ == actinn_model.classes_
 
 def test_actinn_shared_preprocessing(split):
     """The benchmark's default preprocessing (HVG, scaled log1p) works as well."""

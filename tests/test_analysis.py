@@ -165,7 +165,7 @@ def test_top_genes_find_known_markers(droplet_models, model):
     from scaml.explain import top_genes
     ad, models = droplet_models
     t = top_genes(models[model], ad, n_top=20)
-    assert len(models[model].features) == 19371
+    assert len(models[model].preprocessor.features_) == 19371
     assert set(t["class"]) == {"B cell", "T cell", "NK cell", "Monocyte", "Granulocyte"}
     b = set(t[t["class"] == "B cell"].gene)
     tc = set(t[t["class"] == "T cell"].gene)

@@ -97,7 +97,7 @@ def test_input_scale_detected_once_on_the_whole_file(kang, lr, tmp_path, small_b
 def test_actinn_and_calibration_stream(kang, query, tmp_path, small_blocks):
     m = CellTypeModel("actinn", max_epochs=5).fit(kang["ctrl"], label_key="label")
     P = m.predict_proba(kang["ctrl"]).to_numpy()
-    y = pd.Index(m.classes).get_indexer(kang["ctrl"].obs["label"].astype(str))
+    y = pd.Index(m.classes_).get_indexer(kang["ctrl"].obs["label"].astype(str))
     m.calibrator = TemperatureScaler().fit(P, y)
     mem = anndata.read_h5ad(query)
     annotate_h5ad(query, m, csv=tmp_path / "a.csv", h5ad=tmp_path / "a.h5ad", block_size=100)

@@ -60,7 +60,7 @@ def test_load_and_predict_give_the_benchmark_calls(trained, cli, tmp_path, model
     run = pd.read_csv(out / model / "predictions.csv", index_col="cell")
     proba = pd.read_csv(out / model / "proba.csv", index_col="cell")
     p = m.predict_proba(anndata.read_h5ad(cells))
-    assert (np.asarray(m.classes)[p.to_numpy().argmax(1)] == run.y_pred.to_numpy()).all()
+    assert (np.asarray(m.classes_)[p.to_numpy().argmax(1)] == run.y_pred.to_numpy()).all()
     assert np.allclose(p.to_numpy(), proba.to_numpy(), atol=2e-6)
     cli("scaml_predict", "--model", out / model / "model", "--adata", cells, "--out", tmp_path / "p.csv",
         "--majority-vote", "--h5ad-out", tmp_path / "a.h5ad")
