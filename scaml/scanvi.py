@@ -228,9 +228,9 @@ def fit_predict_scanvi(model, train: AnnData, query: AnnData, y: np.ndarray, *, 
     -------
     The query's probabilities, cells x `classes`.
     """
-    genes = preprocessor.features
+    genes = preprocessor.features_
     with warnings.catch_warnings():      # genes missing from the query: the run's own transform reports them
         warnings.filterwarnings("ignore", message=".*model genes.*missing from the data.*")
         Ctr, Cte = count_matrix(train, genes, layer=layer), count_matrix(query, genes, layer=layer)
-    model.preprocessor, model.classes_, model.label_key_ = preprocessor, list(classes), label_key
+    model.adopt(model.backend, classes=classes, preprocessor=preprocessor, label_key=label_key)
     return model.backend.fit_query(Ctr, y, Cte, n_classes=len(classes))
