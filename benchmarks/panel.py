@@ -154,7 +154,7 @@ NOVELTY_CONFIGS: dict[str, dict] = {
     "maha+residual": {"components": ("maha", "residual"), "shift": None, "smooth": 30},
     "combined+maha": {"components": ("maxproba", "maha_logits", "maha"), "shift": None, "smooth": 30},
 }
-for _s in ("mean", "matched"):
+for _s in ("mean", "matched", "per_type"):
     for _n, _c in (("combined", ("maxproba", "maha_logits")), ("knn", ("knn",)), ("maha_type", ("maha_type",)),
                    ("maha", ("maha",)), ("combined+knn", ("maxproba", "maha_logits", "knn")),
                    ("combined+maha_type", ("maxproba", "maha_logits", "maha_type")),
@@ -299,15 +299,26 @@ def calibration_summary(results: dict) -> dict:
                                  "f1_macro": [d["models"][m]["f1_macro"], k["models"][m]["f1_macro"]],
                                  "ece": [d["models"][m]["ece"], k["models"][m]["ece"]]}
                              for m in d["models"] if m in k["models"]}}
-    return out
+    if not out: return out
+    ratios = [v["time_ratio"] for v in out.values()]
+    dacc = max(abs(m["accuracy"][1] - m["accuracy"][0]) for v in out.values() for m in v["models"].values())
+    ece = {k: float(np.mean([m["ece"][k] for v in out.values() for m in v["models"].values()])) for k in (0, 1)}
+    ok = bool(dacc <= 0.001 and ece[1] < ece[0] and max(ratios) <= 1.5)
+    why = (f"largest accuracy change {dacc:.4f}; mean ECE {ece[0]:.3f} -> {ece[1]:.3f}; wall time x{min(ratios):.2f} to "
+           f"x{max(ratios):.2f} of today's run (limit 1.5)")
+    return {"tasks": out, "max_accuracy_change": dacc, "mean_ece": [ece[0], ece[1]],
+            "time_ratio": {"min": min(ratios), "max": max(ratios), "mean": float(np.mean(ratios))},
+            "adopt": ok, "reason": why}
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=OUT, help="JSON file to write (default benchmarks/panel.json)")
     p.add_argument("--quick", action="store_true", help="one small task, one classifier, two novelty scores (a smoke test)")
     p.add_argument("--tasks", nargs="*", help="only these tasks")
-    p.add_argument("--part", choices=("all", "classifiers", "novelty"), default="all")
+    p.add_argument("--part", choices=("all", "classifiers", "novelty", "none"), default="all")
     p.add_argument("--merge", action="store_true", help="update an existing --out file with the parts run now")
+    p.add_argument("--merge-from", type=Path, nargs="*", default=[],
+                   help="panel JSON files whose task results are merged in (parts run elsewhere) before deciding")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     a = p.parse_args(argv)
     if a.out.exists() and not (a.overwrite or a.merge):
@@ -328,6 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = json.loads(a.out.read_text()) if a.merge and a.out.exists() else {"tasks": {}}
     from scaml.core import package_versions
     t_all = time.perf_counter()
+    for f in a.merge_from:
+        for n, r in json.loads(Path(f).read_text())["tasks"].items(): results["tasks"].setdefault(n, {}).update(r)
+    if a.part == "none": names = []
     for n in names:
         task = tasks[n]
         ad_ = task["adata"]
@@ -347,7 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "macro_f1_interval": "95% bootstrap of the test cells (scaml.metrics.ci_for_benchmark, 200 resamples)",
         "novelty_protocol": "leave one type out of training (types with >= 20 test cells), test side scored as one "
                             "batch; mean AUROC over types with a 95% bootstrap interval of the test cells",
-        "quick": a.quick}
+        "quick": a.quick, "commands": sorted(set(results.get("protocol", {}).get("commands", []) +
+                                                     [" ".join(["panel.py"] + list(argv or sys.argv[1:]))]))}
     results["decisions"] = decide(results)
     results["calibration"] = calibration_summary(results)
     results["versions"] = package_versions()

@@ -264,7 +264,7 @@ class ResidualScore:
 
 # %% ../nbs/05b_ood.ipynb #9d4d7001
 COMPONENTS = ("maxproba", "maha", "maha_full", "maha_logits", "maha_type", "knn", "residual")
-SHIFTS = ("mean", "matched")
+SHIFTS = ("mean", "matched", "per_type")
 DEFAULT_COMPONENTS = ("maxproba", "maha_logits")
 DEFAULT_SHIFT = None
 DEFAULT_SMOOTH = 30
@@ -311,8 +311,9 @@ def _centred_logp(P) -> np.ndarray:
     L = np.log(np.clip(np.asarray(P, np.float64), 1e-12, 1))
     return L - L.mean(1, keepdims=True)
 
-def query_shift(Z, ref: dict, *, how: str = "matched", n_iter: int = 2) -> np.ndarray:
-    """The shift of each feature that all the cells of `Z` share against the training cells (one value per feature).
+def query_shift(Z, ref: dict, *, how: str = "matched", n_iter: int = 2, min_cells: int = 10) -> np.ndarray:
+    """The shift of each feature that the cells of `Z` share against the training cells (one value per feature; with
+    `'per_type'` one row per cell).
 
     Parameters
     ----------
@@ -325,9 +326,14 @@ def query_shift(Z, ref: dict, *, how: str = "matched", n_iter: int = 2) -> np.nd
         `'mean'`: the query's mean minus the training mean (it moves with the query's mix of types); `'matched'`: each
         query cell assigned to a training type by the classifier on the mean-shifted cells, the shift of every type
         measured on its more confident half, and the types averaged with equal weights, so a shift shared by all the
-        types is removed and a new type (assigned to some type, but less confidently) weighs little.
+        types is removed and a new type (assigned to some type, but less confidently) weighs little; `'per_type'`: as
+        `'matched'`, then each cell has the shift of the type it is assigned to removed (a response that differs
+        between types, such as an interferon response stronger in monocytes), the shared one where its type has fewer
+        than `min_cells` confident cells.
     n_iter
-        Rounds of assignment for `'matched'`.
+        Rounds of assignment for `'matched'` and `'per_type'`.
+    min_cells
+        Confident cells a type needs for its own shift (`'per_type'`).
     """
     if how not in SHIFTS: raise ValueError(f"shift={how!r}; choose from {', '.join(SHIFTS)} or None")
     D = _dense(Z)
@@ -337,14 +343,18 @@ def query_shift(Z, ref: dict, *, how: str = "matched", n_iter: int = 2) -> np.nd
     for _ in range(n_iter):
         P = ref["classifier"].predict_proba(D - delta)
         a, conf = P.argmax(1), P.max(1)
-        parts = []
+        parts = {}
         for c in np.unique(a):
             sel = a == c
             if sel.sum() < 3: continue
             sel &= conf >= np.median(conf[sel])
-            parts.append(D[sel].mean(0) - M[c])
-        if parts: delta = np.mean(parts, 0)
-    return delta
+            parts[c] = (D[sel].mean(0) - M[c], int(sel.sum()))
+        if parts: delta = np.mean([v for v, _ in parts.values()], 0)
+    if how == "matched": return delta
+    out = np.tile(delta, (len(D), 1))
+    for c, (v, n) in parts.items():
+        if n >= min_cells: out[a == c] = v
+    return out
 
 class NoveltyScorer:
     """A combined novelty score for a classifier's feature space, fitted on training cells only.
@@ -360,8 +370,8 @@ class NoveltyScorer:
     model
         Classifier for `'maxproba'` and `'maha_logits'` (a `scaml.models` name).
     shift
-        Remove the shift that all the query cells share before scoring them (`query_shift`): `None` (no), `'mean'`
-        or `'matched'`. A stimulation or a chemistry moves every type the same way; a new type does not.
+        Remove the shift that all the query cells share before scoring them (`query_shift`): `None` (no), `'mean'`,
+        `'matched'` or `'per_type'`. A stimulation or a chemistry moves every type the same way; a new type does not.
     n_folds
         Folds of the training cells for the reference distributions.
     class_weight
@@ -396,7 +406,7 @@ class NoveltyScorer:
 
     def _fit_all(self, Z, y) -> dict:
         out = {}
-        if {"maxproba", "maha_logits"} & set(self.components) or self.shift == "matched":
+        if {"maxproba", "maha_logits"} & set(self.components) or self.shift in ("matched", "per_type"):
             from scaml.models import get_backend
             out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
                                                         random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
