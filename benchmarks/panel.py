@@ -191,8 +191,11 @@ def run_classifiers(adata, configs: Mapping[str, dict], *, n_boot: int = 200) ->
 
 # ---------------------------------------------------------------------------------------------------------- novelty
 def _auroc(pos, s) -> float:
-    from sklearn.metrics import roc_auc_score
-    return float(roc_auc_score(pos, s))
+    "AUROC from ranks (Mann-Whitney; ties get average ranks): the value of sklearn's roc_auc_score, faster."
+    from scipy.stats import rankdata
+    pos = np.asarray(pos, bool)
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    return float((rankdata(s)[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int = 20, n_boot: int = 100,
                      random_state: int = 0) -> dict:
