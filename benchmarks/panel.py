@@ -381,7 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "novelty_protocol": "leave one type out of training (types with >= 20 test cells), test side scored as one "
                             "batch; mean AUROC over types with a 95% bootstrap interval of the test cells",
         "quick": a.quick, "commands": sorted(set(results.get("protocol", {}).get("commands", []) +
-                                                     [" ".join(["panel.py"] + list(argv or sys.argv[1:]))]))}
+                                                     [" ".join(["panel.py"] + [Path(x).name if x.startswith("/") else x
+                                                                    for x in (argv or sys.argv[1:])])]))}
     results["decisions"] = decide(results)
     results["calibration"] = calibration_summary(results)
     results["versions"] = package_versions()
