@@ -307,7 +307,8 @@ def decide(results: dict) -> dict:
     return dec
 
 def calibration_summary(results: dict) -> dict:
-    "Calibrated against today's run: accuracy, macro-F1, ECE per model and task, and the wall-time ratio."
+    """Calibrated against today's run: accuracy, macro-F1, ECE per default model and task, and the wall-time ratio
+    (the soft vote is left out: its members' calibration changes what it predicts)."""
     out = {}
     for t, r in results["tasks"].items():
         c = r.get("classifiers", {})
@@ -317,7 +318,7 @@ def calibration_summary(results: dict) -> dict:
                   "models": {m: {"accuracy": [d["models"][m]["accuracy"], k["models"][m]["accuracy"]],
                                  "f1_macro": [d["models"][m]["f1_macro"], k["models"][m]["f1_macro"]],
                                  "ece": [d["models"][m]["ece"], k["models"][m]["ece"]]}
-                             for m in d["models"] if m in k["models"]}}
+                             for m in d["models"] if m in k["models"] and m in DEFAULT_MODELS}}
     if not out: return out
     ratios = [v["time_ratio"] for v in out.values()]
     dacc = max(abs(m["accuracy"][1] - m["accuracy"][0]) for v in out.values() for m in v["models"].values())
