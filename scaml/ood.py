@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 # %% auto #0
-__all__ = ['COMPONENTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SMOOTH', 'MahalanobisScore', 'KNNScore', 'energy_score', 'maxproba_score',
-           'entropy_score', 'ScoreCombiner', 'ResidualScore', 'query_neighbors', 'NoveltyScorer', 'leave_one_type_out']
+__all__ = ['COMPONENTS', 'SHIFTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SHIFT', 'DEFAULT_SMOOTH', 'MahalanobisScore', 'KNNScore',
+           'energy_score', 'maxproba_score', 'entropy_score', 'ScoreCombiner', 'ResidualScore', 'query_neighbors',
+           'query_shift', 'NoveltyScorer', 'leave_one_type_out']
 
 # %% ../nbs/05b_ood.ipynb #50119ec0
 log = logging.getLogger(__name__)
@@ -263,13 +264,16 @@ class ResidualScore:
         return np.linalg.norm(Z - self.pca_.inverse_transform(self.pca_.transform(Z)), axis=1)
 
 # %% ../nbs/05b_ood.ipynb #9d4d7001
-COMPONENTS = ("maxproba", "maha", "maha_full", "maha_logits", "knn", "residual")
+COMPONENTS = ("maxproba", "maha", "maha_full", "maha_logits", "maha_type", "knn", "residual")
+SHIFTS = ("mean", "matched", "per_type")
 DEFAULT_COMPONENTS = ("maxproba", "maha_logits")
+DEFAULT_SHIFT = None
 DEFAULT_SMOOTH = 30
 
 def _component(name: str, random_state):
     if name == "maha": return MahalanobisScore(n_components=50, random_state=random_state)
     if name == "maha_full": return MahalanobisScore(n_components=None)
+    if name == "maha_type": return MahalanobisScore(n_components=30, tied=False, random_state=random_state)
     if name == "knn": return KNNScore(k=10, n_components=50, random_state=random_state)
     if name == "residual": return ResidualScore(n_components=50, random_state=random_state)
     raise ValueError(f"unknown novelty component {name!r}; choose from {', '.join(COMPONENTS)}")
@@ -308,6 +312,51 @@ def _centred_logp(P) -> np.ndarray:
     L = np.log(np.clip(np.asarray(P, np.float64), 1e-12, 1))
     return L - L.mean(1, keepdims=True)
 
+def query_shift(Z, ref: dict, *, how: str = "matched", n_iter: int = 2, min_cells: int = 10) -> np.ndarray:
+    """The shift of each feature that the cells of `Z` share against the training cells (one value per feature; with
+    `'per_type'` one row per cell).
+
+    Parameters
+    ----------
+    Z
+        Cells x features, all the query cells of one batch.
+    ref
+        From the training cells: `mean` (features), `class_means` (classes x features) and, for `'matched'`, a fitted
+        `classifier` (a `scaml.models` backend).
+    how
+        `'mean'`: the query's mean minus the training mean (it moves with the query's mix of types); `'matched'`: each
+        query cell assigned to a training type by the classifier on the mean-shifted cells, the shift of every type
+        measured on its more confident half, and the types averaged with equal weights, so a shift shared by all the
+        types is removed and a new type (assigned to some type, but less confidently) weighs little; `'per_type'`: as
+        `'matched'`, then each cell has the shift of the type it is assigned to removed (a response that differs
+        between types, such as an interferon response stronger in monocytes), the shared one where its type has fewer
+        than `min_cells` confident cells.
+    n_iter
+        Rounds of assignment for `'matched'` and `'per_type'`.
+    min_cells
+        Confident cells a type needs for its own shift (`'per_type'`).
+    """
+    if how not in SHIFTS: raise ValueError(f"shift={how!r}; choose from {', '.join(SHIFTS)} or None")
+    D = _dense(Z)
+    delta = D.mean(0) - ref["mean"]
+    if how == "mean" or len(D) < 2: return delta
+    M = ref["class_means"]
+    for _ in range(n_iter):
+        P = ref["classifier"].predict_proba(D - delta)
+        a, conf = P.argmax(1), P.max(1)
+        parts = {}
+        for c in np.unique(a):
+            sel = a == c
+            if sel.sum() < 3: continue
+            sel &= conf >= np.median(conf[sel])
+            parts[c] = (D[sel].mean(0) - M[c], int(sel.sum()))
+        if parts: delta = np.mean([v for v, _ in parts.values()], 0)
+    if how == "matched": return delta
+    out = np.tile(delta, (len(D), 1))
+    for c, (v, n) in parts.items():
+        if n >= min_cells: out[a == c] = v
+    return out
+
 class NoveltyScorer:
     """A combined novelty score for a classifier's feature space, fitted on training cells only.
 
@@ -316,9 +365,14 @@ class NoveltyScorer:
     components
         Scores to combine: `'maxproba'` (1 - the classifier's largest probability), `'maha'` (class-conditional
         Mahalanobis, PCA), `'maha_full'` (without PCA), `'maha_logits'` (class-conditional Mahalanobis on the
-        classifier's per-cell-centred log-probabilities), `'knn'`, `'residual'`.
+        classifier's per-cell-centred log-probabilities), `'maha_type'` (per-type density: Mahalanobis distance with
+        one covariance per type, 30 PCs), `'knn'` (distance to the 10th nearest training cell, 50 PCs),
+        `'residual'`.
     model
         Classifier for `'maxproba'` and `'maha_logits'` (a `scaml.models` name).
+    shift
+        Remove the shift that all the query cells share before scoring them (`query_shift`): `None` (no), `'mean'`,
+        `'matched'` or `'per_type'`. A stimulation or a chemistry moves every type the same way; a new type does not.
     n_folds
         Folds of the training cells for the reference distributions.
     class_weight
@@ -332,7 +386,10 @@ class NoveltyScorer:
     """
     def __init__(self, components: Sequence[str] = DEFAULT_COMPONENTS, *, model: str = "lr", n_folds: int = 2,
                  class_weight: str | None = "balanced", smooth: int | None = DEFAULT_SMOOTH,
-                 random_state: int | None = 0):
+                 shift: str | None = DEFAULT_SHIFT, random_state: int | None = 0):
+        if shift is not None and shift not in SHIFTS:
+            raise ValueError(f"shift={shift!r}; choose from {', '.join(SHIFTS)} or None")
+        self.shift = shift
         for c in components:
             if c not in COMPONENTS: raise ValueError(f"unknown novelty component {c!r}; choose from {', '.join(COMPONENTS)}")
         if not components: raise ValueError("no components given; pass e.g. components=('maxproba', 'maha')")
@@ -345,12 +402,12 @@ class NoveltyScorer:
         self.combiner_: ScoreCombiner | None = None
 
     def __repr__(self) -> str:
-        sm = f", smooth={self.smooth}" if self.smooth else ""
+        sm = (f", smooth={self.smooth}" if self.smooth else "") + (f", shift={self.shift}" if self.shift else "")
         return f"NoveltyScorer({'+'.join(self.components)}{sm}; {'fitted' if self.combiner_ else 'not fitted'})"
 
     def _fit_all(self, Z, y) -> dict:
         out = {}
-        if {"maxproba", "maha_logits"} & set(self.components):
+        if {"maxproba", "maha_logits"} & set(self.components) or self.shift in ("matched", "per_type"):
             from scaml.models import get_backend
             out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
                                                         random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
@@ -358,9 +415,15 @@ class NoveltyScorer:
             if c == "maha_logits":
                 out[c] = MahalanobisScore(n_components=None).fit(_centred_logp(out["classifier"].predict_proba(Z)), y)
             elif c != "maxproba": out[c] = _component(c, self.random_state).fit(Z, y)
+        if self.shift is not None:
+            D = _dense(Z)
+            out["shift"] = {"mean": D.mean(0), "class_means": np.stack([D[y == c].mean(0) if (y == c).any() else
+                                                                          D.mean(0) for c in range(int(np.max(y)) + 1)]),
+                            "classifier": out.get("classifier")}
         return out
 
     def _scores(self, fitted: dict, Z) -> dict[str, np.ndarray]:
+        if self.shift is not None: Z = _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
         P = fitted["classifier"].predict_proba(Z) if "classifier" in fitted else None
         out = {}
         for c in self.components:
@@ -402,7 +465,7 @@ class NoveltyScorer:
 def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
                        test: str | Sequence[str] | None = None, components: Sequence[str] = DEFAULT_COMPONENTS,
                        smooth: int | None = DEFAULT_SMOOTH, min_test_cells: int = 20, n_boot: int = 200,
-                       n_top_genes: int = 2000, random_state: int | None = 0):
+                       n_top_genes: int = 2000, shift: str | None = DEFAULT_SHIFT, random_state: int | None = 0):
     """AUROC of the novelty score for each type left out of training.
 
     Parameters
@@ -425,6 +488,8 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
         Types with fewer test cells are skipped.
     n_top_genes
         Highly variable genes of the preprocessing.
+    shift
+        Remove the shift all test cells share before scoring (see `NoveltyScorer`).
     n_boot
         Bootstrap resamples of the scored test cells for the 95% intervals, scores held fixed (0: none).
     random_state
@@ -452,7 +517,7 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
         pp = Preprocessor(n_top_genes=n_top_genes)
         Z = pp.fit_transform(adata[fit_idx])
         y = np.searchsorted(classes, lab[fit_idx])
-        ns = NoveltyScorer(components, smooth=smooth, random_state=random_state).fit(Z, y)
+        ns = NoveltyScorer(components, smooth=smooth, shift=shift, random_state=random_state).fit(Z, y)
         Zt = pp.transform(adata[te_idx])
         comp = ns.score_components(Zt)
         pos = lab[te_idx] == t

@@ -1,0 +1,396 @@
+"""The validation panel: every cross-batch task of the public data, every candidate default, and the rule that picks one.
+
+Tasks (both directions each): Tabula Muris FACS <-> droplet (the five shared types), CellBench CEL-seq2 <-> Drop-seq
+and plate 1 <-> plates 2-3 (singlets), Kang ctrl <-> stim and donor 101 <-> 107. Families: `tabula_muris`,
+`cellbench`, `kang`. A candidate is a configuration: classifiers (model names and `run_benchmark` keyword arguments)
+or a novelty score (NoveltyScorer components, shift removal and smoothing, or a `run_novelty` detector). Novelty is
+measured by leave one type out on every task: each type with at least 20 test cells is removed from training and
+its test cells are the positives.
+
+A default changes only by leave-one-family-out (`lofo_rule`): for each family F, the candidate with the best mean on
+the other families is scored on F against the current default; adopted when it gains on average over the held-out
+families and loses at most 0.01 on every one.
+
+Run (niced, minutes): SCAML_DATA_DIR=../shared/data nice python benchmarks/panel.py [--quick] [--out FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):   # one thread per pool: small matrices,
+    os.environ.setdefault(_v, "1")                                          # shared CPUs
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+OUT = Path(__file__).with_name("panel.json")
+TOL = 0.01
+
+# ---------------------------------------------------------------------------------------------------------- the rule
+def lofo_rule(scores: pd.DataFrame, default: str | Sequence[str], *, tol: float = TOL) -> dict:
+    """Leave-one-family-out choice of a default.
+
+    Parameters
+    ----------
+    scores
+        Candidates x families (one number per candidate and family, higher is better; NaN where not measured).
+    default
+        The current default: a candidate name, or several names (a set, e.g. the default models): on each held-out
+        family the set is represented by its member with the best mean on the other families.
+    tol
+        Largest loss allowed on any held-out family.
+
+    Returns
+    -------
+    A dict: `folds` (per held-out family: the candidate chosen on the others, its score, the default's, the gain),
+    `mean_gain`, `min_gain`, `adopt` (bool), `winner` (the candidate chosen on all families, adopted or not),
+    `reason`, and `candidates` (every candidate's scores and mean).
+    """
+    if not isinstance(scores, pd.DataFrame) or scores.empty:
+        raise ValueError("scores must be a non-empty DataFrame of candidates x families")
+    members = [default] if isinstance(default, str) else list(default)
+    missing = [m for m in members if m not in scores.index]
+    if missing: raise KeyError(f"default {missing} is not a row of scores; rows: {list(scores.index)}")
+    fams = list(scores.columns)
+    if len(fams) < 2: raise ValueError(f"the rule needs at least two families; got {fams}")
+    full = scores.dropna()                                  # only candidates measured on every family compete
+    if full.empty: raise ValueError("no candidate has a score on every family")
+    folds = {}
+    for f in fams:
+        others = [g for g in fams if g != f]
+        mean_o = full[others].mean(1)
+        chosen = str(mean_o.idxmax())
+        d = str(scores.loc[members, others].mean(1).idxmax())
+        folds[f] = {"chosen": chosen, "chosen_mean_others": float(mean_o.max()), "chosen_score": float(full.loc[chosen, f]),
+                    "default": d, "default_score": float(scores.loc[d, f]),
+                    "gain": float(full.loc[chosen, f] - scores.loc[d, f])}
+    gains = np.array([v["gain"] for v in folds.values()])
+    mean_gain, min_gain = float(gains.mean()), float(gains.min())
+    adopt = bool(mean_gain > 0 and min_gain >= -tol - 1e-9)
+    winner = str(full.mean(1).idxmax())
+    if winner in members: adopt = False
+    if winner in members: reason = "the default itself is chosen on all families"
+    elif adopt: reason = f"gains {mean_gain:+.3f} on average over held-out families, worst {min_gain:+.3f}"
+    elif mean_gain <= 0: reason = f"no gain on average over held-out families ({mean_gain:+.3f})"
+    else: reason = f"loses {-min_gain:.3f} > {tol} on a held-out family"
+    cands = {str(c): {"by_family": {f: (None if pd.isna(v) else float(v)) for f, v in r.items()},
+                      "mean": (None if r.isna().any() else float(r.mean()))} for c, r in scores.iterrows()}
+    return {"folds": folds, "mean_gain": mean_gain, "min_gain": min_gain, "adopt": adopt, "winner": winner,
+            "default": members, "tol": tol, "reason": reason, "candidates": cands}
+
+# --------------------------------------------------------------------------------------------------------- the tasks
+def _task(train, test, label: str):
+    import anndata
+    genes = train.var_names.intersection(test.var_names)
+    a = anndata.concat([train[:, genes], test[:, genes]], label="split", keys=["train", "test"], index_unique=None)
+    a.obs["label"] = a.obs[label].astype(str).values
+    a.obs = a.obs[["label", "split"]].copy()
+    return a
+
+def _read(data_dir: Path, rel: str):
+    import anndata
+    p = data_dir / rel
+    if not p.exists(): raise FileNotFoundError(f"{p} is missing; set SCAML_DATA_DIR to the shared data folder")
+    return anndata.read_h5ad(p)
+
+def build_tasks(data_dir: Path) -> dict[str, dict]:
+    """Every cross-batch task of `data_dir`: {name: {'family', 'description', 'adata'}}."""
+    tasks = {}
+    def add(name, family, desc, tr, te, label):
+        tasks[name] = {"family": family, "description": desc, "adata": _task(tr, te, label)}
+    facs = _read(data_dir, "deepchem_actinn_tm_facs/deepchem_actinn_tm_facs.h5ad")
+    drop = _read(data_dir, "actinn_tm_droplet/actinn_tm_droplet.h5ad")
+    facs = facs[facs.obs.cell_type.isin(set(drop.obs.cell_type))]
+    add("tm_facs_to_droplet", "tabula_muris", "Smart-seq2 -> 10x droplet, 5 shared types", facs, drop, "cell_type")
+    add("tm_droplet_to_facs", "tabula_muris", "10x droplet -> Smart-seq2, 5 shared types", drop, facs, "cell_type")
+    cb = _read(data_dir, "cellbench_lung_celllines/cellbench_plate_based.h5ad")
+    cb = cb[cb.obs.demuxlet_cls == "SNG"]
+    b = cb.obs.batch
+    cel, dro = cb[b == "sc_celseq2"], cb[b == "sc_dropseq"]
+    p1, p23 = cb[b == "sc_celseq2_5cl_p1"], cb[b.isin(["sc_celseq2_5cl_p2", "sc_celseq2_5cl_p3"])]
+    add("cellbench_celseq2_to_dropseq", "cellbench", "CEL-seq2 -> Drop-seq, 3 cell lines", cel, dro, "cell_line")
+    add("cellbench_dropseq_to_celseq2", "cellbench", "Drop-seq -> CEL-seq2, 3 cell lines", dro, cel, "cell_line")
+    add("cellbench_plate1_to_plates23", "cellbench", "CEL-seq2 plate 1 -> plates 2-3, 5 cell lines", p1, p23, "cell_line")
+    add("cellbench_plates23_to_plate1", "cellbench", "CEL-seq2 plates 2-3 -> plate 1, 5 cell lines", p23, p1, "cell_line")
+    kang = _read(data_dir, "muscat_kang_ifnb/muscat_kang_ifnb.h5ad")
+    kb, kd = kang.obs.batch.astype(str), kang.obs.donor.astype(str)
+    add("kang_ctrl_to_stim", "kang", "PBMC untreated -> IFN-beta stimulated", kang[kb == "ctrl"], kang[kb == "stim"], "label")
+    add("kang_stim_to_ctrl", "kang", "PBMC IFN-beta stimulated -> untreated", kang[kb == "stim"], kang[kb == "ctrl"], "label")
+    add("kang_101_to_107", "kang", "PBMC donor 101 -> donor 107 (ctrl and stim)", kang[kd == "101"], kang[kd == "107"], "label")
+    add("kang_107_to_101", "kang", "PBMC donor 107 -> donor 101 (ctrl and stim)", kang[kd == "107"], kang[kd == "101"], "label")
+    return tasks
+
+EXCLUDED = {"scanpy_pbmc68k_reduced": "one donor, no batch, no counts (scaled HVG values): no cross-batch task",
+            "deepchem_actinn_tm_facs train/test": "a random split of one experiment, not a batch",
+            "cellbench_10x_3cl": "894 genes under symbols; not built into the panel in this version"}
+
+# ------------------------------------------------------------------------------------------------------- candidates
+DEFAULT_MODELS = ("lr", "rf", "xgb", "mlp")
+CLASSIFIER_CONFIGS: dict[str, dict] = {
+    "default": {"models": DEFAULT_MODELS, "kwargs": {"ensemble": True}},
+    "hvg1000": {"models": DEFAULT_MODELS, "kwargs": {"n_top_genes": 1000}},
+    "hvg5000": {"models": DEFAULT_MODELS, "kwargs": {"n_top_genes": 5000}},
+    "all_genes": {"models": DEFAULT_MODELS, "kwargs": {"features": "all"}},
+    "align_query": {"models": DEFAULT_MODELS, "kwargs": {"align_query": True}},
+    "scale_by_query": {"models": DEFAULT_MODELS, "kwargs": {"scale_by": "query"}},
+    "calibrated": {"models": DEFAULT_MODELS, "kwargs": {"calibrate": "temperature", "ensemble": True}},
+}
+# novelty: NoveltyScorer components (+ shift, smoothing), or a run_novelty detector
+NOVELTY_COMPONENTS = ("maxproba", "maha", "maha_logits", "maha_type", "knn", "residual")
+NOVELTY_CONFIGS: dict[str, dict] = {
+    "combined": {"components": ("maxproba", "maha_logits"), "shift": None, "smooth": 30},
+    "maxproba": {"components": ("maxproba",), "shift": None, "smooth": 0},
+    "lof": {"method": "lof"},
+    "knn": {"components": ("knn",), "shift": None, "smooth": 30},
+    "maha_type": {"components": ("maha_type",), "shift": None, "smooth": 30},
+    "maha": {"components": ("maha",), "shift": None, "smooth": 30},
+    "combined+knn": {"components": ("maxproba", "maha_logits", "knn"), "shift": None, "smooth": 30},
+    "maha+residual": {"components": ("maha", "residual"), "shift": None, "smooth": 30},
+    "combined+maha": {"components": ("maxproba", "maha_logits", "maha"), "shift": None, "smooth": 30},
+}
+for _s in ("mean", "matched", "per_type"):
+    for _n, _c in (("combined", ("maxproba", "maha_logits")), ("knn", ("knn",)), ("maha_type", ("maha_type",)),
+                   ("maha", ("maha",)), ("combined+knn", ("maxproba", "maha_logits", "knn")),
+                   ("combined+maha_type", ("maxproba", "maha_logits", "maha_type")),
+                   ("maha+residual", ("maha", "residual")), ("combined+maha", ("maxproba", "maha_logits", "maha")),
+                   ("combined+maha+residual", ("maxproba", "maha_logits", "maha", "residual"))):
+        NOVELTY_CONFIGS[f"{_n}@{_s}"] = {"components": _c, "shift": _s, "smooth": 30}
+NOVELTY_DEFAULT = "combined"
+
+# ------------------------------------------------------------------------------------------------------ classifiers
+def run_classifiers(adata, configs: Mapping[str, dict], *, n_boot: int = 200) -> dict:
+    "Each configuration's models on one task: macro-F1 with its interval, accuracy, ECE, wall time."
+    from scaml.benchmark import run_benchmark
+    out = {}
+    for cname, cfg in configs.items():
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = run_benchmark(adata, label_key="label", split_key="split", train="train", test="test",
+                                models=list(cfg["models"]), progress=False, plots=False, save_models=False,
+                                n_threads=1, **cfg["kwargs"])
+        wall = time.perf_counter() - t
+        tim = res.manifest["timings"]
+        per = {}
+        for m, r in res.metrics.items():
+            ci = r["ci"]["f1_macro"]
+            per[m] = {"f1_macro": float(r["f1_macro"]), "f1_lo": float(ci["lo"]), "f1_hi": float(ci["hi"]),
+                      "accuracy": float(r["accuracy"]), "ece": float(r["ece"]),
+                      "ece_uncalibrated": float(r.get("ece_uncalibrated", r["ece"])),
+                      "seconds": float(sum(v for k, v in tim.items() if k.startswith(f"{m}_")))}
+        out[cname] = {"wall_s": wall, "models": per}
+        print(f"  {cname}: " + ", ".join(f"{m} {v['f1_macro']:.3f}" for m, v in per.items()) + f" ({wall:.0f} s)",
+              flush=True)
+    return out
+
+# ---------------------------------------------------------------------------------------------------------- novelty
+def _auroc(pos, s) -> float:
+    "AUROC from ranks (Mann-Whitney; ties get average ranks): the value of sklearn's roc_auc_score, faster."
+    from scipy.stats import rankdata
+    pos = np.asarray(pos, bool)
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    return float((rankdata(s)[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int = 20, n_boot: int = 100,
+                     random_state: int = 0) -> dict:
+    """Leave one type out on one task for every novelty configuration, from one fit per type and shift setting:
+    a NoveltyScorer with all the components gives each component's scores, and any subset is combined on the same
+    held-out training reference (as a NoveltyScorer of that subset would)."""
+    from scaml.novelty import run_novelty
+    from sklearn.model_selection import StratifiedKFold
+    from scaml.ood import NoveltyScorer, ScoreCombiner, query_neighbors
+    from scaml.preprocess import Preprocessor
+    lab = adata.obs["label"].astype(str).to_numpy()
+    tr, te = np.flatnonzero(adata.obs.split == "train"), np.flatnonzero(adata.obs.split == "test")
+    types = [t for t in sorted(set(lab[tr])) if (lab[te] == t).sum() >= min_test_cells and len(set(lab[tr]) - {t}) >= 2]
+    scores: dict[str, dict[str, np.ndarray]] = {c: {} for c in configs}
+    secs = {c: 0.0 for c in configs}
+    shifts = sorted({cfg.get("shift") for cfg in configs.values() if "components" in cfg}, key=str)
+    for t in types:
+        fit_idx = tr[lab[tr] != t]
+        classes = sorted(set(lab[fit_idx]))
+        t0 = time.perf_counter()
+        pp = Preprocessor(n_top_genes=2000)
+        Z = pp.fit_transform(adata[fit_idx])
+        Zt = pp.transform(adata[te])
+        nbrs = query_neighbors(Zt, 30, random_state=random_state)
+        t_pp = time.perf_counter() - t0
+        # NoveltyScorer.fit for every shift setting at once: the fitted parts do not depend on the setting (the
+        # 'matched' fit holds the classifier and training means the others ignore), only the scoring does; each
+        # setting gets its own reference from the held-out folds, exactly as NoveltyScorer(shift=...).fit makes it
+        t0 = time.perf_counter()
+        y = np.searchsorted(classes, lab[fit_idx])
+        ns = NoveltyScorer(NOVELTY_COMPONENTS, shift="matched", smooth=0, random_state=random_state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kf = StratifiedKFold(ns.n_folds, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y)
+            parts = [(ns._fit_all(Z[i], y[i]), j) for i, j in kf if len(np.unique(y[i])) >= 2]
+        full = ns._fit_all(Z, y)
+        t_fit = time.perf_counter() - t0
+        for sh in shifts:
+            t0 = time.perf_counter()
+            ns.shift = sh
+            ref = {}
+            for f, j in parts:
+                for k, v in ns._scores(f, Z[j]).items(): ref.setdefault(k, []).append(v)
+            comb = ScoreCombiner().fit({k: np.concatenate(v) for k, v in ref.items()})
+            Q = comb.quantiles(ns._scores(full, Zt))
+            dt = time.perf_counter() - t0 + t_pp + t_fit
+            for c, cfg in configs.items():
+                if "components" not in cfg or cfg.get("shift") != sh: continue
+                s = np.mean([Q[k] for k in cfg["components"]], 0)
+                if cfg.get("smooth", 0) > 1: s = s[nbrs[:, :cfg["smooth"]]].mean(1)
+                scores[c][t] = s
+                secs[c] += dt           # the shared fit charged in full to each configuration (an upper bound)
+        for c, cfg in configs.items():
+            if "method" not in cfg: continue
+            t0 = time.perf_counter()
+            a = adata.copy()
+            a.obs["novel"] = lab == t
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = run_novelty(a, flag_key="novel", positive=True, method=cfg["method"], split_key="split",
+                                train="train", test="test", n_top_genes=2000, random_state=random_state)
+            scores[c][t] = r.scores.loc[adata.obs_names[te], "score"].to_numpy()
+            secs[c] += time.perf_counter() - t0
+    te_lab = lab[te]
+    rng = np.random.default_rng(random_state)
+    boots = [rng.integers(0, len(te), len(te)) for _ in range(n_boot)]
+    out = {}
+    for c in configs:
+        per = {t: _auroc(te_lab == t, s) for t, s in scores[c].items()}
+        bm = []
+        for i in boots:
+            v = [_auroc(te_lab[i] == t, s[i]) for t, s in scores[c].items() if 0 < (te_lab[i] == t).sum() < len(i)]
+            if v: bm.append(np.mean(v))
+        out[c] = {"per_type": per, "mean": float(np.mean(list(per.values()))), "min": float(min(per.values())),
+                  "mean_lo": float(np.percentile(bm, 2.5)) if bm else None,
+                  "mean_hi": float(np.percentile(bm, 97.5)) if bm else None, "seconds": secs[c]}
+    print("  novelty: " + ", ".join(f"{c} {v['mean']:.3f}" for c, v in out.items()), flush=True)
+    return out
+
+# ------------------------------------------------------------------------------------------------------- assembling
+def family_table(per_task: Mapping[str, Mapping[str, float]], families: Mapping[str, str]) -> pd.DataFrame:
+    "Candidates x families: the mean over each family's tasks of {task: {candidate: score}}."
+    rows = pd.DataFrame(per_task).T                     # tasks x candidates
+    rows["family"] = [families[t] for t in rows.index]
+    return rows.groupby("family").mean().T
+
+def decide(results: dict) -> dict:
+    "Apply the rule to every question the panel asks; the families come from the tasks that were run."
+    fam = {t: r["family"] for t, r in results["tasks"].items()}
+    dec = {}
+    # 1. single classifiers: every (configuration, model) against the default model set
+    f1 = {t: {f"{c}:{m}": v["f1_macro"] for c, cr in r["classifiers"].items() for m, v in cr["models"].items()}
+          for t, r in results["tasks"].items() if "classifiers" in r}
+    if f1 and len(set(fam[t] for t in f1)) >= 2:
+        tab = family_table(f1, fam)
+        default = [f"default:{m}" for m in DEFAULT_MODELS if f"default:{m}" in tab.index]
+        dec["classifier"] = lofo_rule(tab, default)
+        # 2. settings: each configuration's mean over the default models, against today's settings
+        st = {t: {c: float(np.mean([cr["models"][m]["f1_macro"] for m in DEFAULT_MODELS if m in cr["models"]]))
+                  for c, cr in r["classifiers"].items()} for t, r in results["tasks"].items() if "classifiers" in r}
+        dec["settings"] = lofo_rule(family_table(st, fam), "default")
+    nov = {t: {c: v["mean"] for c, v in r["novelty"].items()} for t, r in results["tasks"].items() if "novelty" in r}
+    if nov and len(set(fam[t] for t in nov)) >= 2:
+        dec["novelty"] = lofo_rule(family_table(nov, fam), NOVELTY_DEFAULT)
+        mins = {t: {c: v["min"] for c, v in r["novelty"].items()} for t, r in results["tasks"].items() if "novelty" in r}
+        mt = pd.DataFrame(mins).T
+        mt["family"] = [fam[t] for t in mt.index]
+        dec["novelty"]["min_type_auroc"] = mt.groupby("family").min().T.to_dict(orient="index")
+    return dec
+
+def calibration_summary(results: dict) -> dict:
+    """Calibrated against today's run: accuracy, macro-F1, ECE per default model and task, and the wall-time ratio
+    (the soft vote is left out: its members' calibration changes what it predicts)."""
+    out = {}
+    for t, r in results["tasks"].items():
+        c = r.get("classifiers", {})
+        if "default" not in c or "calibrated" not in c: continue
+        d, k = c["default"], c["calibrated"]
+        out[t] = {"time_ratio": k["wall_s"] / d["wall_s"],
+                  "models": {m: {"accuracy": [d["models"][m]["accuracy"], k["models"][m]["accuracy"]],
+                                 "f1_macro": [d["models"][m]["f1_macro"], k["models"][m]["f1_macro"]],
+                                 "ece": [d["models"][m]["ece"], k["models"][m]["ece"]]}
+                             for m in d["models"] if m in k["models"] and m in DEFAULT_MODELS}}
+    if not out: return out
+    ratios = [v["time_ratio"] for v in out.values()]
+    dacc = max(abs(m["accuracy"][1] - m["accuracy"][0]) for v in out.values() for m in v["models"].values())
+    ece = {k: float(np.mean([m["ece"][k] for v in out.values() for m in v["models"].values()])) for k in (0, 1)}
+    ok = bool(dacc <= 0.001 and ece[1] < ece[0] and max(ratios) <= 1.5)
+    why = (f"largest accuracy change {dacc:.4f}; mean ECE {ece[0]:.3f} -> {ece[1]:.3f}; wall time x{min(ratios):.2f} to "
+           f"x{max(ratios):.2f} of today's run (limit 1.5)")
+    return {"tasks": out, "max_accuracy_change": dacc, "mean_ece": [ece[0], ece[1]],
+            "time_ratio": {"min": min(ratios), "max": max(ratios), "mean": float(np.mean(ratios))},
+            "adopt": ok, "reason": why}
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=OUT, help="JSON file to write (default benchmarks/panel.json)")
+    p.add_argument("--quick", action="store_true", help="one small task, one classifier, two novelty scores (a smoke test)")
+    p.add_argument("--tasks", nargs="*", help="only these tasks")
+    p.add_argument("--part", choices=("all", "classifiers", "novelty", "none"), default="all")
+    p.add_argument("--merge", action="store_true", help="update an existing --out file with the parts run now")
+    p.add_argument("--merge-from", type=Path, nargs="*", default=[],
+                   help="panel JSON files whose task results are merged in (parts run elsewhere) before deciding")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    a = p.parse_args(argv)
+    if a.out.exists() and not (a.overwrite or a.merge):
+        print(f"error: {a.out} exists; pass --overwrite to replace it or --merge to update it", file=sys.stderr)
+        return 2
+    data_dir = Path(os.environ.get("SCAML_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    tasks = build_tasks(data_dir)
+    names = list(tasks)
+    cls_cfg, nov_cfg = dict(CLASSIFIER_CONFIGS), dict(NOVELTY_CONFIGS)
+    if a.quick:
+        names = ["cellbench_celseq2_to_dropseq"]
+        cls_cfg = {"default": {"models": ("lr",), "kwargs": {}}}
+        nov_cfg = {k: NOVELTY_CONFIGS[k] for k in ("combined", "knn@matched")}
+    if a.tasks:
+        bad = sorted(set(a.tasks) - set(tasks))
+        if bad: print(f"error: unknown tasks {bad}; choose from {list(tasks)}", file=sys.stderr); return 2
+        names = list(a.tasks)
+    results = json.loads(a.out.read_text()) if a.merge and a.out.exists() else {"tasks": {}}
+    from scaml.core import package_versions
+    t_all = time.perf_counter()
+    for f in a.merge_from:
+        for n, r in json.loads(Path(f).read_text())["tasks"].items(): results["tasks"].setdefault(n, {}).update(r)
+    if a.part == "none": names = []
+    for n in names:
+        task = tasks[n]
+        ad_ = task["adata"]
+        print(n, ad_.shape, flush=True)
+        r = results["tasks"].setdefault(n, {})
+        r.update(family=task["family"], description=task["description"], n_train=int((ad_.obs.split == "train").sum()),
+                 n_test=int((ad_.obs.split == "test").sum()), n_genes=int(ad_.n_vars),
+                 n_types=int(ad_.obs.label[ad_.obs.split == "train"].nunique()))
+        if a.part in ("all", "classifiers"): r["classifiers"] = run_classifiers(ad_, cls_cfg)
+        if a.part in ("all", "novelty"): r["novelty"] = run_novelty_loto(ad_, nov_cfg)
+    results["protocol"] = {
+        "families": {n: t["family"] for n, t in tasks.items()}, "excluded": EXCLUDED,
+        "classifier_configs": {k: {"models": list(v["models"]), "kwargs": v["kwargs"]} for k, v in cls_cfg.items()},
+        "novelty_configs": {k: {kk: (list(vv) if isinstance(vv, tuple) else vv) for kk, vv in v.items()}
+                            for k, v in nov_cfg.items()},
+        "novelty_default": NOVELTY_DEFAULT, "rule": f"leave-one-family-out, tol {TOL}",
+        "macro_f1_interval": "95% bootstrap of the test cells (scaml.metrics.ci_for_benchmark, 200 resamples)",
+        "novelty_protocol": "leave one type out of training (types with >= 20 test cells), test side scored as one "
+                            "batch; mean AUROC over types with a 95% bootstrap interval of the test cells",
+        "quick": a.quick, "commands": sorted(set(results.get("protocol", {}).get("commands", []) +
+                                                     [" ".join(["panel.py"] + [Path(x).name if x.startswith("/") else x
+                                                                    for x in (argv or sys.argv[1:])])]))}
+    results["decisions"] = decide(results)
+    results["calibration"] = calibration_summary(results)
+    results["versions"] = package_versions()
+    results["seconds_this_run"] = time.perf_counter() - t_all
+    a.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    print("wrote", a.out)
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())

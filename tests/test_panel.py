@@ -1,0 +1,84 @@
+"""The validation panel: the leave-one-family-out rule on small tables, and `benchmarks/panel.py --quick` end to end."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from panel import lofo_rule  # noqa: E402
+
+def table(rows: dict) -> pd.DataFrame:
+    return pd.DataFrame(rows, index=["fam_a", "fam_b", "fam_c"]).T
+
+def test_rule_adopts_a_candidate_that_gains_everywhere():
+    t = table({"default": [0.90, 0.80, 0.70], "better": [0.92, 0.82, 0.72], "worse": [0.85, 0.75, 0.65]})
+    r = lofo_rule(t, "default")
+    assert r["adopt"] and r["winner"] == "better"
+    assert all(f["chosen"] == "better" for f in r["folds"].values())
+    assert abs(r["mean_gain"] - 0.02) < 1e-9 and abs(r["min_gain"] - 0.02) < 1e-9
+    assert set(r["candidates"]) == {"default", "better", "worse"}      # losers are recorded too
+
+def test_rule_refuses_a_candidate_that_loses_on_one_family():
+    # large gains on two families, but 0.05 lost on the third: mean gain positive, still refused
+    t = table({"default": [0.90, 0.80, 0.70], "tuned": [0.99, 0.95, 0.65]})
+    r = lofo_rule(t, "default")
+    assert r["mean_gain"] > 0 and not r["adopt"]
+    assert r["folds"]["fam_c"]["chosen"] == "tuned" and r["folds"]["fam_c"]["gain"] == pytest.approx(-0.05)
+    assert "loses" in r["reason"]
+
+def test_rule_allows_a_loss_within_tolerance():
+    t = table({"default": [0.90, 0.80, 0.70], "cand": [0.95, 0.85, 0.695]})
+    assert lofo_rule(t, "default")["adopt"]
+    assert not lofo_rule(t, "default", tol=0.001)["adopt"]
+
+def test_rule_chooses_without_the_held_out_family():
+    # 'spiky' is best on fam_a only; 'steady' best on the others. Holding out fam_a, the choice on b and c is
+    # 'steady', which is scored on fam_a: the rule never sees fam_a when choosing for it
+    t = table({"default": [0.80, 0.80, 0.80], "spiky": [0.95, 0.60, 0.60], "steady": [0.79, 0.85, 0.85]})
+    r = lofo_rule(t, "default")
+    assert r["folds"]["fam_a"]["chosen"] == "steady"
+    assert r["folds"]["fam_a"]["gain"] == pytest.approx(-0.01)
+    assert r["adopt"] and r["winner"] == "steady"
+
+def test_rule_with_a_default_set():
+    # the default set is represented on each held-out family by its member with the best mean elsewhere
+    t = table({"m1": [0.9, 0.9, 0.5], "m2": [0.5, 0.5, 0.9], "new": [0.91, 0.91, 0.91]})
+    r = lofo_rule(t, ["m1", "m2"])
+    assert r["folds"]["fam_c"]["default"] == "m1" and r["folds"]["fam_a"]["default"] == "m1"
+    assert r["adopt"]
+    assert not lofo_rule(table({"m1": [0.9, 0.9, 0.9], "m2": [0.5, 0.5, 0.5]}), ["m1", "m2"])["adopt"]
+
+def test_rule_bad_input():
+    with pytest.raises(KeyError, match="nope"): lofo_rule(table({"a": [1, 1, 1]}), "nope")
+    with pytest.raises(ValueError, match="two families"): lofo_rule(pd.DataFrame({"f": [1.0]}, index=["a"]), "a")
+
+@pytest.mark.slow
+def test_panel_quick(tmp_path):
+    data = os.environ.get("SCAML_DATA_DIR")
+    if not data or not Path(data, "cellbench_lung_celllines").exists(): pytest.skip("SCAML_DATA_DIR with the shared data")
+    out = tmp_path / "panel.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "panel.py"), "--quick", "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert d["protocol"]["quick"] is True
+    (name, task), = d["tasks"].items()
+    assert task["family"] == "cellbench" and task["n_train"] > 0 and task["n_test"] > 0
+    lr = task["classifiers"]["default"]["models"]["lr"]
+    assert 0 <= lr["f1_lo"] <= lr["f1_macro"] <= lr["f1_hi"] <= 1 and lr["seconds"] > 0
+    for c in ("combined", "knn@matched"):
+        nov = task["novelty"][c]
+        assert set(nov["per_type"]) == {"H1975", "H2228", "HCC827"}
+        assert all(0 <= v <= 1 for v in nov["per_type"].values())
+        assert nov["min"] <= nov["mean"] and nov["mean_lo"] <= nov["mean_hi"]
+    assert d["decisions"] == {}                          # one family: the rule needs two, and says nothing
+    # an existing file is never replaced silently
+    r2 = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "panel.py"), "--quick", "--out", str(out)],
+                        capture_output=True, text=True, env=env, timeout=900)
+    assert r2.returncode == 2 and "exists" in r2.stderr
