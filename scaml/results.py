@@ -284,9 +284,10 @@ def _write_into(res: BenchmarkResult, rf: ResultsFolder, *, plots: bool, save_mo
         write_csv(res.proba[name], d / "proba.csv")
         if save_models and getattr(model.backend, "savable", True): model.save(d / "model")
         elif save_models and not hasattr(model, "members"):           # the soft vote is never saved: documented
+            why = getattr(model.backend, "unsaved_reason", None) or ("scaml saves models as data, not pickles, and only "
+                                                                 "its built-in models have such a form")
             warnings.warn(f"model {name!r} ({type(getattr(model.backend, 'estimator', model)).__name__}) was not saved: "
-                          "scaml saves models as data, not pickles, and only its built-in models have such a form. "
-                          f"Its results are written; '{name}/model' is not", UserWarning, stacklevel=4)
+                          f"{why.rstrip('.')}. Its results are written; '{name}/model' is not", UserWarning, stacklevel=4)
     (tmp / "summary_metrics.json").write_text(to_json({m: res.metrics[m] for m in res.models}))
     res.manifest["best_model_f1_macro"] = max(res.metrics, key=lambda m: res.metrics[m]["f1_macro"])
     if plots:
