@@ -53,6 +53,22 @@ def test_rule_with_a_default_set():
     assert r["adopt"]
     assert not lofo_rule(table({"m1": [0.9, 0.9, 0.9], "m2": [0.5, 0.5, 0.5]}), ["m1", "m2"])["adopt"]
 
+def test_rule_with_a_candidate_set():
+    # only the candidate set's members may be chosen: 'other' is best everywhere but not in the set; the set is
+    # represented on each held-out family by its member with the best mean on the others
+    t = table({"m1": [0.9, 0.9, 0.8], "c1": [0.95, 0.5, 0.9], "c2": [0.5, 0.9, 0.6], "other": [1.0, 1.0, 1.0]})
+    r = lofo_rule(t, ["m1"], candidates=["c1", "c2"])
+    assert r["winner"] in ("c1", "c2")
+    assert r["folds"]["fam_c"]["chosen"] == "c1" and r["folds"]["fam_c"]["gain"] == pytest.approx(0.1)
+    assert r["folds"]["fam_a"]["chosen"] == "c2" and r["folds"]["fam_a"]["gain"] == pytest.approx(-0.4)
+    assert not r["adopt"] and "loses" in r["reason"]
+    assert lofo_rule(t, ["m1"])["winner"] == "other"
+    # the default set plus one model: where the default's own member is chosen on the others, the gain is 0
+    r = lofo_rule(t.loc[["m1", "c1"]], ["m1"], candidates=["m1", "c1"])
+    assert r["folds"]["fam_a"]["chosen"] == "m1" and r["folds"]["fam_a"]["gain"] == 0
+    assert r["folds"]["fam_b"]["chosen"] == "c1" and r["folds"]["fam_b"]["gain"] == pytest.approx(-0.4)
+    with pytest.raises(KeyError, match="nope"): lofo_rule(t, ["m1"], candidates=["nope"])
+
 def test_rule_bad_input():
     with pytest.raises(KeyError, match="nope"): lofo_rule(table({"a": [1, 1, 1]}), "nope")
     with pytest.raises(ValueError, match="two families"): lofo_rule(pd.DataFrame({"f": [1.0]}, index=["a"]), "a")
