@@ -189,6 +189,7 @@ NOVELTY_CONFIGS.update({
     "combined+corr_gap": {"components": ("maxproba", "maha_logits", "corr_gap"), "shift": None, "smooth": 30},
 })
 NOVELTY_DEFAULT = "combined"
+NOVELTY_SINGLES = ("corr_gap", "corr_gap/unsmoothed", "combined+corr_gap")    # each alone against the default
 
 class CorrGapScore:
     """The reference-correlation classifier's margin as a novelty score (the NoveltyScorer component interface:
@@ -362,13 +363,21 @@ def decide(results: dict) -> dict:
                   for c, cr in r["classifiers"].items() if set(DEFAULT_MODELS) <= set(cr["models"])}
               for t, r in results["tasks"].items() if "classifiers" in r}
         dec["settings"] = lofo_rule(family_table(st, fam), "default")
-        # 3. model sets against the default set
+        # 3. model sets against the default set, and against lr alone (the model the default set is represented by
+        # on most families)
         for q, members in CLASSIFIER_SETS.items():
             if all(m in tab.index for m in members):
                 dec[f"set:{q}"] = lofo_rule(tab.loc[list(dict.fromkeys(default + members))], default, candidates=members)
+                if "default:lr" in tab.index and not set(members) & set(default):
+                    dec[f"set_vs_lr:{q}"] = lofo_rule(tab.loc[list(dict.fromkeys(["default:lr"] + members))],
+                                                      "default:lr", candidates=members)
     nov = {t: {c: v["mean"] for c, v in r["novelty"].items()} for t, r in results["tasks"].items() if "novelty" in r}
     if nov and len(set(fam[t] for t in nov)) >= 2:
-        dec["novelty"] = lofo_rule(family_table(nov, fam), NOVELTY_DEFAULT)
+        ntab = family_table(nov, fam)
+        dec["novelty"] = lofo_rule(ntab, NOVELTY_DEFAULT)
+        for c in NOVELTY_SINGLES:                   # one candidate at a time against the default score
+            if c in ntab.index and NOVELTY_DEFAULT in ntab.index:
+                dec[f"novelty:{c}"] = lofo_rule(ntab.loc[[NOVELTY_DEFAULT, c]], NOVELTY_DEFAULT, candidates=[c])
         mins = {t: {c: v["min"] for c, v in r["novelty"].items()} for t, r in results["tasks"].items() if "novelty" in r}
         mt = pd.DataFrame(mins).T
         mt["family"] = [fam[t] for t in mt.index]
