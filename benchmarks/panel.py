@@ -194,11 +194,15 @@ NOVELTY_SINGLES = ("corr_gap", "corr_gap/unsmoothed", "combined+corr_gap")    # 
 class CorrGapScore:
     """The reference-correlation classifier's margin as a novelty score (the NoveltyScorer component interface:
     `fit(Z, y)`, `score(Z)`, higher = more novel): minus the gap between each cell's best and second-best first-round
-    Spearman correlation with the training types' profiles (`scaml.travel.CorrelationBackend`, no fine-tuning)."""
-    def __init__(self, random_state: int | None = 0): self.random_state = random_state
+    Spearman correlation with the training types' profiles (`scaml.travel.CorrelationBackend`, no fine-tuning); with
+    the `Preprocessor` that made `Z`, on log-expression (the scaling undone), as the `singler` model correlates."""
+    def __init__(self, random_state: int | None = 0, preprocessor=None):
+        self.random_state, self.preprocessor = random_state, preprocessor
     def fit(self, Z, y) -> CorrGapScore:
         from scaml.travel import CorrelationBackend
-        self.backend_ = CorrelationBackend(fine_tune=False, random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
+        b = CorrelationBackend(fine_tune=False, random_state=self.random_state)
+        if self.preprocessor is not None: b.set_preprocessor(self.preprocessor)
+        self.backend_ = b.fit(Z, y, n_classes=int(np.max(y)) + 1)
         return self
     def score(self, Z) -> np.ndarray:
         S = np.sort(self.backend_.scores(Z)[0], axis=1)
@@ -268,8 +272,8 @@ def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int 
     ns = (NoveltyScorer(ns_comps, shift="matched", smooth=0, random_state=random_state)
           if ns_comps or shifted else None)
 
-    def fit_all(Zf, yf):
-        out = {c: EXTRA_COMPONENTS[c](random_state=random_state).fit(Zf, yf) for c in extra}
+    def fit_all(Zf, yf, pp):
+        out = {c: EXTRA_COMPONENTS[c](random_state=random_state, preprocessor=pp).fit(Zf, yf) for c in extra}
         if ns is not None: out["ns"] = ns._fit_all(Zf, yf)
         return out
 
@@ -295,8 +299,8 @@ def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kf = StratifiedKFold(2, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y)
-            parts = [(fit_all(Z[i], y[i]), j) for i, j in kf if len(np.unique(y[i])) >= 2]
-            full = fit_all(Z, y)
+            parts = [(fit_all(Z[i], y[i], pp), j) for i, j in kf if len(np.unique(y[i])) >= 2]
+            full = fit_all(Z, y, pp)
         t_fit = time.perf_counter() - t0
         for sh in shifts:
             t0 = time.perf_counter()
@@ -354,9 +358,9 @@ def decide(results: dict) -> dict:
     # 1. single classifiers: every (configuration, model) against the default model set
     f1 = {t: {f"{c}:{m}": v["f1_macro"] for c, cr in r["classifiers"].items() for m, v in cr["models"].items()}
           for t, r in results["tasks"].items() if "classifiers" in r}
-    if f1 and len(set(fam[t] for t in f1)) >= 2:
-        tab = family_table(f1, fam)
-        default = [f"default:{m}" for m in DEFAULT_MODELS if f"default:{m}" in tab.index]
+    tab = family_table(f1, fam) if f1 and len(set(fam[t] for t in f1)) >= 2 else None
+    default = [] if tab is None else [f"default:{m}" for m in DEFAULT_MODELS if f"default:{m}" in tab.index]
+    if default:                                     # (without the default models there is nothing to compare with)
         dec["classifier"] = lofo_rule(tab, default)
         # 2. settings: each configuration's mean over the default models, against today's settings
         st = {t: {c: float(np.mean([cr["models"][m]["f1_macro"] for m in DEFAULT_MODELS]))
@@ -372,7 +376,7 @@ def decide(results: dict) -> dict:
                     dec[f"set_vs_lr:{q}"] = lofo_rule(tab.loc[list(dict.fromkeys(["default:lr"] + members))],
                                                       "default:lr", candidates=members)
     nov = {t: {c: v["mean"] for c, v in r["novelty"].items()} for t, r in results["tasks"].items() if "novelty" in r}
-    if nov and len(set(fam[t] for t in nov)) >= 2:
+    if nov and len(set(fam[t] for t in nov)) >= 2 and NOVELTY_DEFAULT in family_table(nov, fam).index:
         ntab = family_table(nov, fam)
         dec["novelty"] = lofo_rule(ntab, NOVELTY_DEFAULT)
         for c in NOVELTY_SINGLES:                   # one candidate at a time against the default score
@@ -446,8 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = json.loads(a.out.read_text()) if a.merge and a.out.exists() else {"tasks": {}}
     from scaml.core import package_versions
     t_all = time.perf_counter()
+    merged_cmds = []
     for f in a.merge_from:
-        for n, r in json.loads(Path(f).read_text())["tasks"].items():
+        other = json.loads(Path(f).read_text())
+        merged_cmds += other.get("protocol", {}).get("commands", [])      # how the merged parts were run
+        for n, r in other["tasks"].items():
             mine = results["tasks"].setdefault(n, {})
             for k, v in r.items():                  # configurations merged one by one: the others stay recorded
                 if k in ("classifiers", "novelty"): mine.setdefault(k, {}).update(v)
@@ -478,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "macro_f1_interval": "95% bootstrap of the test cells (scaml.metrics.ci_for_benchmark, 200 resamples)",
         "novelty_protocol": "leave one type out of training (types with >= 20 test cells), test side scored as one "
                             "batch; mean AUROC over types with a 95% bootstrap interval of the test cells",
-        "quick": a.quick, "commands": sorted(set(results.get("protocol", {}).get("commands", []) +
+        "quick": a.quick, "commands": sorted(set(results.get("protocol", {}).get("commands", []) + merged_cmds +
                                                      [" ".join(["panel.py"] + [Path(x).name if x.startswith("/") else x
                                                                     for x in (argv or sys.argv[1:])])]))}
     results["decisions"] = decide(results)
