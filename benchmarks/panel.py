@@ -12,6 +12,8 @@ the other families is scored on F against the current default; adopted when it g
 families and loses at most 0.01 on every one.
 
 Run (niced, minutes): SCAML_DATA_DIR=../shared/data nice python benchmarks/panel.py [--quick] [--out FILE]
+Some configurations only, added to the recorded ones: panel.py --part classifiers --configs singler knn --merge
+(scanvi is not a panel configuration: minutes a task; benchmarks/scanvi.py measures it, benchmarks/scanvi.json).
 """
 from __future__ import annotations
 

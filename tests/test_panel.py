@@ -98,3 +98,38 @@ def test_panel_quick(tmp_path):
     r2 = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "panel.py"), "--quick", "--out", str(out)],
                         capture_output=True, text=True, env=env, timeout=900)
     assert r2.returncode == 2 and "exists" in r2.stderr
+
+def test_corr_gap_score_ranks_a_new_type_higher():
+    # three types, each high on its own 20 of 60 genes; fitted on two, the third has no clear best profile
+    import numpy as np
+    from panel import CorrGapScore, _auroc
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 100)
+    X = rng.poisson(1.0, (300, 60)).astype(float)
+    for t in range(3): X[y == t, 20 * t:20 * (t + 1)] += rng.poisson(4.0, (100, 20))
+    X = np.log1p(X)
+    s = CorrGapScore().fit(X[y < 2], y[y < 2]).score(X)
+    assert s.shape == (300,) and np.isfinite(s).all()
+    assert _auroc(y == 2, s) > 0.95
+    assert (s <= 0).all()                    # minus a gap between correlations
+
+@pytest.mark.slow
+def test_panel_configs_merge(tmp_path):
+    # --configs runs only the configurations named; --merge keeps the others recorded before
+    data = os.environ.get("SCAML_DATA_DIR")
+    if not data or not Path(data, "cellbench_lung_celllines").exists(): pytest.skip("SCAML_DATA_DIR with the shared data")
+    out = tmp_path / "panel.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    def run(*args):
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "panel.py"), "--part", "classifiers",
+                               "--tasks", "cellbench_celseq2_to_dropseq", "--out", str(out), *args],
+                              capture_output=True, text=True, env=env, timeout=900)
+    r = run("--configs", "knn")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run("--configs", "singler", "--merge")
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert set(d["tasks"]["cellbench_celseq2_to_dropseq"]["classifiers"]) == {"knn", "singler"}
+    assert set(d["protocol"]["classifier_configs"]) == {"knn", "singler"}
+    r = run("--configs", "nope", "--merge")
+    assert r.returncode == 2 and "unknown configurations ['nope']" in r.stderr
