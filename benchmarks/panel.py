@@ -12,6 +12,8 @@ the other families is scored on F against the current default; adopted when it g
 families and loses at most 0.01 on every one.
 
 Run (niced, minutes): SCAML_DATA_DIR=../shared/data nice python benchmarks/panel.py [--quick] [--out FILE]
+Some configurations only, added to the recorded ones: panel.py --part classifiers --configs singler knn --merge
+(scanvi is not a panel configuration: minutes a task; benchmarks/scanvi.py measures it, benchmarks/scanvi.json).
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ OUT = Path(__file__).with_name("panel.json")
 TOL = 0.01
 
 # ---------------------------------------------------------------------------------------------------------- the rule
-def lofo_rule(scores: pd.DataFrame, default: str | Sequence[str], *, tol: float = TOL) -> dict:
+def lofo_rule(scores: pd.DataFrame, default: str | Sequence[str], *, tol: float = TOL,
+              candidates: Sequence[str] | None = None) -> dict:
     """Leave-one-family-out choice of a default.
 
     Parameters
@@ -45,6 +48,9 @@ def lofo_rule(scores: pd.DataFrame, default: str | Sequence[str], *, tol: float 
         family the set is represented by its member with the best mean on the other families.
     tol
         Largest loss allowed on any held-out family.
+    candidates
+        The rows that may be chosen (a candidate set, represented on each held-out family by its member with the best
+        mean on the others, as the default set is); None: every row.
 
     Returns
     -------
@@ -60,6 +66,10 @@ def lofo_rule(scores: pd.DataFrame, default: str | Sequence[str], *, tol: float 
     fams = list(scores.columns)
     if len(fams) < 2: raise ValueError(f"the rule needs at least two families; got {fams}")
     full = scores.dropna()                                  # only candidates measured on every family compete
+    if candidates is not None:
+        bad = [c for c in candidates if c not in scores.index]
+        if bad: raise KeyError(f"candidates {bad} are not rows of scores; rows: {list(scores.index)}")
+        full = full.loc[[c for c in full.index if c in set(candidates)]]
     if full.empty: raise ValueError("no candidate has a score on every family")
     folds = {}
     for f in fams:
@@ -140,6 +150,20 @@ CLASSIFIER_CONFIGS: dict[str, dict] = {
     "align_query": {"models": DEFAULT_MODELS, "kwargs": {"align_query": True}},
     "scale_by_query": {"models": DEFAULT_MODELS, "kwargs": {"scale_by": "query"}},
     "calibrated": {"models": DEFAULT_MODELS, "kwargs": {"calibrate": "temperature", "ensemble": True}},
+    # models that travel (scaml.travel); scanvi is measured by benchmarks/scanvi.py (minutes a task), not here
+    "singler": {"models": ("singler",), "kwargs": {}},
+    "knn": {"models": ("knn",), "kwargs": {}},
+    "majority_vote": {"models": ("lr", "singler"), "kwargs": {"majority_vote": True}},   # lr+vote, singler+vote
+}
+# single models and model sets (rows 'configuration:model') against the default set, each set represented on a
+# held-out family by its member with the best mean on the other families
+CLASSIFIER_SETS: dict[str, list[str]] = {
+    "singler": ["singler:singler"],
+    "knn": ["knn:knn"],
+    "singler+vote": ["majority_vote:singler+vote"],
+    "lr+vote": ["majority_vote:lr+vote"],
+    "lr_hvg1000+singler": ["hvg1000:lr", "singler:singler"],
+    "default+singler": [f"default:{m}" for m in DEFAULT_MODELS] + ["singler:singler"],
 }
 # novelty: NoveltyScorer components (+ shift, smoothing), or a run_novelty detector
 NOVELTY_COMPONENTS = ("maxproba", "maha", "maha_logits", "maha_type", "knn", "residual")
@@ -161,7 +185,32 @@ for _s in ("mean", "matched", "per_type"):
                    ("maha+residual", ("maha", "residual")), ("combined+maha", ("maxproba", "maha_logits", "maha")),
                    ("combined+maha+residual", ("maxproba", "maha_logits", "maha", "residual"))):
         NOVELTY_CONFIGS[f"{_n}@{_s}"] = {"components": _c, "shift": _s, "smooth": 30}
+NOVELTY_CONFIGS.update({
+    "corr_gap": {"components": ("corr_gap",), "shift": None, "smooth": 30},
+    "corr_gap/unsmoothed": {"components": ("corr_gap",), "shift": None, "smooth": 0},
+    "combined+corr_gap": {"components": ("maxproba", "maha_logits", "corr_gap"), "shift": None, "smooth": 30},
+})
 NOVELTY_DEFAULT = "combined"
+NOVELTY_SINGLES = ("corr_gap", "corr_gap/unsmoothed", "combined+corr_gap")    # each alone against the default
+
+class CorrGapScore:
+    """The reference-correlation classifier's margin as a novelty score (the NoveltyScorer component interface:
+    `fit(Z, y)`, `score(Z)`, higher = more novel): minus the gap between each cell's best and second-best first-round
+    Spearman correlation with the training types' profiles (`scaml.travel.CorrelationBackend`, no fine-tuning); with
+    the `Preprocessor` that made `Z`, on log-expression (the scaling undone), as the `singler` model correlates."""
+    def __init__(self, random_state: int | None = 0, preprocessor=None):
+        self.random_state, self.preprocessor = random_state, preprocessor
+    def fit(self, Z, y) -> CorrGapScore:
+        from scaml.travel import CorrelationBackend
+        b = CorrelationBackend(fine_tune=False, random_state=self.random_state)
+        if self.preprocessor is not None: b.set_preprocessor(self.preprocessor)
+        self.backend_ = b.fit(Z, y, n_classes=int(np.max(y)) + 1)
+        return self
+    def score(self, Z) -> np.ndarray:
+        S = np.sort(self.backend_.scores(Z)[0], axis=1)
+        return -(S[:, -1] - S[:, -2])
+
+EXTRA_COMPONENTS = {"corr_gap": CorrGapScore}       # components outside scaml.ood, scored without a shift
 
 # ------------------------------------------------------------------------------------------------------ classifiers
 def run_classifiers(adata, configs: Mapping[str, dict], *, n_boot: int = 200) -> dict:
@@ -212,6 +261,29 @@ def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int 
     scores: dict[str, dict[str, np.ndarray]] = {c: {} for c in configs}
     secs = {c: 0.0 for c in configs}
     shifts = sorted({cfg.get("shift") for cfg in configs.values() if "components" in cfg}, key=str)
+    needed = {c for cfg in configs.values() for c in cfg.get("components", ())}
+    bad = sorted(needed - set(NOVELTY_COMPONENTS) - set(EXTRA_COMPONENTS))
+    if bad: raise ValueError(f"unknown novelty components {bad}; choose from {NOVELTY_COMPONENTS + tuple(EXTRA_COMPONENTS)}")
+    if any(cfg.get("shift") is not None and set(cfg["components"]) & set(EXTRA_COMPONENTS) for cfg in configs.values()
+           if "components" in cfg):
+        raise ValueError(f"the components {list(EXTRA_COMPONENTS)} are scored without a shift (shift=None)")
+    ns_comps = tuple(c for c in NOVELTY_COMPONENTS if c in needed)
+    extra = tuple(c for c in EXTRA_COMPONENTS if c in needed)
+    shifted = any(sh is not None for sh in shifts)
+    # only the components the configurations use (each is fitted on its own: the subset changes no score)
+    ns = (NoveltyScorer(ns_comps, shift="matched", smooth=0, random_state=random_state)
+          if ns_comps or shifted else None)
+
+    def fit_all(Zf, yf, pp):
+        out = {c: EXTRA_COMPONENTS[c](random_state=random_state, preprocessor=pp).fit(Zf, yf) for c in extra}
+        if ns is not None: out["ns"] = ns._fit_all(Zf, yf)
+        return out
+
+    def score_all(f, Zs, sh):
+        out = {}
+        if ns is not None: out.update(ns._scores(f["ns"], Zs))
+        if sh is None: out.update({c: f[c].score(Zs) for c in extra})
+        return out
     for t in types:
         fit_idx = tr[lab[tr] != t]
         classes = sorted(set(lab[fit_idx]))
@@ -226,21 +298,20 @@ def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int 
         # setting gets its own reference from the held-out folds, exactly as NoveltyScorer(shift=...).fit makes it
         t0 = time.perf_counter()
         y = np.searchsorted(classes, lab[fit_idx])
-        ns = NoveltyScorer(NOVELTY_COMPONENTS, shift="matched", smooth=0, random_state=random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            kf = StratifiedKFold(ns.n_folds, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y)
-            parts = [(ns._fit_all(Z[i], y[i]), j) for i, j in kf if len(np.unique(y[i])) >= 2]
-        full = ns._fit_all(Z, y)
+            kf = StratifiedKFold(2, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y)
+            parts = [(fit_all(Z[i], y[i], pp), j) for i, j in kf if len(np.unique(y[i])) >= 2]
+            full = fit_all(Z, y, pp)
         t_fit = time.perf_counter() - t0
         for sh in shifts:
             t0 = time.perf_counter()
-            ns.shift = sh
+            if ns is not None: ns.shift = sh
             ref = {}
             for f, j in parts:
-                for k, v in ns._scores(f, Z[j]).items(): ref.setdefault(k, []).append(v)
+                for k, v in score_all(f, Z[j], sh).items(): ref.setdefault(k, []).append(v)
             comb = ScoreCombiner().fit({k: np.concatenate(v) for k, v in ref.items()})
-            Q = comb.quantiles(ns._scores(full, Zt))
+            Q = comb.quantiles(score_all(full, Zt, sh))
             dt = time.perf_counter() - t0 + t_pp + t_fit
             for c, cfg in configs.items():
                 if "components" not in cfg or cfg.get("shift") != sh: continue
@@ -289,17 +360,30 @@ def decide(results: dict) -> dict:
     # 1. single classifiers: every (configuration, model) against the default model set
     f1 = {t: {f"{c}:{m}": v["f1_macro"] for c, cr in r["classifiers"].items() for m, v in cr["models"].items()}
           for t, r in results["tasks"].items() if "classifiers" in r}
-    if f1 and len(set(fam[t] for t in f1)) >= 2:
-        tab = family_table(f1, fam)
-        default = [f"default:{m}" for m in DEFAULT_MODELS if f"default:{m}" in tab.index]
+    tab = family_table(f1, fam) if f1 and len(set(fam[t] for t in f1)) >= 2 else None
+    default = [] if tab is None else [f"default:{m}" for m in DEFAULT_MODELS if f"default:{m}" in tab.index]
+    if default:                                     # (without the default models there is nothing to compare with)
         dec["classifier"] = lofo_rule(tab, default)
         # 2. settings: each configuration's mean over the default models, against today's settings
-        st = {t: {c: float(np.mean([cr["models"][m]["f1_macro"] for m in DEFAULT_MODELS if m in cr["models"]]))
-                  for c, cr in r["classifiers"].items()} for t, r in results["tasks"].items() if "classifiers" in r}
+        st = {t: {c: float(np.mean([cr["models"][m]["f1_macro"] for m in DEFAULT_MODELS]))
+                  for c, cr in r["classifiers"].items() if set(DEFAULT_MODELS) <= set(cr["models"])}
+              for t, r in results["tasks"].items() if "classifiers" in r}
         dec["settings"] = lofo_rule(family_table(st, fam), "default")
+        # 3. model sets against the default set, and against lr alone (the model the default set is represented by
+        # on most families)
+        for q, members in CLASSIFIER_SETS.items():
+            if all(m in tab.index for m in members):
+                dec[f"set:{q}"] = lofo_rule(tab.loc[list(dict.fromkeys(default + members))], default, candidates=members)
+                if "default:lr" in tab.index and not set(members) & set(default):
+                    dec[f"set_vs_lr:{q}"] = lofo_rule(tab.loc[list(dict.fromkeys(["default:lr"] + members))],
+                                                      "default:lr", candidates=members)
     nov = {t: {c: v["mean"] for c, v in r["novelty"].items()} for t, r in results["tasks"].items() if "novelty" in r}
-    if nov and len(set(fam[t] for t in nov)) >= 2:
-        dec["novelty"] = lofo_rule(family_table(nov, fam), NOVELTY_DEFAULT)
+    if nov and len(set(fam[t] for t in nov)) >= 2 and NOVELTY_DEFAULT in family_table(nov, fam).index:
+        ntab = family_table(nov, fam)
+        dec["novelty"] = lofo_rule(ntab, NOVELTY_DEFAULT)
+        for c in NOVELTY_SINGLES:                   # one candidate at a time against the default score
+            if c in ntab.index and NOVELTY_DEFAULT in ntab.index:
+                dec[f"novelty:{c}"] = lofo_rule(ntab.loc[[NOVELTY_DEFAULT, c]], NOVELTY_DEFAULT, candidates=[c])
         mins = {t: {c: v["min"] for c, v in r["novelty"].items()} for t, r in results["tasks"].items() if "novelty" in r}
         mt = pd.DataFrame(mins).T
         mt["family"] = [fam[t] for t in mt.index]
@@ -340,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--merge-from", type=Path, nargs="*", default=[],
                    help="panel JSON files whose task results are merged in (parts run elsewhere) before deciding")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--configs", nargs="*", help="only these classifier / novelty configurations (with --merge the others "
+                                                  "keep their recorded results)")
     a = p.parse_args(argv)
     if a.out.exists() and not (a.overwrite or a.merge):
         print(f"error: {a.out} exists; pass --overwrite to replace it or --merge to update it", file=sys.stderr)
@@ -352,6 +438,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ["cellbench_celseq2_to_dropseq"]
         cls_cfg = {"default": {"models": ("lr",), "kwargs": {}}}
         nov_cfg = {k: NOVELTY_CONFIGS[k] for k in ("combined", "knn@matched")}
+    if a.configs:
+        bad = sorted(set(a.configs) - set(cls_cfg) - set(nov_cfg))
+        if bad:
+            print(f"error: unknown configurations {bad}; classifiers: {list(cls_cfg)}; novelty: {list(nov_cfg)}",
+                  file=sys.stderr); return 2
+        cls_cfg = {k: v for k, v in cls_cfg.items() if k in a.configs}
+        nov_cfg = {k: v for k, v in nov_cfg.items() if k in a.configs}
     if a.tasks:
         bad = sorted(set(a.tasks) - set(tasks))
         if bad: print(f"error: unknown tasks {bad}; choose from {list(tasks)}", file=sys.stderr); return 2
@@ -359,8 +452,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = json.loads(a.out.read_text()) if a.merge and a.out.exists() else {"tasks": {}}
     from scaml.core import package_versions
     t_all = time.perf_counter()
+    merged_cmds = []
     for f in a.merge_from:
-        for n, r in json.loads(Path(f).read_text())["tasks"].items(): results["tasks"].setdefault(n, {}).update(r)
+        other = json.loads(Path(f).read_text())
+        merged_cmds += other.get("protocol", {}).get("commands", [])      # how the merged parts were run
+        for n, r in other["tasks"].items():
+            mine = results["tasks"].setdefault(n, {})
+            for k, v in r.items():                  # configurations merged one by one: the others stay recorded
+                if k in ("classifiers", "novelty"): mine.setdefault(k, {}).update(v)
+                else: mine[k] = v
     if a.part == "none": names = []
     for n in names:
         task = tasks[n]
@@ -370,18 +470,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         r.update(family=task["family"], description=task["description"], n_train=int((ad_.obs.split == "train").sum()),
                  n_test=int((ad_.obs.split == "test").sum()), n_genes=int(ad_.n_vars),
                  n_types=int(ad_.obs.label[ad_.obs.split == "train"].nunique()))
-        if a.part in ("all", "classifiers"): r["classifiers"] = run_classifiers(ad_, cls_cfg)
-        if a.part in ("all", "novelty"): r["novelty"] = run_novelty_loto(ad_, nov_cfg)
+        if a.part in ("all", "classifiers") and cls_cfg:
+            r.setdefault("classifiers", {}).update(run_classifiers(ad_, cls_cfg))
+        if a.part in ("all", "novelty") and nov_cfg:
+            r.setdefault("novelty", {}).update(run_novelty_loto(ad_, nov_cfg))
+    old = results.get("protocol", {}) if a.merge else {}          # configurations recorded by earlier runs
     results["protocol"] = {
         "families": {n: t["family"] for n, t in tasks.items()}, "excluded": EXCLUDED,
-        "classifier_configs": {k: {"models": list(v["models"]), "kwargs": v["kwargs"]} for k, v in cls_cfg.items()},
-        "novelty_configs": {k: {kk: (list(vv) if isinstance(vv, tuple) else vv) for kk, vv in v.items()}
-                            for k, v in nov_cfg.items()},
+        "classifier_configs": {**old.get("classifier_configs", {}),
+                               **{k: {"models": list(v["models"]), "kwargs": v["kwargs"]} for k, v in cls_cfg.items()}},
+        "classifier_sets": CLASSIFIER_SETS,
+        "novelty_configs": {**old.get("novelty_configs", {}),
+                            **{k: {kk: (list(vv) if isinstance(vv, tuple) else vv) for kk, vv in v.items()}
+                               for k, v in nov_cfg.items()}},
         "novelty_default": NOVELTY_DEFAULT, "rule": f"leave-one-family-out, tol {TOL}",
         "macro_f1_interval": "95% bootstrap of the test cells (scaml.metrics.ci_for_benchmark, 200 resamples)",
         "novelty_protocol": "leave one type out of training (types with >= 20 test cells), test side scored as one "
                             "batch; mean AUROC over types with a 95% bootstrap interval of the test cells",
-        "quick": a.quick, "commands": sorted(set(results.get("protocol", {}).get("commands", []) +
+        "quick": a.quick, "commands": sorted(set(results.get("protocol", {}).get("commands", []) + merged_cmds +
                                                      [" ".join(["panel.py"] + [Path(x).name if x.startswith("/") else x
                                                                     for x in (argv or sys.argv[1:])])]))}
     results["decisions"] = decide(results)

@@ -53,6 +53,22 @@ def test_rule_with_a_default_set():
     assert r["adopt"]
     assert not lofo_rule(table({"m1": [0.9, 0.9, 0.9], "m2": [0.5, 0.5, 0.5]}), ["m1", "m2"])["adopt"]
 
+def test_rule_with_a_candidate_set():
+    # only the candidate set's members may be chosen: 'other' is best everywhere but not in the set; the set is
+    # represented on each held-out family by its member with the best mean on the others
+    t = table({"m1": [0.9, 0.9, 0.8], "c1": [0.95, 0.5, 0.9], "c2": [0.5, 0.9, 0.6], "other": [1.0, 1.0, 1.0]})
+    r = lofo_rule(t, ["m1"], candidates=["c1", "c2"])
+    assert r["winner"] in ("c1", "c2")
+    assert r["folds"]["fam_c"]["chosen"] == "c1" and r["folds"]["fam_c"]["gain"] == pytest.approx(0.1)
+    assert r["folds"]["fam_a"]["chosen"] == "c2" and r["folds"]["fam_a"]["gain"] == pytest.approx(-0.4)
+    assert not r["adopt"] and r["mean_gain"] == pytest.approx((0.1 - 0.4 - 0.4) / 3)
+    assert lofo_rule(t, ["m1"])["winner"] == "other"
+    # the default set plus one model: where the default's own member is chosen on the others, the gain is 0
+    r = lofo_rule(t.loc[["m1", "c1"]], ["m1"], candidates=["m1", "c1"])
+    assert r["folds"]["fam_a"]["chosen"] == "m1" and r["folds"]["fam_a"]["gain"] == 0
+    assert r["folds"]["fam_b"]["chosen"] == "c1" and r["folds"]["fam_b"]["gain"] == pytest.approx(-0.4)
+    with pytest.raises(KeyError, match="nope"): lofo_rule(t, ["m1"], candidates=["nope"])
+
 def test_rule_bad_input():
     with pytest.raises(KeyError, match="nope"): lofo_rule(table({"a": [1, 1, 1]}), "nope")
     with pytest.raises(ValueError, match="two families"): lofo_rule(pd.DataFrame({"f": [1.0]}, index=["a"]), "a")
@@ -82,3 +98,38 @@ def test_panel_quick(tmp_path):
     r2 = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "panel.py"), "--quick", "--out", str(out)],
                         capture_output=True, text=True, env=env, timeout=900)
     assert r2.returncode == 2 and "exists" in r2.stderr
+
+def test_corr_gap_score_ranks_a_new_type_higher():
+    # three types, each high on its own 20 of 60 genes; fitted on two, the third has no clear best profile
+    import numpy as np
+    from panel import CorrGapScore, _auroc
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 100)
+    X = rng.poisson(1.0, (300, 60)).astype(float)
+    for t in range(3): X[y == t, 20 * t:20 * (t + 1)] += rng.poisson(4.0, (100, 20))
+    X = np.log1p(X)
+    s = CorrGapScore().fit(X[y < 2], y[y < 2]).score(X)
+    assert s.shape == (300,) and np.isfinite(s).all()
+    assert _auroc(y == 2, s) > 0.95
+    assert (s <= 0).all()                    # minus a gap between correlations
+
+@pytest.mark.slow
+def test_panel_configs_merge(tmp_path):
+    # --configs runs only the configurations named; --merge keeps the others recorded before
+    data = os.environ.get("SCAML_DATA_DIR")
+    if not data or not Path(data, "cellbench_lung_celllines").exists(): pytest.skip("SCAML_DATA_DIR with the shared data")
+    out = tmp_path / "panel.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    def run(*args):
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "panel.py"), "--part", "classifiers",
+                               "--tasks", "cellbench_celseq2_to_dropseq", "--out", str(out), *args],
+                              capture_output=True, text=True, env=env, timeout=900)
+    r = run("--configs", "knn")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run("--configs", "singler", "--merge")
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert set(d["tasks"]["cellbench_celseq2_to_dropseq"]["classifiers"]) == {"knn", "singler"}
+    assert set(d["protocol"]["classifier_configs"]) == {"knn", "singler"}
+    r = run("--configs", "nope", "--merge")
+    assert r.returncode == 2 and "unknown configurations ['nope']" in r.stderr
