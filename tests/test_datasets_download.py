@@ -2,7 +2,7 @@
 
 The server serves a mirror written by scripts/data_mirror.py from the datasets the tests use: the original files whose
 upstream bytes are here (DeepChem's four files, ACTINN's train_set.h5 and train_label.txt.gz) are served unchanged and
-checked against the registered sha256; the others (sc_mixology's CSVs, Cepo's cellbench.rda, ACTINN's
+checked against the registered sha256; the others (sc_mixology's CSVs, Cepo's cellbench.rda, muscat's example_sce.rda, ACTINN's
 train_set.csv.gz, the celltypist and scanpy wheels) are recreated with the same data, so their checksums are the
 mirror's. Every built dataset is checked against its registered content checksum either way. No real URL is used.
 """
