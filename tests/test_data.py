@@ -60,10 +60,11 @@ def test_data_and_cache_dir(monkeypatch, tmp_path):
 def test_list_datasets_and_tasks():
     df = sd.list_datasets()
     assert set(df.name) == {"deepchem_actinn_tm_facs", "actinn_tm_droplet", "cellbench_plate_based",
-                            "cellbench_10x_3cl", "scanpy_pbmc68k_reduced"}
+                            "cellbench_10x_3cl", "scanpy_pbmc68k_reduced", "muscat_kang_ifnb"}
     assert {"description", "n_obs", "label_key", "citation"} <= set(df.columns)
     assert list(sd.list_tasks().name) == ["actinn_tutorial", "tm_facs_to_droplet", "cellbench_celseq2_to_dropseq",
-                                         "cellbench_plate1_to_plates23"]
+                                         "cellbench_plate1_to_plates23", "tm_droplet_to_facs", "kang_ctrl_to_stim",
+                                         "kang_stim_to_ctrl"]
 
 def test_missing_dataset_offline(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
