@@ -70,6 +70,7 @@ def test_missing_dataset_offline(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
     monkeypatch.setattr(sd, "_download", no_network)   # nothing leaves this machine
+    monkeypatch.delenv("SCAML_DATA_URL", raising=False)  # the public sources, not a mirror
     monkeypatch.setenv("SCAML_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("SCAML_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError) as e:
