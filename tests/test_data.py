@@ -25,6 +25,11 @@ from scaml.data import read_h5ad
 
 DATA = Path(os.environ.get("SCAML_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
 
+@pytest.fixture(autouse=True)
+def _public_sources(monkeypatch):
+    "These tests name their sources themselves: a mirror in SCAML_DATA_URL (which filled the test cache) is not used."
+    monkeypatch.delenv("SCAML_DATA_URL", raising=False)
+
 @pytest.fixture
 def env(monkeypatch, tmp_path):
     "SCAML_DATA_DIR at the shared data, SCAML_CACHE in tmp_path."
@@ -70,7 +75,6 @@ def test_missing_dataset_offline(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
     monkeypatch.setattr(sd, "_download", no_network)   # nothing leaves this machine
-    monkeypatch.delenv("SCAML_DATA_URL", raising=False)  # the public sources, not a mirror
     monkeypatch.setenv("SCAML_DATA_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("SCAML_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError) as e:
