@@ -35,8 +35,10 @@ extras = {
     # scANVI (model 'scanvi'): the scvi-tools release for Python 3.11; it adds packages and changes none of the
     # versions above (measured with torch 2.13.0 CPU)
     'scvi': ['torch>=2.1', "scvi-tools==1.4.2; python_version >= '3.11'"],
+    # scaml_report: runs the analysis notebook (papermill, a Python kernel) and renders its HTML (nbconvert)
+    'report': ['papermill>=2.5', 'nbconvert', 'ipykernel'],
 }
-extras['all'] = sorted({r for k in ('torch', 'dask', 'shap', 'scanpy') for r in extras[k]})
+extras['all'] = sorted({r for k in ('torch', 'dask', 'shap', 'scanpy', 'report') for r in extras[k]})
 extras['dev'] = dev_requirements + extras['torch'] + extras['dask'] + extras['scvi']
 
 setuptools.setup(

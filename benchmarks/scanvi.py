@@ -11,8 +11,8 @@ into `benchmarks/scanvi.json` task by task, so that tasks can be run one at a ti
     nice python benchmarks/scanvi.py kang_stim_to_ctrl --max-epochs 100      # fewer scVI epochs, recorded as such
 
 Tasks: `tm_facs_to_droplet` (`scaml.load_task`), `tm_droplet_to_facs` (the same cells, sides swapped), and
-`kang_ctrl_to_stim` / `kang_stim_to_ctrl`, built as `../shared/tasks/make_tasks.py` builds them from
-`$SCAML_DATA_DIR/muscat_kang_ifnb`. Needs the extra `scaml[scvi]`.
+`kang_ctrl_to_stim` / `kang_stim_to_ctrl` (`scaml.load_task`, as make_tasks.py builds them). Needs the extra
+`scaml[scvi]`.
 """
 from __future__ import annotations
 
@@ -36,15 +36,6 @@ SCAML_MODELS = ["lr", "rf", "xgb", "mlp"]
 TASKS = ["tm_facs_to_droplet", "tm_droplet_to_facs", "kang_ctrl_to_stim", "kang_stim_to_ctrl"]
 
 
-def _task(train: ad.AnnData, test: ad.AnnData, label: str) -> ad.AnnData:
-    "As make_tasks.py: train and test on their shared genes, obs `label` and `split`."
-    genes = train.var_names.intersection(test.var_names)
-    a = ad.concat([train[:, genes], test[:, genes]], label="split", keys=["train", "test"], index_unique=None)
-    a.obs["label"] = a.obs[label].astype(str).values
-    a.obs = a.obs[["label", "split"]]
-    return a
-
-
 def build(name: str) -> ad.AnnData:
     "The cells of task `name`, counts in X, obs `label` and `split` (train/test)."
     if name == "tm_facs_to_droplet": return load_task(name)
@@ -52,11 +43,7 @@ def build(name: str) -> ad.AnnData:
         a = load_task("tm_facs_to_droplet")
         a.obs["split"] = a.obs["split"].map({"train": "test", "test": "train"}).astype(str)
         return a
-    data = Path(os.environ.get("SCAML_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    kang = ad.read_h5ad(data / "muscat_kang_ifnb" / "muscat_kang_ifnb.h5ad")
-    ctrl, stim = kang[kang.obs.batch == "ctrl"], kang[kang.obs.batch == "stim"]
-    if name == "kang_ctrl_to_stim": return _task(ctrl, stim, "label")
-    if name == "kang_stim_to_ctrl": return _task(stim, ctrl, "label")
+    if name in ("kang_ctrl_to_stim", "kang_stim_to_ctrl"): return load_task(name)
     raise SystemExit(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
 
 

@@ -2,24 +2,22 @@
 benchmarks/travel.json.
 
 Tasks: Tabula Muris FACS -> droplet and droplet -> FACS, CellBench CEL-seq2 -> Drop-seq and plate 1 -> plates 2-3,
-Kang PBMC ctrl -> stim and stim -> ctrl (the definitions of ../shared/tasks/make_tasks.py, built in memory). Models:
+Kang PBMC ctrl -> stim and stim -> ctrl (`scaml.load_task`; the definitions of make_tasks.py). Models:
 lr (the default), singler (reference correlation), knn (neighbours in the training PCA), each also after the majority
 vote over query clusters (`<model>+vote`). Default settings otherwise (2,000 HVG, balanced class weights, seed 0).
 Run: SCAML_DATA_DIR=../shared/data python benchmarks/travel.py
 """
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from pathlib import Path
 
-import anndata
 import numpy as np
 
 from scaml.benchmark import run_benchmark
 from scaml.core import package_versions
-from scaml.datasets import TASKS, load_dataset, load_task
+from scaml.datasets import load_task
 from scaml.results import to_json
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -27,30 +25,11 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 OUT = Path(__file__).with_name("travel.json")
 MODELS = ["lr", "singler", "knn"]
 
-def _task(train, test, label):
-    "Train and test cells on their shared genes, obs `label` and `split` (as make_tasks.py builds them)."
-    genes = train.var_names.intersection(test.var_names)
-    a = anndata.concat([train[:, genes], test[:, genes]], label="split", keys=["train", "test"], index_unique=None)
-    a.obs["label"] = a.obs[label].astype(str).values
-    a.obs = a.obs[["label", "split"]]
-    return a
-
 def tasks():
-    "Each task by name, built lazily (registered ones through scaml.load_task)."
-    def facs_drop(reverse):
-        facs, drop = load_dataset("deepchem_actinn_tm_facs"), load_dataset("actinn_tm_droplet")
-        facs = facs[facs.obs.cell_type.isin(set(drop.obs.cell_type))]
-        return _task(drop, facs, "cell_type") if reverse else _task(facs, drop, "cell_type")
-    def kang(train, test):
-        # not a registered dataset: read from SCAML_DATA_DIR as make_tasks.py does
-        k = anndata.read_h5ad(Path(os.environ["SCAML_DATA_DIR"]) / "muscat_kang_ifnb" / "muscat_kang_ifnb.h5ad")
-        return _task(k[k.obs.batch == train], k[k.obs.batch == test], "label")
-    return {"tm_facs_to_droplet": lambda: load_task("tm_facs_to_droplet"),
-            "tm_droplet_to_facs": lambda: load_task("tm_droplet_to_facs") if "tm_droplet_to_facs" in TASKS else facs_drop(True),
-            "cellbench_celseq2_to_dropseq": lambda: load_task("cellbench_celseq2_to_dropseq"),
-            "cellbench_plate1_to_plates23": lambda: load_task("cellbench_plate1_to_plates23"),
-            "kang_ctrl_to_stim": lambda: load_task("kang_ctrl_to_stim") if "kang_ctrl_to_stim" in TASKS else kang("ctrl", "stim"),
-            "kang_stim_to_ctrl": lambda: load_task("kang_stim_to_ctrl") if "kang_stim_to_ctrl" in TASKS else kang("stim", "ctrl")}
+    "Each task by name, built lazily with scaml.load_task."
+    names = ["tm_facs_to_droplet", "tm_droplet_to_facs", "cellbench_celseq2_to_dropseq", "cellbench_plate1_to_plates23",
+             "kang_ctrl_to_stim", "kang_stim_to_ctrl"]
+    return {n: (lambda n=n: load_task(n)) for n in names}
 
 def main():
     out = {"setup": {"models": MODELS, "majority_vote": True, "features": "hvg", "n_top_genes": 2000,

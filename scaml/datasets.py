@@ -484,6 +484,40 @@ def _build_cellbench_10x_3cl(orig: Path) -> AnnData:
 _BUILDERS |= {"cellbench_plate_based": _build_cellbench_plate_based, "cellbench_10x_3cl": _build_cellbench_10x_3cl}
 
 
+# %% ../nbs/00a_datasets.ipynb #6b1e0c02
+_MUSCAT = "https://raw.githubusercontent.com/HelenaLC/muscat/017b290b414212c357e184d17edcca27f4302ace/data/"
+
+def _build_muscat_kang_ifnb(orig: Path) -> AnnData:
+    "The Kang PBMCs from muscat's example_sce.rda, read in Python (make.py's R export and build, ported)."
+    a = read_sce_rda(orig / "example_sce.rda", assay="counts")
+    cd = a.obs.astype(str)
+    for c in ("cluster_id", "group_id", "sample_id"):
+        if c not in cd:
+            raise ValueError(f"colData of '{orig / 'example_sce.rda'}' has no column {c!r} (it has "
+                             f"{format_values(cd.columns)}); remove the file and try again")
+    obs = pd.DataFrame({"label": cd["cluster_id"].to_numpy(),    # author cell type (Kang et al. 2018)
+                        "batch": cd["group_id"].to_numpy(),      # ctrl / stim (IFN-beta 6 h)
+                        "donor": cd["sample_id"].str[-3:].to_numpy(),  # lupus patient id 101 / 107
+                        "sample_id": cd["sample_id"].to_numpy()},
+                       index=pd.Index((cd["sample_id"] + "_" + cd.index.astype(str)).to_numpy()))  # barcodes repeat
+    for c in obs: obs[c] = obs[c].astype("category")
+    out = AnnData(X=sp.csr_matrix(a.X, dtype=np.float32), obs=obs, var=pd.DataFrame(index=a.var_names.astype(str)))
+    out.uns["source"] = "HelenaLC/muscat data/example_sce.rda (Kang et al. 2018, GSE96583 subset)"
+    return out
+
+DATASETS["muscat_kang_ifnb"] = Dataset(
+    "muscat_kang_ifnb", "muscat_kang_ifnb/muscat_kang_ifnb.h5ad",
+    "978c123807212474136957e9d036d78c4fea776306b1652a63b5a9e96096e7a8",
+    "Human PBMCs, control vs IFN-beta stimulated, 2 donors, 5 cell types (muscat's subset of Kang et al.); raw UMI counts",
+    "label", "batch", 1556, 1267,
+    "Kang HM et al. (2018) Nat Biotechnol 36:89-94, doi:10.1038/nbt.4042; "
+    "Crowell HL et al. (2020) Nat Commun 11:6077, doi:10.1038/s41467-020-19894-4",
+    "HelenaLC/muscat@017b290 data/example_sce.rda (an R SingleCellExperiment, read in Python)",
+    "f2aadf3252dc1c4e50444b01f2bff409bce311a5cf2d6fcac0bc838faeb3a7fd",
+    (SourceFile("example_sce.rda", _MUSCAT + "example_sce.rda"),))
+_BUILDERS["muscat_kang_ifnb"] = _build_muscat_kang_ifnb
+
+
 # %% ../nbs/00a_datasets.ipynb #70fa5cc6
 def _check_file(p: Path, ds: Dataset, *, remove: bool) -> None:
     "Raise if `p` matches neither the registered checksum nor the one recorded when it was built."
@@ -625,6 +659,19 @@ def list_tasks() -> pd.DataFrame:
     return pd.DataFrame([{"name": k, **v} for k, v in TASKS.items()],
                         columns=["name", "description", "datasets", "n_obs", "n_vars", "n_labels"])
 
+# %% ../nbs/00a_datasets.ipynb #6b1e0c05
+TASKS |= {
+    "tm_droplet_to_facs": {
+        "description": "Tabula Muris: train on 10x droplet, test on Smart-seq2 (FACS); 5 shared types",
+        "datasets": ["actinn_tm_droplet", "deepchem_actinn_tm_facs"], "n_obs": 2957, "n_vars": 1685, "n_labels": 5},
+    "kang_ctrl_to_stim": {
+        "description": "Kang PBMCs: train on control cells, test on IFN-beta stimulated cells (2 donors)",
+        "datasets": ["muscat_kang_ifnb"], "n_obs": 1556, "n_vars": 1267, "n_labels": 5},
+    "kang_stim_to_ctrl": {
+        "description": "Kang PBMCs: train on IFN-beta stimulated cells, test on control cells (2 donors)",
+        "datasets": ["muscat_kang_ifnb"], "n_obs": 1556, "n_vars": 1267, "n_labels": 5},
+}
+
 # %% ../nbs/00a_datasets.ipynb #f8302d81
 def _task(train: AnnData, test: AnnData, label: str) -> AnnData:
     "Concatenate train and test on their shared genes with obs `label` and `split` only."
@@ -656,6 +703,13 @@ def load_task(name: str, *, data_dir: PathLike | None = None, cache_dir: PathLik
     if name not in TASKS:
         raise KeyError(f"name={name!r} is not a benchmark task; available: {format_values(TASKS)}. See scaml.datasets.list_tasks()")
     load = lambda n: load_dataset(n, data_dir=data_dir, cache_dir=cache_dir)
+    if name.startswith("kang_"):
+        k = load("muscat_kang_ifnb")
+        train, test = ("ctrl", "stim") if name == "kang_ctrl_to_stim" else ("stim", "ctrl")
+        return _task(k[k.obs.batch == train], k[k.obs.batch == test], "label")
+    if name == "tm_droplet_to_facs":
+        facs, drop = load("deepchem_actinn_tm_facs"), load("actinn_tm_droplet")
+        return _task(drop, facs[facs.obs.cell_type.isin(set(drop.obs.cell_type))], "cell_type")
     if name in ("actinn_tutorial", "tm_facs_to_droplet"):
         facs = load("deepchem_actinn_tm_facs")
         if name == "actinn_tutorial":

@@ -168,6 +168,11 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
     The split folders written, `<outdir>/<train>_to_<test>/`, each holding `report.ipynb` (the executed notebook),
     `report.html` (its rendering) and `results/` (the `run_benchmark` results folder).
     """
+    import importlib.util
+    missing = [m for m in ("papermill", "nbconvert", "ipykernel") if importlib.util.find_spec(m) is None]
+    if missing:  # checked before anything is written
+        raise ImportError(f"the report needs {', '.join(missing)}, not installed here: pip install \"scaml[report]\" "
+                          f"(or pip install {' '.join(missing)})")
     import papermill as pm
     from scaml.datasets import DATASETS, TASKS
     if (adata is None) == (dataset is None):

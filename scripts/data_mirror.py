@@ -186,13 +186,38 @@ def _cepo_rda(data: Path, out: Path) -> None:
     write_rda(out / "cellbench.rda", {"cellbench": sce})
 
 
+def _muscat_rda(data: Path, out: Path) -> None:
+    """muscat's data/example_sce.rda: a SingleCellExperiment with `counts` (dgCMatrix, genes x cells, the barcodes as
+    column names, repeated across samples) and colData `cluster_id`, `sample_id`, `group_id`."""
+    import anndata
+    import scipy.sparse as sp
+    import scaml.datasets as sd
+    a = anndata.read_h5ad(data / sd.DATASETS["muscat_kang_ifnb"].path)
+    genes = np.asarray(a.var_names, dtype=str)
+    cells = np.array([c.split("_", 1)[1] for c in a.obs_names])
+    m = sp.csc_matrix(a.X.T)
+    counts = S4("dgCMatrix", "Matrix", i=m.indices.astype(np.int32), p=m.indptr.astype(np.int32),
+                Dim=np.array(m.shape, dtype=np.int32), Dimnames=[genes, cells], x=m.data.astype(np.float64),
+                factors=[])
+    cols = {"cluster_id": a.obs["label"].astype(str).to_numpy(), "sample_id": a.obs["sample_id"].astype(str).to_numpy(),
+            "group_id": a.obs["batch"].astype(str).to_numpy()}
+    col_data = S4("DFrame", "S4Vectors", rownames=cells, nrows=np.array([len(cells)], dtype=np.int32),
+                  listData=cols, elementType=np.array(["ANY"]), metadata=[])
+    assays = S4("SimpleAssays", "SummarizedExperiment",
+                data=S4("SimpleList", "S4Vectors", listData={"counts": counts}, elementType=np.array(["ANY"]),
+                        metadata=[]))
+    sce = S4("SingleCellExperiment", "SingleCellExperiment", colData=col_data, assays=assays, NAMES=genes,
+             metadata=[])
+    write_rda(out / "example_sce.rda", {"example_sce": sce})
+
+
 def write_mirror(data: Path, out: Path, names=None, pip: bool = False) -> list[str]:
     """Fill OUT with the source files of the datasets `names` (default all registered ones); `pip`: try
     `pip download` for the wheels first (it reaches the package index; the tests leave it off).
 
     Returns the names of the recreated files (see the module note)."""
     import scaml.datasets as sd
-    makers = {"train_set.csv.gz": _actinn_train_set, "cellbench.rda": _cepo_rda,
+    makers = {"train_set.csv.gz": _actinn_train_set, "cellbench.rda": _cepo_rda, "example_sce.rda": _muscat_rda,
               sd._CELLTYPIST_WHEEL: _gene_names_wheel, sd._SCANPY_WHEEL.name: _scanpy_wheel}
     made: dict[str, Path] = {}
     copied = set()

@@ -44,7 +44,7 @@ if [ "$mode" = dev ]; then
     || "${pip[@]}" --no-deps --ignore-requires-python "deepchem==2.8.0" rdkit
 else
   echo "installing scaml" >&2
-  "${pip[@]}" -e ".[torch]"
+  "${pip[@]}" -e ".[torch,report]"
 fi
 rm -f .venv/.scaml-"$mode"-*
 touch "$stamp"

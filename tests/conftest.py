@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"   # ../shared/data beside the clone, where there is one
+# the original SCAML's results-layout checker: an external file beside the clone (../shared/compat), not in the repository
+SEED_CHECK = Path(__file__).resolve().parents[2] / "shared" / "compat" / "check_seed_layout.py"
 BIN = Path(sys.executable).parent
 
 
@@ -43,4 +45,23 @@ def cli(data_dir):
         if check and p.returncode != 0:
             raise AssertionError(f"{name} {' '.join(map(str, args))} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
         return p
+    return run
+
+
+class SeedCheckNotRun(UserWarning):
+    "The original SCAML's layout check was skipped because its external checker is not beside this clone."
+
+
+@pytest.fixture
+def seed_layout():
+    """Run the original SCAML's layout checker (../shared/compat/check_seed_layout.py) on a results folder: returns the
+    CompletedProcess (exit 0 = readable by the original tools), or None with a `SeedCheckNotRun` warning where the
+    checker is absent (a clone alone): only that check is skipped, the test's other assertions still run."""
+    def run(folder: Path) -> subprocess.CompletedProcess | None:
+        if not SEED_CHECK.exists():
+            import warnings
+            warnings.warn(SeedCheckNotRun(f"the original SCAML's layout check was not run on {Path(folder).name}: its "
+                                          f"external checker {SEED_CHECK} is not beside this clone"), stacklevel=2)
+            return None
+        return subprocess.run([sys.executable, str(SEED_CHECK), str(folder)], capture_output=True, text=True)
     return run

@@ -2,7 +2,7 @@
 
 The server serves a mirror written by scripts/data_mirror.py from the datasets the tests use: the original files whose
 upstream bytes are here (DeepChem's four files, ACTINN's train_set.h5 and train_label.txt.gz) are served unchanged and
-checked against the registered sha256; the others (sc_mixology's CSVs, Cepo's cellbench.rda, ACTINN's
+checked against the registered sha256; the others (sc_mixology's CSVs, Cepo's cellbench.rda, muscat's example_sce.rda, ACTINN's
 train_set.csv.gz, the celltypist and scanpy wheels) are recreated with the same data, so their checksums are the
 mirror's. Every built dataset is checked against its registered content checksum either way. No real URL is used.
 """
@@ -184,3 +184,52 @@ def test_read_sce_rda_on_files_r_wrote(tmp_path):
         assert a.obs["number_of_genes"].tolist() == [2, 1, 1]
     with pytest.raises(KeyError, match="no assay 'spliced'; it has 'counts', 'logcounts'"):
         sd.read_sce_rda(tmp_path / "sparse.rda", assay="spliced")
+
+
+R_MUSCAT = r'''
+suppressMessages({library(SingleCellExperiment); library(Matrix)})
+src <- commandArgs(TRUE)[1]
+m <- as(readMM(file.path(src, "counts.mtx")), "CsparseMatrix")
+rownames(m) <- readLines(file.path(src, "genes.txt")); colnames(m) <- readLines(file.path(src, "cells.txt"))
+cd <- read.delim(file.path(src, "obs.tsv"), stringsAsFactors = FALSE)
+cd <- DataFrame(cluster_id = factor(cd$cluster_id), sample_id = factor(cd$sample_id), group_id = factor(cd$group_id),
+                row.names = cd$cell)
+ei <- data.frame(sample_id = levels(cd$sample_id), group_id = factor(c("ctrl", "ctrl", "stim", "stim")),
+                 n_cells = as.integer(table(cd$sample_id)))
+example_sce <- SingleCellExperiment(assays = list(counts = m, logcounts = log1p(m)), colData = cd,
+                                    metadata = list(experiment_info = ei))
+rowData(example_sce)$n_cells <- rowSums(m > 0)
+reducedDim(example_sce, "PCA") <- matrix(seq_len(ncol(m) * 2) / 7, ncol = 2)
+save(example_sce, file = file.path(src, "example_sce.rda"), compress = "xz")   # as R packages ship their data
+'''
+
+
+def test_kang_builds_from_an_sce_that_r_saved(tmp_path, data_dir):
+    """muscat's example_sce.rda as R saves such an object (factors in colData, counts and logcounts, rowData, a
+    reduced dimension, metadata, xz compression) builds into the registered Kang content, without R."""
+    import os
+    import subprocess
+
+    import scipy.io
+    rscript = shutil.which("Rscript")
+    ok = rscript and subprocess.run([rscript, "-e", "suppressMessages(library(SingleCellExperiment))"],
+                                    capture_output=True).returncode == 0
+    if not ok:
+        if os.environ.get("SCAML_REQUIRE_SYSTEM") == "1":
+            pytest.fail("R with SingleCellExperiment is missing (Debian: r-bioc-singlecellexperiment)")
+        pytest.skip("needs R with SingleCellExperiment (Debian: r-bioc-singlecellexperiment)")
+    ds = sd.DATASETS["muscat_kang_ifnb"]
+    ref = anndata.read_h5ad(data_dir / ds.path)
+    scipy.io.mmwrite(tmp_path / "counts.mtx", sp.csc_matrix(ref.X.T).astype(np.int64))
+    barcodes = [c.split("_", 1)[1] for c in ref.obs_names]
+    (tmp_path / "genes.txt").write_text("\n".join(ref.var_names) + "\n")
+    (tmp_path / "cells.txt").write_text("\n".join(barcodes) + "\n")
+    obs = ref.obs.rename(columns={"label": "cluster_id", "batch": "group_id"})[["cluster_id", "sample_id", "group_id"]]
+    obs.assign(cell=barcodes)[["cell", "cluster_id", "sample_id", "group_id"]].to_csv(tmp_path / "obs.tsv", sep="\t",
+                                                                                     index=False)
+    (tmp_path / "w.R").write_text(R_MUSCAT)
+    subprocess.run([rscript, str(tmp_path / "w.R"), str(tmp_path)], check=True, capture_output=True)
+    a = sd._BUILDERS[ds.name](tmp_path)
+    assert sd.content_sha256(a, ds.label_key) == ds.content_sha256
+    assert list(a.obs.columns) == ["label", "batch", "donor", "sample_id"]
+    assert all(a.obs[c].dtype == ref.obs[c].dtype for c in a.obs)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "scaml"
-SEED_CHECK = Path(__file__).resolve().parents[2] / "shared" / "compat" / "check_seed_layout.py"
 # lowest first; a module may import from its own layer or any layer before it
 LAYERS = [["core"], ["data"], ["io", "datasets"], ["input_scale"], ["preprocess", "streaming", "calibration"], ["models"],
           ["actinn", "travel", "scanvi"],

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from scaml.benchmark import run_benchmark
+from scaml.datasets import load_dataset
 from scaml.models import CellTypeModel
 from scaml.scanvi import count_matrix, scvi_available
 
@@ -23,8 +24,7 @@ RUN = dict(label_key="label", split_key="split", train="train", test="test", pro
 @pytest.fixture(scope="module")
 def kang() -> ad.AnnData:
     "kang_ctrl_to_stim as ../shared/tasks/make_tasks.py builds it: raw counts in X, obs label and split."
-    k = ad.read_h5ad(DATA / "muscat_kang_ifnb" / "muscat_kang_ifnb.h5ad")
-    a = k.copy()
+    a = load_dataset("muscat_kang_ifnb")
     a.obs["split"] = np.where(a.obs["batch"] == "ctrl", "train", "test")
     a.obs = a.obs[["label", "split"]].astype(str)
     return a
