@@ -789,7 +789,8 @@ def test_16_plot_and_predict_flags(capsys, tmp_path):
 
 @pytest.mark.parametrize("f,argv,phrase", [
     (scaml_matrix, ["--cv-folds", "1"], "--cv-folds 1 leaves no cells to test on"),
-    (scaml_matrix, ["--models", "svm"], "unknown model(s) ['svm']; available: lr, rf, xgb, mlp, actinn, actinn_deepchem, singler, knn, scanvi. Fix --models"),
+    (scaml_matrix, ["--models", "svm"], "unknown model(s) ['svm']; available: lr, rf, xgb, mlp, actinn, actinn_deepchem, singler, knn, "
+         "scanvi. Fix --models"),
     (scaml_matrix, ["--filter", "qc"], "KEY=VALUE"),
     (scaml_learning_curve, ["--group-key", "batch", "--model", "svm"], "Fix --model"),
     (scaml_novelty, ["--hek-key", "x", "--model", "svm"], "--model 'svm' is neither a saved model folder"),
