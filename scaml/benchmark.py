@@ -136,7 +136,7 @@ class SoftVote:
 
     def __repr__(self) -> str: return f"SoftVote({', '.join(self.members)})"
 
-# %% ../nbs/08_benchmark.ipynb #576a8dac
+# %% ../nbs/08_benchmark.ipynb #59f6adda
 def _check_models(models: list, custom: dict, *, ensemble: bool, group_key: str | None, calibrate: str | None,
                   use_rep: str | None, features: str, model_params: Mapping | None) -> None:
     "Refuse a run's models and the options that go with them, before any data is read."
@@ -169,7 +169,7 @@ def _checked_overlap(adata: AnnData, test_src: AnnData, tr, te, *, layer, random
         warnings.warn(f"{msg}; running anyway (allow_overlap=True), recorded in the manifest", UserWarning, stacklevel=3)
     return r
 
-# %% ../nbs/08_benchmark.ipynb #4b3ccc56
+# %% ../nbs/08_benchmark.ipynb #50fc7726
 class _Scores:
     "The metrics, predictions, probabilities, fitted models and devices of a run's models, as each is recorded."
     def __init__(self, yte: np.ndarray, classes: list, train_classes: list, test_cells: pd.Index,
@@ -235,7 +235,7 @@ class _Scores:
             info["n_relabelled"][name] = mv.n_changed
         return info
 
-# %% ../nbs/08_benchmark.ipynb #2f064b1e
+# %% ../nbs/08_benchmark.ipynb #750a1dca
 def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Scores, calibration: dict, vote_info: dict,
               models: list, tr, te, ytr, yte, desc: dict, unseen: list, overlap_report: dict, options: dict,
               threads, timings: dict) -> dict:
