@@ -20,6 +20,7 @@ from anndata import AnnData
 import scaml
 from .calibration import calibration_metrics, fit_calibrator
 from .data import check_adata
+from .engines import ENGINES, calibration_refusal, choose_engine  # noqa: F401 (ENGINES, calibration_refusal: re-exported)
 from .metrics import ci_for_benchmark, evaluate
 from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
@@ -30,58 +31,12 @@ from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float
                         format_sorted, format_values, limit_threads, package_versions, resolve_device)
 
 # %% auto #0
-__all__ = ['ENGINES', 'OUT_OF_CORE_CELLS', 'calibration_refusal', 'SoftVote', 'run_benchmark']
+__all__ = ['SoftVote', 'run_benchmark']
 
 # %% ../nbs/08_benchmark.ipynb #ff060871
 log = logging.getLogger(__name__)
 
 # %% ../nbs/08_benchmark.ipynb #ae850c0c
-def _engine(engine: str, adata: AnnData, client, use_rep: str | None) -> str:
-    "The engine a run uses (see `run_benchmark`)."
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r}; choose {format_values(ENGINES)}")
-    if engine == "auto": engine = "dask" if client is not None else "streaming" if adata.isbacked else "memory"
-    if engine == "dask" and client is None:
-        raise ValueError("engine='dask' needs a client: pass client=scaml.distributed.get_client(...)")
-    if engine == "dask" and use_rep is not None:
-        raise ValueError("use_rep trains on an embedding, which the Dask engine does not stream; use engine='memory'")
-    if engine == "streaming" and not adata.isbacked:
-        raise ValueError("engine='streaming' reads a backed file block by block; open it with read_h5ad(path, backed=True)")
-    if engine == "out-of-core" and use_rep is not None:
-        raise ValueError("use_rep trains on an embedding, which the out-of-core engine does not read; use engine='memory'")
-    return engine
-
-ENGINES = ("auto", "memory", "streaming", "out-of-core", "dask")
-OUT_OF_CORE_CELLS = 2_000_000    # engine='auto' on a backed file: above this many training cells, 'out-of-core'
-
-_NO_CALIBRATION = {"out-of-core": ("the out-of-core engine", "use engine='streaming'", "use --engine streaming"),
-                   "dask": ("the dask engine (a Dask cluster)", "run without client (engine='memory')",
-                            "run without --dask-workers/--dask-scheduler")}
-
-def calibration_refusal(engine: str, calibrate: str, *, cli: bool = False) -> str:
-    "The one message with which every engine that cannot calibrate refuses `calibrate` (flags for `cli`)."
-    name, api, flags = _NO_CALIBRATION[engine]
-    what = f"--calibrate {calibrate}" if cli else f"calibrate={calibrate!r}"
-    fix = f"pass --calibrate none or {flags}" if cli else f"pass calibrate=None or {api}"
-    return (f"{what} refits each model on folds of the training cells in memory, which {name} does not do; {fix}. "
-            "Nothing was run")
-
-def _out_of_core_check(calibrate: str | None, engine: str = "out-of-core") -> None:
-    "Refuse what the out-of-core and dask engines cannot do, before any data is read."
-    if calibrate is not None: raise ValueError(calibration_refusal(engine, calibrate))
-
-def _memory_only_check(engine: str, models: Sequence[str], majority_vote: bool) -> None:
-    "Refuse, before any data is read, the models and the vote that hold all cells in memory on another engine."
-    if engine == "memory": return
-    only = [m for m in models if getattr(get_backend(m), "memory_only", False)]
-    if only:
-        raise ValueError(f"model(s) {', '.join(only)} keep every training cell or type profile in memory and score the "
-                         f"test cells as a whole matrix, which the {engine} engine does not hold; use engine='memory' "
-                         "(an in-memory AnnData, no --backed) or drop them from models")
-    if majority_vote:
-        raise ValueError(f"majority_vote=True clusters all test cells together, which the {engine} engine reads block "
-                         "by block; use engine='memory' (an in-memory AnnData, no --backed) or drop the option")
-
 def _model_names(models) -> tuple[list[str], dict]:
     "Model names in order, and the custom estimators among them by name."
     if isinstance(models, str): models = [models]
@@ -110,38 +65,6 @@ def _model_names(models) -> tuple[list[str], dict]:
     return list(dict.fromkeys(out)), {}
 
 # %% ../nbs/08_benchmark.ipynb #1fcadda1
-def _rows(parent: AnnData, sub: AnnData) -> np.ndarray:
-    "Row indices of the cells of view `sub` in `parent`, ascending."
-    rows = parent.obs_names.get_indexer(sub.obs_names)
-    if (rows < 0).any() or (np.diff(rows) <= 0).any():
-        raise ValueError("internal: cells of a backed split must be an ordered subset of the file")
-    return rows
-
-def _row_indices(rows, n: int) -> np.ndarray:
-    "Ascending row indices from a split's rows (indices or a mask)."
-    rows = np.asarray(rows)
-    rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
-    if len(rows) and ((np.diff(rows) <= 0).any() or rows[0] < 0 or rows[-1] >= n):
-        raise ValueError("internal: a split's rows must be ascending row indices of the file")
-    return rows
-
-def _features(pp: Preprocessor, adata: AnnData, trd: AnnData, ted: AnnData, block_size: int):
-    "Fit `pp` on the training cells; return the training and test feature matrices and the gene-overlap report."
-    if not adata.isbacked:
-        Xtr = pp.fit_transform(trd)
-    else:
-        from scaml.streaming import fit_preprocessor_streaming, transform_streaming
-        rows = _rows(adata, trd)
-        fit_preprocessor_streaming(adata, pp, rows=rows, block_size=block_size)
-        Xtr, _ = transform_streaming(adata, pp, rows=rows, block_size=block_size)
-    src = ted if not ted.is_view else ted._adata_ref
-    if src.isbacked:
-        from scaml.streaming import transform_streaming
-        Xte, overlap = transform_streaming(src, pp, rows=_rows(src, ted), block_size=block_size)
-    else:
-        Xte, overlap = pp.transform(ted, return_report=True)
-    return Xtr, Xte, overlap
-
 def _unseen_in_folds(y: np.ndarray, groups: np.ndarray, folds: list, classes: Sequence | None) -> tuple[list, list]:
     "Classes held out by a fold whose model never saw them: those in one group, and those in groups of one fold."
     bad = sorted({int(c) for f, h in folds for c in set(np.unique(y[h])) - set(np.unique(y[f]))})
@@ -212,6 +135,133 @@ class SoftVote:
         return self
 
     def __repr__(self) -> str: return f"SoftVote({', '.join(self.members)})"
+
+# %% ../nbs/08_benchmark.ipynb #59f6adda
+def _check_models(models: list, custom: dict, *, ensemble: bool, group_key: str | None, calibrate: str | None,
+                  use_rep: str | None, features: str, model_params: Mapping | None) -> None:
+    "Refuse a run's models and the options that go with them, before any data is read."
+    if not models: raise ValueError(f"no models given; choose from {', '.join(MODELS)}")
+    if ensemble and len(models) < 2:
+        raise ValueError(f"ensemble=True (--ensemble) averages the probabilities of two or more models; "
+                         f"models={models} (--models {' '.join(models)}) gives one. Add models or drop --ensemble")
+    if group_key is not None and calibrate is None:
+        warnings.warn(f"group_key={group_key!r} (--group-key {group_key}) only chooses the cells held out to fit "
+                      "the calibrator; without calibrate (--calibrate temperature or isotonic) it does nothing",
+                      UserWarning, stacklevel=3)
+    for m in models:
+        if m not in custom: get_backend(m)
+    if use_rep is not None and features != "hvg":
+        raise ValueError(f"use_rep={use_rep!r} trains on an embedding; features={features!r} selects genes. Pass one")
+    unknown = set(model_params or {}) - set(models)
+    if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
+
+def _checked_overlap(adata: AnnData, test_src: AnnData, tr, te, *, layer, random_state, allow_overlap: bool) -> dict:
+    "The overlap check's report (`scaml.splits.check_overlap`); test cells that are training cells refused unless allowed."
+    r = check_overlap(adata, test_src, train_rows=tr, test_rows=te, layer=layer, random_state=random_state)
+    r["allowed"] = bool(allow_overlap)
+    if r["overlap"]:
+        msg = (f"test cells are also training cells: {r['n_shared_names']} test cells share a name with a training "
+               f"cell and {r['n_shared_profiles']} of {r['n_profiles_checked']} sampled test cells have the same "
+               f"expression profile as one (e.g. {format_values(r['examples'], 3)}), so the scores would be optimistic")
+        if not allow_overlap:
+            raise ValueError(f"{msg}. Remove them from one side, or pass allow_overlap=True (--allow-overlap) to run "
+                             "anyway and record the overlap in the manifest")
+        warnings.warn(f"{msg}; running anyway (allow_overlap=True), recorded in the manifest", UserWarning, stacklevel=3)
+    return r
+
+# %% ../nbs/08_benchmark.ipynb #50fc7726
+class _Scores:
+    "The metrics, predictions, probabilities, fitted models and devices of a run's models, as each is recorded."
+    def __init__(self, yte: np.ndarray, classes: list, train_classes: list, test_cells: pd.Index,
+                 random_state: int | None, timings: dict):
+        self.yte, self.classes, self.train_classes, self.test_cells = yte, classes, train_classes, test_cells
+        self.random_state, self.timings, self.y_test_idx = random_state, timings, pd.Index(classes).get_indexer(yte)
+        self.results, self.preds, self.probas, self.fitted, self.devices = {}, {}, {}, {}, {}
+
+    def record(self, name: str, P: np.ndarray, model, extra: dict) -> None:
+        "Metrics, predictions and probabilities of one model's (calibrated) test probabilities."
+        yte, classes, results = self.yte, self.classes, self.results
+        cm = calibration_metrics(P, self.y_test_idx)
+        results[name] = evaluate(yte, P, classes, train_classes=self.train_classes)
+        results[name].update(ece=cm["ece"], **extra, aurc=cm["aurc"], accuracy_at_80=cm["accuracy_at_80"],
+                             accuracy_at_90=cm["accuracy_at_90"], accuracy_at_95=cm["accuracy_at_95"])
+        results[name]["ci"] = ci_for_benchmark(yte, P, classes, self.train_classes, self.random_state)
+        pred_idx = P.argmax(1)
+        self.preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
+                                         "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
+                                         "max_proba": P.max(1)}, index=self.test_cells)
+        self.probas[name] = pd.DataFrame(P, index=self.test_cells, columns=classes)
+        self.fitted[name] = model
+        log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
+
+    def finish(self, name: str, model, P: np.ndarray, calibration: dict) -> None:
+        "Calibrate (when a calibrator was fitted), score and record one model's test probabilities."
+        t = time.perf_counter()
+        extra = {}
+        if name in calibration:
+            extra["ece_uncalibrated"] = calibration_metrics(P, self.y_test_idx)["ece"]
+            model.set_calibrator(calibration[name].pop("calibrator"))  # saved with the model, used by predict_proba
+            P = model.calibrator_.transform(P)
+            if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
+        self.record(name, P, model, extra)
+        self.timings[f"{name}_metrics_s"] = time.perf_counter() - t
+        be = model.backend       # the device each model actually trained on (a GPU run says so per model)
+        self.devices[name] = str(getattr(be, "device_", None) or getattr(be, "params", {}).get("device") or "cpu")
+
+    def soft_vote(self, heldout: dict, calibrate: str | None) -> None:
+        "Record `vote`, the mean of the models' probabilities (calibrated again, on `heldout`, when every model was)."
+        members = list(self.probas)
+        vote, P = SoftVote(members, self.classes), np.mean([self.probas[m].to_numpy() for m in members], 0)
+        extra = {}
+        if set(members) <= set(heldout):       # the same held-out cells for every model: calibrate the vote too
+            Ph = np.mean([heldout[m][0] for m in members], 0)
+            vote.set_calibrator(fit_calibrator(Ph, heldout[members[0]][1], method=calibrate))
+            extra["ece_uncalibrated"] = calibration_metrics(P, self.y_test_idx)["ece"]
+            P = vote.calibrator_.transform(P)
+            if calibrate == "temperature": extra["temperature"] = vote.calibrator_.temperature_
+        self.record("vote", P, vote, extra)
+
+    def majority_votes(self, models: Sequence[str], Xte, pp: Preprocessor) -> dict:
+        "Record `<name>+vote` for each model: its test probabilities after the majority vote over the test clusters."
+        from scaml.travel import MajorityVote, majority_vote as vote, query_clusters
+        t = time.perf_counter()
+        cl = query_clusters(Xte, preprocessor=pp, random_state=self.random_state)
+        self.timings["vote_clusters_s"] = time.perf_counter() - t
+        info = {"clusters": cl, "n_relabelled": {}}
+        for name in models:
+            P, changed = vote(self.probas[name].to_numpy(), cl)
+            mv = MajorityVote(self.fitted[name], len(np.unique(cl)), int(changed.sum()))
+            self.record(mv.name, P, mv, {"n_relabelled": mv.n_changed})
+            info["n_relabelled"][name] = mv.n_changed
+        return info
+
+# %% ../nbs/08_benchmark.ipynb #750a1dca
+def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Scores, calibration: dict, vote_info: dict,
+              models: list, tr, te, ytr, yte, desc: dict, unseen: list, overlap_report: dict, options: dict,
+              threads, timings: dict) -> dict:
+    "The run's manifest: what ran, on which cells and genes, with which options, where and how long."
+    o, overlap = options, feats.overlap
+    return {
+        "scaml_version": scaml.__version__, "args": o["args"] or {}, "random_state": o["random_state"],
+        "split": desc, "label_key": o["label_key"], "models": models, "class_weight": o["class_weight"],
+        "features": o["features"] if o["use_rep"] is None else f"obsm[{o['use_rep']!r}]", "n_features": len(pp.features),
+        "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": scores.classes,
+        "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
+        "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
+        "unseen_test_classes": unseen, "gene_overlap": overlap, "overlap": overlap_report, "input_kind": pp.input_kind,
+        "query_correction": {"scale_by": o["scale_by"], "align_query": o["align_query"]},
+        "input_scale": {"requested": o["input_scale"], "train": pp.detected_scale_,
+                        "test": overlap.get("input_scale", pp.detected_scale_)},
+        "calibration": {"method": o["calibrate"], "group_key": o["group_key"] if o["calibrate"] else None,
+                        "models": calibration},
+        "ensemble": scores.fitted["vote"].members if "vote" in scores.fitted else None,
+        "majority_vote": ({"n_clusters": int(len(np.unique(vote_info["clusters"]))), "method": "kmeans",
+                           "n_relabelled": vote_info.get("n_relabelled", {})} if "clusters" in vote_info else None),
+        "backed": bool(adata.isbacked), "device": o["device"], "model_devices": scores.devices, "engine": engine.name,
+        **feats.info, "versions": package_versions(engine.packages),
+        "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),
+        "cpu_count": os.cpu_count(), "timings": timings,
+    }
 
 # %% ../nbs/08_benchmark.ipynb #cfefbe5b
 def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: str | None = None,
@@ -344,37 +394,16 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         models, custom = _model_names(models)
-        if not models: raise ValueError(f"no models given; choose from {', '.join(MODELS)}")
-        if ensemble and len(models) < 2:
-            raise ValueError(f"ensemble=True (--ensemble) averages the probabilities of two or more models; "
-                             f"models={models} (--models {' '.join(models)}) gives one. Add models or drop --ensemble")
-        if group_key is not None and calibrate is None:
-            warnings.warn(f"group_key={group_key!r} (--group-key {group_key}) only chooses the cells held out to fit "
-                          "the calibrator; without calibrate (--calibrate temperature or isotonic) it does nothing",
-                          UserWarning, stacklevel=2)
-        for m in models:
-            if m not in custom: get_backend(m)
-        if use_rep is not None and features != "hvg":
-            raise ValueError(f"use_rep={use_rep!r} trains on an embedding; features={features!r} selects genes. Pass one")
-        unknown = set(model_params or {}) - set(models)
-        if unknown: raise ValueError(f"model_params for {sorted(unknown)}, which are not among models={models}")
+        _check_models(models, custom, ensemble=ensemble, group_key=group_key, calibrate=calibrate, use_rep=use_rep,
+                      features=features, model_params=model_params)
         if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite, inputs=inputs)   # names a bad type
         n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
         random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
         test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
         train, test = check_names(train, "train"), check_names(test, "test")
-        auto_engine = engine == "auto"
-        engine = _engine(engine, adata, client, use_rep)
-        transductive = [m for m in models if m not in custom and getattr(get_backend(m), "transductive", False)]
-        if transductive:                     # scanvi: counts of both sides in memory, scvi-tools installed
-            from scaml.scanvi import check_scanvi_run
-            check_scanvi_run(transductive, engine=engine, use_rep=use_rep)
-        if (scale_by != "train" or align_query) and engine != "memory":
-            raise ValueError(f"scale_by={scale_by!r} and align_query={align_query} correct the test cells by statistics "
-                             f"of all of them, which the {engine} engine transforms block by block; use engine='memory' "
-                             "(an in-memory AnnData) or drop the option")
-        if engine in _NO_CALIBRATION: _out_of_core_check(calibrate, engine)
-        _memory_only_check(engine, [m for m in models if m not in custom], majority_vote)
+        eng = choose_engine(engine, adata, client=client, block_size=block_size, random_state=random_state)
+        eng.check(models=[m for m in models if m not in custom], use_rep=use_rep, calibrate=calibrate,
+                  scale_by=scale_by, align_query=align_query, majority_vote=majority_vote, layer=layer)
         device = resolve_device(device)
         files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
         check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key,
@@ -383,28 +412,13 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         if adata_test is not None:
             check_adata(adata_test, obs_keys={"label_key": label_key}, name="adata_test",
                         where=f"the --adata-test file '{files[1]}'" if files[1] else "the test cells")
-        if layer == "raw" and engine != "memory":
-            raise ValueError(f"layer='raw' (--layer raw) reads adata.raw, which the {engine} engine does not; write the "
-                             "counts into X or a layer (adata.layers['counts'] = adata.raw.X) and save the file again")
 
         tr, ytr, te, yte, desc = split_cells(adata, adata_test, label_key=label_key, split=split, split_key=split_key,
                                              train=train, test=test, test_size=test_size, random_state=random_state)
         test_src = adata if adata_test is None else adata_test
-        overlap_report = check_overlap(adata, test_src, train_rows=tr, test_rows=te, layer=layer, random_state=random_state)
-        overlap_report["allowed"] = bool(allow_overlap)
-        if overlap_report["overlap"]:
-            r = overlap_report
-            msg = (f"test cells are also training cells: {r['n_shared_names']} test cells share a name with a training "
-                   f"cell and {r['n_shared_profiles']} of {r['n_profiles_checked']} sampled test cells have the same "
-                   f"expression profile as one (e.g. {format_values(r['examples'], 3)}), so the scores would be optimistic")
-            if not allow_overlap:
-                raise ValueError(f"{msg}. Remove them from one side, or pass allow_overlap=True (--allow-overlap) to run "
-                                 "anyway and record the overlap in the manifest")
-            warnings.warn(f"{msg}; running anyway (allow_overlap=True), recorded in the manifest", UserWarning, stacklevel=2)
-        if auto_engine and engine == "streaming" and len(tr) > OUT_OF_CORE_CELLS and calibrate is None:
-            engine = "out-of-core"
-            log.info("%d training cells: the out-of-core engine (models train from blocks of the file)", len(tr))
-        test_cells = pd.Index(test_src.obs_names[te], name="cell")
+        overlap_report = _checked_overlap(adata, test_src, tr, te, layer=layer, random_state=random_state,
+                                          allow_overlap=allow_overlap)
+        eng = eng.scaled_to(len(tr), calibrate)
         train_classes = [str(c) for c in sorted(set(ytr))]
         classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
         unseen = [str(c) for c in sorted(set(yte) - set(ytr))]
@@ -416,167 +430,58 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep,
                           input_scale=input_scale, scale_by=scale_by, align_query=align_query,
                           trust_input_scale=trust_input_scale)
-        if engine == "dask":
-            from scaml.distributed import dask_features
-            Xtr, Xte, overlap, engine_info = dask_features(client, adata, test_src, tr, te, pp, block_size=block_size)
-        elif engine == "out-of-core":
-            from scaml.outofcore import FileBlocks
-            from scaml.streaming import fit_preprocessor_streaming
-            tr_rows, te_rows = _row_indices(tr, adata.n_obs), _row_indices(te, test_src.n_obs)
-            fit_preprocessor_streaming(adata, pp, rows=tr_rows, block_size=block_size)
-            Xtr = FileBlocks(adata, pp, tr_rows, chunk=max(1, block_size // 16), random_state=random_state)
-            Xte = FileBlocks(test_src, pp, te_rows, chunk=block_size, chunks_per_block=1, shuffle=False)
-            overlap, engine_info = {}, {"blocks": {"train": len(Xtr), "test": len(Xte), "cells_per_train_block": block_size}}
-        else:
-            Xtr, Xte, overlap = _features(pp, adata, adata[tr], test_src[te], block_size)
-            engine_info = {}
+        feats = eng.features(pp, adata, test_src, tr, te, pd.Index(classes).get_indexer(ytr))
         timings["preprocess_s"] = time.perf_counter() - t
-        y = pd.Index(classes).get_indexer(ytr)
-        if engine == "out-of-core": y = y[Xtr.order]         # labels in the order the blocks hold the cells
-        y_test_idx = pd.Index(classes).get_indexer(yte)
-        local: dict = {}
-        folds, cal_kind = None, None
-        if calibrate is not None:                          # the dask and out-of-core engines refused it above
+        folds, cal_kind, calibration = None, None, {}
+        if calibrate is not None:                          # an engine that cannot calibrate refused it above
             groups = adata.obs[group_key].astype(str).to_numpy()[tr] if group_key is not None else None
-            folds, cal_kind = _calibration_folds(y, groups, calibration_folds, random_state, classes, group_key)
-        calibration: dict = {}
+            folds, cal_kind = _calibration_folds(feats.y, groups, calibration_folds, random_state, classes, group_key)
+        scores = _Scores(yte, classes, train_classes, pd.Index(test_src.obs_names[te], name="cell"), random_state, timings)
 
-        results, preds, probas, fitted, devices = {}, {}, {}, {}, {}
+        def predict(fitted: dict) -> None:
+            "Test probabilities of the fitted models, calibrated, scored and recorded."
+            Ps, secs = eng.predict(fitted, feats)
+            if "read" in secs: timings["test_read_s"] = secs.pop("read")
+            for name, model in fitted.items():
+                if name in secs: timings[f"{name}_predict_s"] = secs[name]
+                scores.finish(name, model, Ps.pop(name), calibration)
+            fitted.clear()
 
-        def record(name: str, P: np.ndarray, model, extra: dict) -> None:
-            "Metrics, predictions and probabilities of one model's (calibrated) test probabilities."
-            cm = calibration_metrics(P, y_test_idx)
-            results[name] = evaluate(yte, P, classes, train_classes=train_classes)
-            results[name].update(ece=cm["ece"], **extra, aurc=cm["aurc"], accuracy_at_80=cm["accuracy_at_80"],
-                                 accuracy_at_90=cm["accuracy_at_90"], accuracy_at_95=cm["accuracy_at_95"])
-            results[name]["ci"] = ci_for_benchmark(yte, P, classes, train_classes, random_state)
-            pred_idx = P.argmax(1)
-            preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
-                                        "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
-                                        "max_proba": P.max(1)}, index=test_cells)
-            probas[name] = pd.DataFrame(P, index=test_cells, columns=classes)
-            fitted[name] = model
-            log.info("%s: accuracy %.3f, macro-F1 %.3f", name, results[name]["accuracy"], results[name]["f1_macro"])
-        def finish(name: str, model, P: np.ndarray) -> None:
-            "Calibrate (when a calibrator was fitted), score and record one model's test probabilities."
-            t = time.perf_counter()
-            extra = {}
-            if name in calibration:
-                extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
-                model.set_calibrator(calibration[name].pop("calibrator"))  # saved with the model, used by predict_proba
-                P = model.calibrator_.transform(P)
-                if "temperature" in calibration[name]: extra["temperature"] = calibration[name]["temperature"]
-            record(name, P, model, extra)
-            timings[f"{name}_metrics_s"] = time.perf_counter() - t
-            be = model.backend       # the device each model actually trained on (a GPU run says so per model)
-            devices[name] = str(getattr(be, "device_", None) or getattr(be, "params", {}).get("device") or "cpu")
-
-        pending: dict = {}
-        vote_info: dict = {}
-
-        def voted(name: str) -> None:
-            "Record `<name>+vote`: the model's test probabilities after the majority vote over the test clusters."
-            from scaml.travel import MajorityVote, majority_vote as vote, query_clusters
-            t = time.perf_counter()
-            if "clusters" not in vote_info:
-                vote_info["clusters"] = query_clusters(Xte, preprocessor=pp, random_state=random_state)
-                timings["vote_clusters_s"] = time.perf_counter() - t
-            cl = vote_info["clusters"]
-            P, changed = vote(probas[name].to_numpy(), cl)
-            mv = MajorityVote(fitted[name], len(np.unique(cl)), int(changed.sum()))
-            record(mv.name, P, mv, {"n_relabelled": mv.n_changed})
-            vote_info.setdefault("n_relabelled", {})[name] = mv.n_changed
-        sampled = [m for m in models if m in custom or not get_backend(m).streams] or [None]   # out-of-core: on a sample
+        eng.plan(models, custom)
+        fitted: dict = {}
         from tqdm.auto import tqdm
         for name in tqdm(models, desc="models", disable=not progress, leave=False):
-            t = time.perf_counter()
-            cw = class_weight
             params = dict((model_params or {}).get(name, {}))
             if name not in custom and "device" in get_backend(name).defaults: params.setdefault("device", device)
-            model = CellTypeModel(custom.get(name, name), class_weight=cw, random_state=random_state, **params)
-            if engine == "out-of-core":
-                from scaml.outofcore import fit_from_blocks
-                fit_from_blocks(model, Xtr, y, classes=classes, preprocessor=pp, label_key=label_key, cache=local)
-                timings[f"{name}_fit_s"] = time.perf_counter() - t
-                engine_info.setdefault("n_train_model", {})[name] = model.n_train_
-                if name == sampled[-1]: local.clear()         # the sample's last model: free its cells
-                pending[name] = model
-                continue
-            if engine == "dask":
-                from scaml.distributed import fit_predict_dask
-                P, fit_s, predict_s = fit_predict_dask(client, model, Xtr, y, Xte, classes=classes, preprocessor=pp,
-                                                       label_key=label_key, local=local)
-                timings[f"{name}_fit_s"], timings[f"{name}_predict_s"] = fit_s, predict_s
-            elif name in transductive:       # trained on the training cells and the query's counts, query unlabelled
-                from scaml.scanvi import fit_predict_scanvi
-                if folds is not None: log.info("%s is not calibrated: it trains with the query cells", name)
-                P = fit_predict_scanvi(model, adata[tr], test_src[te], y, classes=classes, preprocessor=pp,
-                                       label_key=label_key, layer=layer)
-                timings[f"{name}_fit_s"] = time.perf_counter() - t
-            else:
-                if folds is not None:
-                    t_cal = time.perf_counter()
-                    new_model = functools.partial(CellTypeModel, custom.get(name, name), class_weight=cw,
-                                                  random_state=random_state, **params)
-                    cal_info = _fit_calibration(new_model, Xtr, y, classes, pp, folds, calibrate)
-                    calibration[name] = {"kind": cal_kind, **cal_info}
-                    timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
-                    t = time.perf_counter()
-                model.fit_matrix(Xtr, y, classes=classes, preprocessor=pp, label_key=label_key)
-                timings[f"{name}_fit_s"] = time.perf_counter() - t
-                t = time.perf_counter()
-                P = model.backend.predict_proba(Xte)
-                timings[f"{name}_predict_s"] = time.perf_counter() - t
-            finish(name, model, P)
-
-        if pending:                                          # out-of-core: every model predicts each test block
-            from scaml.outofcore import predict_from_blocks
-            Ps, secs = predict_from_blocks(pending, Xte)
-            overlap = dict(Xte.report or {})
-            timings["test_read_s"] = secs.pop("read")
-            for name, model in pending.items():
-                timings[f"{name}_predict_s"] = secs[name]
-                finish(name, model, Ps.pop(name))
+            new_model = functools.partial(CellTypeModel, custom.get(name, name), class_weight=class_weight,
+                                          random_state=random_state, **params)
+            model = new_model()
+            if folds is not None and getattr(model.backend, "transductive", False):
+                log.info("%s is not calibrated: it trains with the query cells", name)
+            elif folds is not None:
+                t_cal = time.perf_counter()
+                cal_info = _fit_calibration(new_model, feats.Xtr, feats.y, classes, pp, folds, calibrate)
+                calibration[name] = {"kind": cal_kind, **cal_info}
+                timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
+            secs = eng.fit(name, model, feats, classes=classes, preprocessor=pp, label_key=label_key)
+            timings[f"{name}_fit_s"] = secs["fit_s"]
+            fitted[name] = model
+            if not eng.predicts_together: predict(fitted)
+        if fitted: predict(fitted)                           # out-of-core: every model predicts each test block
 
         heldout = {m: c.pop("heldout") for m, c in calibration.items() if "heldout" in c}
-        if ensemble and len(probas) >= 2:
-            members = list(probas)
-            vote, P = SoftVote(members, classes), np.mean([probas[m].to_numpy() for m in members], 0)
-            extra = {}
-            if set(members) <= set(heldout):       # the same held-out cells for every model: calibrate the vote too
-                Ph = np.mean([heldout[m][0] for m in members], 0)
-                vote.set_calibrator(fit_calibrator(Ph, heldout[members[0]][1], method=calibrate))
-                extra["ece_uncalibrated"] = calibration_metrics(P, y_test_idx)["ece"]
-                P = vote.calibrator_.transform(P)
-                if calibrate == "temperature": extra["temperature"] = vote.calibrator_.temperature_
-            record("vote", P, vote, extra)
-
-        if majority_vote:                                    # after the soft vote, which averages the models only
-            for name in models: voted(name)
-
-        summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in results.items()}).T
-        manifest = {
-            "scaml_version": scaml.__version__, "args": args or {}, "random_state": random_state,
-            "split": desc, "label_key": label_key, "models": models, "class_weight": class_weight,
-            "features": features if use_rep is None else f"obsm[{use_rep!r}]", "n_features": len(pp.features),
-            "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": classes,
-            "train_class_counts": pd.Series(ytr).value_counts().sort_index().to_dict(),
-            "test_class_counts": pd.Series(yte).value_counts().sort_index().to_dict(),
-            "unseen_test_classes": unseen, "gene_overlap": overlap, "overlap": overlap_report, "input_kind": pp.input_kind,
-            "query_correction": {"scale_by": scale_by, "align_query": align_query},
-            "input_scale": {"requested": input_scale, "train": pp.detected_scale_,
-                            "test": overlap.get("input_scale", pp.detected_scale_)},
-            "calibration": {"method": calibrate, "group_key": group_key if calibrate else None, "models": calibration},
-            "ensemble": fitted["vote"].members if "vote" in fitted else None,
-            "majority_vote": ({"n_clusters": int(len(np.unique(vote_info["clusters"]))), "method": "kmeans",
-                               "n_relabelled": vote_info.get("n_relabelled", {})} if "clusters" in vote_info else None),
-            "backed": bool(adata.isbacked), "device": device, "model_devices": devices, "engine": engine, **engine_info,
-            "versions": package_versions(("dask", "distributed") if engine == "dask" else ()),
-            "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),
-            "cpu_count": os.cpu_count(), "timings": timings,
-        }
-        res = BenchmarkResult(summary=summary, metrics=results, predictions=preds, proba=probas, models=fitted,
-                              classes=classes, features=list(pp.features), manifest=manifest)
+        if ensemble and len(scores.probas) >= 2: scores.soft_vote(heldout, calibrate)
+        vote_info = scores.majority_votes(models, feats.Xte, pp) if majority_vote else {}  # after the soft vote
+        summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in scores.results.items()}).T
+        options = dict(args=args, random_state=random_state, label_key=label_key, class_weight=class_weight,
+                       features=features, use_rep=use_rep, scale_by=scale_by, align_query=align_query,
+                       input_scale=input_scale, calibrate=calibrate, group_key=group_key, device=device)
+        manifest = _manifest(adata=adata, pp=pp, engine=eng, feats=feats, scores=scores, calibration=calibration,
+                             vote_info=vote_info, models=models, tr=tr, te=te, ytr=ytr, yte=yte, desc=desc,
+                             unseen=unseen, overlap_report=overlap_report, options=options, threads=threads,
+                             timings=timings)
+        res = BenchmarkResult(summary=summary, metrics=scores.results, predictions=scores.preds, proba=scores.probas,
+                              models=scores.fitted, classes=classes, features=list(pp.features), manifest=manifest)
         if outdir is not None:
             write_results(res, outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start,
                           inputs=inputs)

@@ -13,7 +13,7 @@ PKG = Path(__file__).resolve().parents[1] / "scaml"
 # lowest first; a module may import from its own layer or any layer before it
 LAYERS = [["core"], ["data"], ["io", "datasets"], ["input_scale"], ["preprocess", "streaming", "calibration"], ["models"],
           ["actinn", "travel", "scanvi"],
-          ["distributed", "outofcore", "predict_stream", "splits"], ["metrics", "ood"], ["plots"], ["results"],
+          ["distributed", "outofcore", "predict_stream", "splits"], ["engines"], ["metrics", "ood"], ["plots"], ["results"],
           ["benchmark"], ["matrix", "learning_curves", "explain", "seurat"], ["novelty"], ["rejection", "report"], ["cli"]]
 LEVEL = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import scaml.benchmark
+import scaml.engines
 import scaml.outofcore
 from scaml.benchmark import run_benchmark
 from scaml.datasets import load_task
@@ -55,14 +56,14 @@ def test_streams_and_samples(sorted_file, memory_run, tmp_path, monkeypatch, see
     backed.file.close()
 
 def test_auto_engine_switches_above_threshold(sorted_file, memory_run, monkeypatch):
-    monkeypatch.setattr(scaml.benchmark, "OUT_OF_CORE_CELLS", 1000)
+    monkeypatch.setattr(scaml.engines, "OUT_OF_CORE_CELLS", 1000)
     backed = anndata.read_h5ad(sorted_file, backed="r")
     res = run_benchmark(backed, label_key="label", split_key="split", train="train", test="test", models=["lr"],
                         progress=False)
     assert res.manifest["engine"] == "out-of-core"
     # 4,000 cells are gathered and train exactly as in memory
     np.testing.assert_allclose(res.proba["lr"].to_numpy(), memory_run.proba["lr"].to_numpy(), atol=1e-5)
-    monkeypatch.setattr(scaml.benchmark, "OUT_OF_CORE_CELLS", 10_000)
+    monkeypatch.setattr(scaml.engines, "OUT_OF_CORE_CELLS", 10_000)
     res = run_benchmark(backed, label_key="label", split_key="split", train="train", test="test", models=["lr"],
                         progress=False)
     assert res.manifest["engine"] == "streaming"
