@@ -3,7 +3,9 @@ default models (lr, rf, xgb, mlp) and settings of `scaml.run_benchmark`. Writes 
 and nbs/images/headline.png (the figure the README and the docs' home page show).
 
     python benchmarks/headline.py
+    python benchmarks/headline.py --smoke --out /tmp/h.json   # 300 cells, lr, record and figure in a temporary folder
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,19 +23,31 @@ MODELS = ["lr", "rf", "xgb", "mlp"]
 DIRECTIONS = {"FACS -> droplet": ("train", "test"), "droplet -> FACS": ("test", "train")}
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, help="JSON file to write (default benchmarks/headline.json; a temporary file "
+                                            "with --smoke, the figure beside it)")
+    p.add_argument("--smoke", action="store_true", help="300 cells, lr only: checks that the script runs")
+    a = p.parse_args(argv)
     adata = scaml.load_task("tm_facs_to_droplet")      # split: 'train' = FACS (Smart-seq2), 'test' = droplet (10x)
+    models, record, png = MODELS, a.out or root / "benchmarks" / "headline.json", root / "nbs" / "images" / "headline.png"
+    if a.smoke:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _smoke import smoke_out, tiny
+        adata, models = tiny(adata, 300, "label", per_value=10), ["lr"]
+        record = smoke_out(a.out and str(a.out), "headline.json")
+        png = record.with_suffix(".png")
     out, summaries = {}, {}
     for name, (tr, te) in DIRECTIONS.items():
-        res = scaml.run_benchmark(adata, label_key="label", split_key="split", train=tr, test=te, models=MODELS,
+        res = scaml.run_benchmark(adata, label_key="label", split_key="split", train=tr, test=te, models=models,
                                   progress=False)
         s = res.summary[["accuracy", "f1_macro"]].astype(float)
         summaries[name] = s
         out[name] = {"n_train": int((adata.obs.split == tr).sum()), "n_test": int((adata.obs.split == te).sum()),
                      "scores": {m: {k: round(float(v), 3) for k, v in row.items()} for m, row in s.iterrows()}}
         print(name, res, sep="\n", flush=True)
-    (root / "benchmarks" / "headline.json").write_text(json.dumps(
-        {"task": "tm_facs_to_droplet", "models": MODELS, "scaml": scaml.__version__, "directions": out}, indent=1) + "\n")
+    Path(record).write_text(json.dumps(
+        {"task": "tm_facs_to_droplet", "models": models, "scaml": scaml.__version__, "directions": out}, indent=1) + "\n")
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.2), sharey=True)
     for ax, (name, s) in zip(axes, summaries.items()):
         plots.model_comparison(s, ax=ax)
@@ -41,10 +55,9 @@ def main() -> None:
     axes[1].set_ylabel("")
     fig.suptitle("Tabula Muris, Smart-seq2 (FACS) and 10x (droplet): 5 shared cell types", fontsize=10)
     fig.tight_layout()
-    png = root / "nbs" / "images" / "headline.png"
     png.parent.mkdir(exist_ok=True)
     fig.savefig(png, dpi=90, metadata={"Software": None})
-    print(f"wrote {png.relative_to(root)} ({png.stat().st_size // 1024} KB)", file=sys.stderr)
+    print(f"wrote {record} and {png} ({png.stat().st_size // 1024} KB)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ A default changes only by leave-one-family-out (`lofo_rule`): for each family F,
 the other families is scored on F against the current default; adopted when it gains on average over the held-out
 families and loses at most 0.01 on every one.
 
-Run (niced, minutes): SCAML_DATA_DIR=../shared/data nice python benchmarks/panel.py [--quick] [--out FILE]
+Run (niced, minutes): SCAML_DATA_DIR=../shared/data nice python benchmarks/panel.py [--quick | --smoke] [--out FILE]
 Some configurations only, added to the recorded ones: panel.py --part classifiers --configs singler knn --merge
 (scanvi is not a panel configuration: minutes a task; benchmarks/scanvi.py measures it, benchmarks/scanvi.json).
 """
@@ -418,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=OUT, help="JSON file to write (default benchmarks/panel.json)")
     p.add_argument("--quick", action="store_true", help="one small task, one classifier, two novelty scores (a smoke test)")
+    p.add_argument("--smoke", action="store_true", help="--quick, written to --out or else a temporary file (never "
+                                                        "over benchmarks/panel.json): checks that the script runs")
     p.add_argument("--tasks", nargs="*", help="only these tasks")
     p.add_argument("--part", choices=("all", "classifiers", "novelty", "none"), default="all")
     p.add_argument("--merge", action="store_true", help="update an existing --out file with the parts run now")
@@ -427,6 +429,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--configs", nargs="*", help="only these classifier / novelty configurations (with --merge the others "
                                                   "keep their recorded results)")
     a = p.parse_args(argv)
+    if a.smoke:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _smoke import smoke_out
+        a.quick, a.out = True, smoke_out(None if a.out == OUT else str(a.out), OUT.name)
     if a.out.exists() and not (a.overwrite or a.merge):
         print(f"error: {a.out} exists; pass --overwrite to replace it or --merge to update it", file=sys.stderr)
         return 2

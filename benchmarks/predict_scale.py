@@ -8,6 +8,7 @@ the smallest size also `--h5ad-out`); wall time and peak RSS (VmHWM) go to bench
 
     nice python benchmarks/predict_scale.py 100000 1000000 3000000
     nice python benchmarks/predict_scale.py 1000000 --models lr --in-memory     # the query read whole, for comparison
+    python benchmarks/predict_scale.py --smoke --out /tmp/r.json    # 3,000 cells, lr, in a temporary folder: that it runs
 """
 from __future__ import annotations
 
@@ -21,15 +22,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import scale  # noqa: E402
 from run import RESULTS, cpu_model, machine, same_run  # noqa: E402
 from scale import _rss_mb, atlas, droplet_source  # noqa: E402
 
 MODELS = {"lr": {}, "actinn": {}}
+WORK = HERE / "out"          # saved models and prediction folders (a temporary folder with --smoke)
 
 
 def models_dir() -> Path:
     "The saved models (trained once on the source's training cells, in memory)."
-    out = HERE / "out" / "predict_models"
+    out = WORK / "predict_models"
     if not all((out / m / "meta.json").exists() for m in MODELS):
         from scaml.models import CellTypeModel
         src = droplet_source()
@@ -60,7 +63,7 @@ def measure(cmd: list[str]) -> tuple[float, float, float]:
 
 def run(n: int, model: str, h5ad: bool, backed: str = "yes") -> dict:
     path = atlas(n)
-    out = HERE / "out" / f"predict_{n}_{model}"
+    out = WORK / f"predict_{n}_{model}"
     out.mkdir(parents=True, exist_ok=True)
     cmd = [str(Path(sys.executable).parent / "scaml_predict"), "--model", str(models_dir() / model), "--adata",
            str(path), "--out", str(out / "predictions.csv"), "--backed", backed, "--overwrite", "--quiet"]
@@ -79,14 +82,25 @@ def run(n: int, model: str, h5ad: bool, backed: str = "yes") -> dict:
 
 
 def main(argv=None) -> int:
+    global WORK, MODELS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sizes", nargs="*", type=int, default=[100_000, 1_000_000])
     p.add_argument("--models", nargs="+", default=list(MODELS))
     p.add_argument("--keep", action="store_true", help="keep the generated atlas files")
     p.add_argument("--in-memory", action="store_true",
                    help="measure scaml_predict --backed no (the whole query in memory) instead, for comparison")
+    p.add_argument("--out", type=Path, default=RESULTS,
+                   help="results file to update (default benchmarks/results.json; a temporary file with --smoke)")
+    p.add_argument("--smoke", action="store_true",
+                   help="one 3,000-cell query, lr, in a temporary folder: checks that the script runs")
     a = p.parse_args(argv)
-    res = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"records": []}
+    results = a.out
+    if a.smoke:
+        from _smoke import smoke_out
+        results = smoke_out(None if a.out == RESULTS else str(a.out), RESULTS.name)
+        WORK = scale.WORK = results.parent / "out"
+        MODELS, a.sizes, a.models = {"lr": {}}, [3000], ["lr"]
+    res = json.loads(results.read_text()) if results.exists() else {"records": []}
     models_dir()
     if a.in_memory:
         for n in a.sizes:
@@ -94,7 +108,7 @@ def main(argv=None) -> int:
                 r = run(n, m, False, backed="no")
                 print(f"{r['workload']:36s} {m:7s} wall {r['wall_s']:7.1f}s rss {r['peak_rss_mb']:7.1f} MB", flush=True)
                 res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]
-                RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+                results.write_text(json.dumps(res, indent=1) + "\n")
             if not a.keep: atlas(n).unlink()
         return 0
     first: dict[str, dict] = {}
@@ -110,7 +124,7 @@ def main(argv=None) -> int:
                       f"{r['cells_per_s']:9.0f} cells/s", flush=True)
                 res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]
                 res["machine"] = machine()
-                RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+                results.write_text(json.dumps(res, indent=1) + "\n")
         if not a.keep: atlas(n).unlink()
     return 0
 

@@ -9,6 +9,7 @@ into `benchmarks/scanvi.json` task by task, so that tasks can be run one at a ti
 
     nice python benchmarks/scanvi.py tm_facs_to_droplet kang_ctrl_to_stim
     nice python benchmarks/scanvi.py kang_stim_to_ctrl --max-epochs 100      # fewer scVI epochs, recorded as such
+    python benchmarks/scanvi.py --smoke --out /tmp/s.json    # 300 cells, lr + scanvi, 2 + 2 epochs: that it runs
 
 Tasks: `tm_facs_to_droplet` (`scaml.load_task`), `tm_droplet_to_facs` (the same cells, sides swapped), and
 `kang_ctrl_to_stim` / `kang_stim_to_ctrl` (`scaml.load_task`, as make_tasks.py builds them). Needs the extra
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -47,11 +49,14 @@ def build(name: str) -> ad.AnnData:
     raise SystemExit(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
 
 
-def run_task(name: str, max_epochs) -> dict:
-    a = build(name)
+def run_task(name: str, max_epochs, a: ad.AnnData | None = None, scaml_models: list[str] = SCAML_MODELS,
+             scanvi_params: dict | None = None) -> dict:
+    "Task `name` (or the cells `a` given for it) with `scaml_models` and scanvi (`max_epochs`, then `scanvi_params`)."
+    if a is None: a = build(name)
     t0 = time.perf_counter()
     res = run_benchmark(a, label_key="label", split_key="split", train="train", test="test",
-                        models=[*SCAML_MODELS, "scanvi"], model_params={"scanvi": {"max_epochs": max_epochs}},
+                        models=[*scaml_models, "scanvi"],
+                        model_params={"scanvi": {"max_epochs": max_epochs, **(scanvi_params or {})}},
                         progress=False, plots=False)
     wall = time.perf_counter() - t0
     t = res.manifest["timings"]
@@ -67,18 +72,18 @@ def run_task(name: str, max_epochs) -> dict:
     y = res.predictions["scanvi"]["y_true"].to_numpy()
     train_classes = sorted(set(a.obs["label"][a.obs["split"] == "train"]))
     compare = {}
-    for m in SCAML_MODELS:
+    for m in scaml_models:
         c = compare_models(y, res.proba["scanvi"].to_numpy(), res.proba[m].to_numpy(), res.classes,
                            names=("scanvi", m), train_classes=train_classes, n_boot=1000)
         d = c["diff"]["f1_macro"]
         compare[m] = {"f1_macro_diff": round(d["estimate"], 4), "f1_macro_diff_ci95": [round(d["lo"], 4), round(d["hi"], 4)],
                       "mcnemar_p": float(f"{c['mcnemar']['p_value']:.3g}"), "scanvi_only_correct": c["mcnemar"]["a_only"],
                       f"{m}_only_correct": c["mcnemar"]["b_only"], "verdict": c["verdict"]}
-    best = max(SCAML_MODELS, key=lambda m: models[m]["f1_macro"])
+    best = max(scaml_models, key=lambda m: models[m]["f1_macro"])
     return {"n_train": res.manifest["n_train"], "n_test": res.manifest["n_test"], "n_genes": res.manifest["n_features"],
             "classes": res.classes, "scvi_epochs": sc.scvi_epochs_, "scanvi_epochs": sc.params["scanvi_epochs"],
             "max_epochs": max_epochs, "scvi_train_s": round(sc.scvi_s_, 1), "scanvi_train_s": round(sc.scanvi_s_, 1),
-            "scaml_default_models_fit_s": round(sum(t[f"{m}_fit_s"] for m in SCAML_MODELS), 1),
+            "scaml_default_models_fit_s": round(sum(t[f"{m}_fit_s"] for m in scaml_models), 1),
             "wall_s": round(wall, 1), "models": models, "best_scaml_model": best,
             "scanvi_minus_best_scaml_f1_macro": round(models["scanvi"]["f1_macro"] - models[best]["f1_macro"], 4),
             "scanvi_vs": compare}
@@ -88,12 +93,24 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("tasks", nargs="*", default=TASKS[:1], help=f"tasks: {', '.join(TASKS)}")
     p.add_argument("--max-epochs", default="auto", help="scVI epochs: 'auto' (scvi-tools' default) or a number")
-    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--out", type=Path, default=OUT, help="JSON file to update (default benchmarks/scanvi.json; a "
+                                                         "temporary file with --smoke)")
+    p.add_argument("--smoke", action="store_true", help="300 cells of tm_facs_to_droplet, lr and scanvi (2 scVI + 2 "
+                                                        "scANVI epochs): checks that the script runs")
     args = p.parse_args(argv)
     max_epochs = args.max_epochs if args.max_epochs == "auto" else int(args.max_epochs)
+    run = run_task
+    if args.smoke:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _smoke import smoke_out, tiny
+        args.out = smoke_out(None if args.out == OUT else str(args.out), OUT.name)
+        args.tasks, max_epochs = ["tm_facs_to_droplet"], 2
+        def run(name, max_epochs):
+            return run_task(name, max_epochs, tiny(build(name), 300, "label", per_value=10), ["lr"],
+                            {"scanvi_epochs": 2, "n_samples_per_label": 20})
     out = json.loads(args.out.read_text()) if args.out.exists() else {"tasks": {}}
     for name in args.tasks:
-        r = run_task(name, max_epochs)
+        r = run(name, max_epochs)
         out["tasks"][name] = r
         out.update(scaml_version=scaml.__version__, versions=package_versions(("scvi-tools", "lightning")),
                    machine={"platform": platform.platform(), "python": platform.python_version(),

@@ -6,9 +6,12 @@ Kang PBMC ctrl -> stim and stim -> ctrl (`scaml.load_task`; the definitions of m
 lr (the default), singler (reference correlation), knn (neighbours in the training PCA), each also after the majority
 vote over query clusters (`<model>+vote`). Default settings otherwise (2,000 HVG, balanced class weights, seed 0).
 Run: SCAML_DATA_DIR=../shared/data python benchmarks/travel.py
+     python benchmarks/travel.py --smoke --out /tmp/t.json     # 300 cells of one task: checks that the script runs
 """
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,11 +34,22 @@ def tasks():
              "kang_ctrl_to_stim", "kang_stim_to_ctrl"]
     return {n: (lambda n=n: load_task(n)) for n in names}
 
-def main():
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=OUT, help="JSON file to write (default benchmarks/travel.json; a "
+                                                         "temporary file with --smoke)")
+    p.add_argument("--smoke", action="store_true", help="300 cells of tm_facs_to_droplet: checks that the script runs")
+    a = p.parse_args(argv)
+    record, todo = a.out, tasks()
+    if a.smoke:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _smoke import smoke_out, tiny
+        record = smoke_out(None if a.out == OUT else str(a.out), OUT.name)
+        todo = {"tm_facs_to_droplet": lambda: tiny(load_task("tm_facs_to_droplet"), 300, "label", per_value=10)}
     out = {"setup": {"models": MODELS, "majority_vote": True, "features": "hvg", "n_top_genes": 2000,
                      "class_weight": "balanced", "random_state": 0, "metric": "f1_macro (95% bootstrap interval)"},
            "tasks": {}}
-    for name, build in tasks().items():
+    for name, build in todo.items():
         a = build()
         res = run_benchmark(a, label_key="label", split_key="split", train="train", test="test", models=MODELS,
                             majority_vote=True, progress=False, plots=False)
@@ -63,7 +77,7 @@ def main():
     out["mean_f1_macro"]["singler(de_n=50)"] = float(np.mean([v["variants"]["singler(de_n=50)"]["f1_macro"]
                                                                for v in out["tasks"].values()]))
     out["versions"] = package_versions()
-    OUT.write_text(to_json(out))
+    record.write_text(to_json(out))
     print("mean", {m: round(v, 4) for m, v in out["mean_f1_macro"].items()})
 
 if __name__ == "__main__":
