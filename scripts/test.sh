@@ -11,6 +11,8 @@
 # SCAML_REQUIRE_SYSTEM=1 (as in .ci/run) a missing package fails the run instead.
 # Every step runs even when one before it failed; the summary lists the failed steps, the time of each step and
 # what was skipped. Uses .venv (created by scripts/setup_venv.sh dev), or the environment in SCAML_VENV as it is.
+# Data: SCAML_DATA_DIR, else ../shared/data beside the clone, else every registered dataset fetched into the cache
+# (SCAML_CACHE, default ~/.cache/scaml; downloaded from SCAML_DATA_URL when set, as a mirror of the public sources).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -72,6 +74,15 @@ else
 fi
 if [ -z "${SCAML_DATA_DIR:-}" ] && [ -d ../shared/data ]; then export SCAML_DATA_DIR="$(cd ../shared/data && pwd)"; fi
 export MPLBACKEND=Agg OMP_WAIT_POLICY=PASSIVE
+if [ -z "${SCAML_DATA_DIR:-}" ]; then
+  # a clone alone: every registered dataset into the cache (downloaded, from SCAML_DATA_URL when set), used from there
+  step "data: the registered datasets into the cache"
+  SCAML_DATA_DIR=$(python -c 'from scaml.datasets import DATASETS, cache_dir, fetch_dataset
+for n in DATASETS: fetch_dataset(n)
+print(cache_dir().resolve())' | tail -n 1) || { echo "the registered datasets could not be fetched (see above)" >&2; exit 1; }
+  export SCAML_DATA_DIR
+  echo "datasets in $SCAML_DATA_DIR"
+fi
 
 # -- the checks: each runs even when one before it failed; the summary lists failures, times and skips -------------
 failed=()

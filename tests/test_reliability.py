@@ -75,7 +75,7 @@ def test_1_path_missing(capsys, tmp_path):
 
 def test_1_not_hdf5(capsys, data_dir, tmp_path):
     bad = tmp_path / "cells.h5ad"
-    shutil.copy(data_dir / "cellbench_lung_celllines" / "DATA.md", bad)      # a text file named .h5ad
+    bad.write_text("# CellBench lung cell lines\n\nA text file, not an AnnData.\n")      # a text file named .h5ad
     code, err = train(capsys, "--adata", bad, "--split", "random", *FAST, "--outdir", tmp_path / "o")
     assert_error(code, err, "is not an HDF5/.h5ad file", "convert it with scaml.io.read")
 
