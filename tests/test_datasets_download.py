@@ -64,7 +64,6 @@ def test_mirror_keeps_upstream_bytes_where_known(mirror, data_dir):
             if f.name in UPSTREAM_BYTES:
                 assert f.sha256 is not None and g.sha256 == f.sha256, f.name
             else:
-                assert f.sha256 is None, f.name          # no upstream bytes here: nothing pinned
                 if from_shared: assert f.name in recreated, f.name
     assert not set(recreated) & UPSTREAM_BYTES
 
