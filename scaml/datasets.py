@@ -623,6 +623,8 @@ def fetch_dataset(name: str, *, data_dir: PathLike | None = None, cache_dir: Pat
     if ddir is not None and (ddir / ds.path).exists():
         _check_file(ddir / ds.path, ds, remove=False)
         _link_or_copy(ddir / ds.path, p)
+        side = (ddir / ds.path).with_name(p.name + ".sha256")       # the checksum of a file rebuilt there (another cache)
+        if side.exists(): _link_or_copy(side, p.with_name(p.name + ".sha256"))
         orig = (ddir / ds.path).parent / "original"
         for f in ds.files:
             if (orig / f.name).exists() and not (p.parent / "original" / f.name).exists():

@@ -18,7 +18,7 @@ from .models import get_backend
 from .preprocess import Preprocessor
 
 # %% auto #0
-__all__ = ['SUPPORTS', 'OUT_OF_CORE_CELLS', 'ENGINES', 'calibration_refusal', 'check_options', 'Features', 'Engine',
+__all__ = ['SUPPORTS', 'OUT_OF_CORE_CELLS', 'ENGINES', 'calibration_refusal', 'Features', 'Engine', 'check_options',
            'MemoryEngine', 'StreamingEngine', 'OutOfCoreEngine', 'DaskEngine', 'choose_engine']
 
 # %% ../nbs/03d_engines.ipynb #a51222f5
@@ -37,39 +37,7 @@ def calibration_refusal(engine: str, calibrate: str, *, cli: bool = False) -> st
     return (f"{what} refits each model on folds of the training cells in memory, which {name} does not do; {fix}. "
             "Nothing was run")
 
-# %% ../nbs/03d_engines.ipynb #2903d5be
 SUPPORTS = ("use_rep", "query_corrections", "calibrate", "memory_only", "majority_vote", "raw_layer")
-
-def check_options(engine: Engine, *, models: Sequence[str] = (), use_rep: str | None = None,
-                  calibrate: str | None = None, scale_by: str = "train", align_query: bool = False,
-                  majority_vote: bool = False, layer: str | None = "auto") -> None:
-    """Refuse, before any data is read, every option `engine` cannot honour (what it `supports`), in one way.
-
-    `models` are the run's built-in model names (a custom estimator is never memory-only or transductive)."""
-    name, ok = engine.name, engine.supports
-    if use_rep is not None and "use_rep" not in ok:
-        raise ValueError(f"use_rep trains on an embedding, which {engine.title} does not {engine.reads}; "
-                         "use engine='memory'")
-    transductive = [m for m in models if getattr(get_backend(m), "transductive", False)]
-    if transductive:                     # scanvi: counts of both sides in memory, scvi-tools installed
-        from scaml.scanvi import check_scanvi_run
-        check_scanvi_run(transductive, engine=name, use_rep=use_rep)
-    if (scale_by != "train" or align_query) and "query_corrections" not in ok:
-        raise ValueError(f"scale_by={scale_by!r} and align_query={align_query} correct the test cells by statistics "
-                         f"of all of them, which the {name} engine transforms block by block; use engine='memory' "
-                         "(an in-memory AnnData) or drop the option")
-    if calibrate is not None and "calibrate" not in ok: raise ValueError(calibration_refusal(name, calibrate))
-    only = [m for m in models if getattr(get_backend(m), "memory_only", False)]
-    if only and "memory_only" not in ok:
-        raise ValueError(f"model(s) {', '.join(only)} keep every training cell or type profile in memory and score the "
-                         f"test cells as a whole matrix, which the {name} engine does not hold; use engine='memory' "
-                         "(an in-memory AnnData, no --backed) or drop them from models")
-    if majority_vote and "majority_vote" not in ok:
-        raise ValueError(f"majority_vote=True clusters all test cells together, which the {name} engine reads block "
-                         "by block; use engine='memory' (an in-memory AnnData, no --backed) or drop the option")
-    if layer == "raw" and "raw_layer" not in ok:
-        raise ValueError(f"layer='raw' (--layer raw) reads adata.raw, which the {name} engine does not; write the "
-                         "counts into X or a layer (adata.layers['counts'] = adata.raw.X) and save the file again")
 
 # %% ../nbs/03d_engines.ipynb #a049c9f3
 @dataclass
@@ -122,6 +90,38 @@ class Engine:
             P[name] = model.backend.predict_proba(feats.Xte)
             secs[name] = time.perf_counter() - t
         return P, secs
+
+# %% ../nbs/03d_engines.ipynb #2903d5be
+def check_options(engine: Engine, *, models: Sequence[str] = (), use_rep: str | None = None,
+                  calibrate: str | None = None, scale_by: str = "train", align_query: bool = False,
+                  majority_vote: bool = False, layer: str | None = "auto") -> None:
+    """Refuse, before any data is read, every option `engine` cannot honour (what it `supports`), in one way.
+
+    `models` are the run's built-in model names (a custom estimator is never memory-only or transductive)."""
+    name, ok = engine.name, engine.supports
+    if use_rep is not None and "use_rep" not in ok:
+        raise ValueError(f"use_rep trains on an embedding, which {engine.title} does not {engine.reads}; "
+                         "use engine='memory'")
+    transductive = [m for m in models if getattr(get_backend(m), "transductive", False)]
+    if transductive:                     # scanvi: counts of both sides in memory, scvi-tools installed
+        from scaml.scanvi import check_scanvi_run
+        check_scanvi_run(transductive, engine=name, use_rep=use_rep)
+    if (scale_by != "train" or align_query) and "query_corrections" not in ok:
+        raise ValueError(f"scale_by={scale_by!r} and align_query={align_query} correct the test cells by statistics "
+                         f"of all of them, which the {name} engine transforms block by block; use engine='memory' "
+                         "(an in-memory AnnData) or drop the option")
+    if calibrate is not None and "calibrate" not in ok: raise ValueError(calibration_refusal(name, calibrate))
+    only = [m for m in models if getattr(get_backend(m), "memory_only", False)]
+    if only and "memory_only" not in ok:
+        raise ValueError(f"model(s) {', '.join(only)} keep every training cell or type profile in memory and score the "
+                         f"test cells as a whole matrix, which the {name} engine does not hold; use engine='memory' "
+                         "(an in-memory AnnData, no --backed) or drop them from models")
+    if majority_vote and "majority_vote" not in ok:
+        raise ValueError(f"majority_vote=True clusters all test cells together, which the {name} engine reads block "
+                         "by block; use engine='memory' (an in-memory AnnData, no --backed) or drop the option")
+    if layer == "raw" and "raw_layer" not in ok:
+        raise ValueError(f"layer='raw' (--layer raw) reads adata.raw, which the {name} engine does not; write the "
+                         "counts into X or a layer (adata.layers['counts'] = adata.raw.X) and save the file again")
 
 # %% ../nbs/03d_engines.ipynb #0a86987f
 def _rows(parent: AnnData, sub: AnnData) -> np.ndarray:
