@@ -57,8 +57,10 @@ def violations(pkg: Path, allowed: dict = ALLOWED) -> list[str]:
             local = _built_here(fn, own) if name != "<module>" else set()
             for node in ast.walk(fn):
                 for t in _targets(node):
-                    if id(t) in seen or not _fitted(t.attr): continue
-                    seen.add(id(t))
+                    # each write once, in its innermost function; by position, as setattr's target is built anew
+                    key = (node.lineno, node.col_offset, ast.unparse(t))
+                    if key in seen or not _fitted(t.attr): continue
+                    seen.add(key)
                     base = t.value
                     if isinstance(base, ast.Name) and (base.id in ("self", "cls") or base.id in local): continue
                     if isinstance(base, ast.Name) and (f.name, name, base.id) in allowed: continue
