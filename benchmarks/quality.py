@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from scaml.core import package_versions as _versions
 from scaml.results import to_json as _json
 from scaml.datasets import load_task
-from scaml.models import get_backend
+from scaml.backends import get_backend
 from scaml.preprocess import Preprocessor, normalize_log1p
 from scaml.metrics import bootstrap_metrics
 

@@ -16,7 +16,8 @@ import scipy.sparse as sp
 from fastcore.basics import patch
 
 from .core import resolve_device
-from .models import Backend, softmax
+from .backends import Backend
+from .calibration import softmax
 from .preprocess import Preprocessor
 
 # %% auto #0

@@ -22,7 +22,8 @@ from .calibration import calibration_metrics, fit_calibrator
 from .data import check_adata
 from .engines import ENGINES, calibration_refusal, choose_engine  # noqa: F401 (ENGINES, calibration_refusal: re-exported)
 from .metrics import ci_for_benchmark, evaluate
-from .models import CellTypeModel, get_backend
+from .backends import get_backend
+from .models import CellTypeModel
 from .preprocess import Preprocessor
 from .results import BenchmarkResult, check_outdir, write_results
 from .splits import check_overlap, split_cells

@@ -261,7 +261,7 @@ def _check_memory_only(args: argparse.Namespace) -> None:
     engine = ("dask" if (args.dask_workers or args.dask_scheduler) else args.engine if args.engine != "auto"
               else "streaming or out-of-core" if args.backed else "memory")
     if engine == "memory": return
-    from scaml.models import get_backend
+    from scaml.backends import get_backend
     only = [m for m in args.models if getattr(get_backend(m), "memory_only", False)]
     if only:
         raise ValueError(f"--models {' '.join(only)} keep every training cell or type profile in memory, which the "

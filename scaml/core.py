@@ -212,10 +212,10 @@ def check_outfile(path: PathLike, *, overwrite: bool = False, inputs: Iterable[P
 
 # %% ../nbs/00_core.ipynb #e1c0de02
 MODELS: dict[str, str] = {
-    "lr": "scaml.models:LogRegBackend",
-    "rf": "scaml.models:RandomForestBackend",
-    "xgb": "scaml.models:XGBoostBackend",
-    "mlp": "scaml.models:MLPBackend",
+    "lr": "scaml.backends:LogRegBackend",
+    "rf": "scaml.backends:RandomForestBackend",
+    "xgb": "scaml.backends:XGBoostBackend",
+    "mlp": "scaml.backends:MLPBackend",
     "actinn": "scaml.actinn:ActinnBackend",
     "actinn_deepchem": "scaml.actinn:ActinnDeepChemBackend",
     "singler": "scaml.travel:CorrelationBackend",

@@ -17,7 +17,9 @@ from anndata import AnnData
 
 from .core import n_threads
 from .data import describe_matrix
-from .models import Blocks, CellTypeModel, XGBoostBackend
+from .backends import XGBoostBackend
+from .models import CellTypeModel
+from .solvers import Blocks
 from .preprocess import Preprocessor, align_genes, normalize_log1p, pick_layer
 from .streaming import iter_blocks
 

@@ -14,7 +14,7 @@ import numpy as np
 from anndata import AnnData
 
 from .core import format_values
-from .models import get_backend
+from .backends import get_backend
 from .preprocess import Preprocessor
 
 # %% auto #0

@@ -17,7 +17,8 @@ from anndata import AnnData
 from .core import check_float, check_int, check_names
 from .data import check_adata, clean_labels
 from .metrics import evaluate
-from .models import CellTypeModel, get_backend
+from .backends import get_backend
+from .models import CellTypeModel
 from .preprocess import Preprocessor
 from .splits import pick_test_groups
 

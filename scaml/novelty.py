@@ -20,7 +20,8 @@ import scaml
 from .core import MODELS, PathLike, as_list, format_values, package_versions
 from .data import check_adata, check_obs_key, clean_labels
 from .metrics import novelty_metrics
-from .models import CellTypeModel, softmax
+from .calibration import softmax
+from .models import CellTypeModel
 from .plots import use_file_backend
 from .preprocess import Preprocessor
 from .results import ResultsFolder, check_outdir

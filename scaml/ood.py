@@ -408,7 +408,7 @@ class NoveltyScorer:
     def _fit_all(self, Z, y) -> dict:
         out = {}
         if {"maxproba", "maha_logits"} & set(self.components) or self.shift in ("matched", "per_type"):
-            from scaml.models import get_backend
+            from scaml.backends import get_backend
             out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
                                                         random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
         for c in self.components:

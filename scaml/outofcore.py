@@ -14,7 +14,8 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .models import Blocks, CellTypeModel
+from .models import CellTypeModel
+from .solvers import Blocks
 from .preprocess import Preprocessor, pick_layer
 from .streaming import transform_streaming
 

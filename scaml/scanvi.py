@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .core import n_threads, thread_limit
-from .models import Backend
+from .backends import Backend
 from .preprocess import align_genes, describe_layout, layer_choices, pick_layer
 
 log = logging.getLogger(__name__)

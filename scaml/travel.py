@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .core import check_float, check_int
-from .models import Backend, softmax
+from .backends import Backend
+from .calibration import softmax
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ PKG = Path(__file__).resolve().parents[1] / "scaml"
 
 # (module, function, object): why that function may write another object's fitted attributes
 ALLOWED = {
-    ("models.py", "_load", "d"): "a scikit-learn DecisionTreeClassifier rebuilt from the saved arrays: scikit-learn "
+    ("backends.py", "_load", "d"): "a scikit-learn DecisionTreeClassifier rebuilt from the saved arrays: scikit-learn "
                                  "has no constructor for fitted state, and scaml saves data, not pickles",
-    ("models.py", "_load", "m"): "the RandomForestClassifier holding those trees, for the same reason",
-    ("models.py", "_fit_blocks", "m"): "the best weights of a scikit-learn MLPClassifier trained by partial_fit, "
+    ("backends.py", "_load", "m"): "the RandomForestClassifier holding those trees, for the same reason",
+    ("backends.py", "_fit_blocks", "m"): "the best weights of a scikit-learn MLPClassifier trained by partial_fit, "
                                        "restored after early stopping (it has no setter for them)",
 }
 

@@ -11,7 +11,8 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "scaml"
 # lowest first; a module may import from its own layer or any layer before it
-LAYERS = [["core"], ["data"], ["io", "datasets"], ["input_scale"], ["preprocess", "streaming", "calibration"], ["models"],
+LAYERS = [["core"], ["data"], ["io", "datasets"], ["input_scale"], ["preprocess", "streaming", "calibration"], ["solvers"],
+          ["backends"], ["modelfile"], ["models"],
           ["actinn", "travel", "scanvi"],
           ["distributed", "outofcore", "predict_stream", "splits"], ["engines"], ["metrics", "ood"], ["plots"], ["results"],
           ["benchmark"], ["matrix", "learning_curves", "explain", "seurat"], ["novelty"], ["rejection", "report"], ["cli"]]

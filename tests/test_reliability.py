@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 
 from scaml.cli import scaml_predict, scaml_train
-from scaml.models import CellTypeModel, _meta_sha256, _sha256
+from scaml.modelfile import _meta_sha256, _sha256
+from scaml.models import CellTypeModel
 
 CB10X = "cellbench_lung_celllines/cellbench_10x_3cl.h5ad"          # 895 cells x 894 genes, raw counts, 3 cell lines
 PBMC = "scanpy_pbmc68k_reduced/scanpy_pbmc68k_reduced.h5ad"         # scaled X (negative values), obsm X_pca/X_umap
