@@ -30,7 +30,8 @@ __all__ = ['STREAM_BLOCK', 'CellTypeModel', 'whole_query_reason', 'block_rows', 
            'iter_query_blocks', 'predict_block', 'annotate']
 
 # %% ../nbs/02_models.ipynb #d0c7e65a
-# names that users import from scaml.models, whose homes are now scaml.backends, scaml.core and scaml.solvers
+# names users import from scaml.models, at home in scaml.backends and scaml.core (Backend, SklearnBackend,
+# get_backend and Blocks come with the imports above)
 from .backends import LogRegBackend, MLPBackend, RandomForestBackend, XGBoostBackend  # noqa: F401
 from .core import MODELS  # noqa: F401
 
