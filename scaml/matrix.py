@@ -55,7 +55,7 @@ class MatrixResult:
         return (f"MatrixResult: {len(self.groups)} groups, {self.matrix.model.nunique()} models, "
                 f"{len(self.matrix)} scores ({self.metric}){where}\n" + self.summary.round(3).to_string())
 
-# %% ../nbs/08a_matrix.ipynb #515d1dcc
+# %% ../nbs/08a_matrix.ipynb #61066f03
 def _score_by_group(res, groups_of_cells: pd.Series) -> dict[tuple[str, str], dict]:
     "Metrics of each model of a BenchmarkResult, per test group."
     out = {}
@@ -68,7 +68,7 @@ def _score_by_group(res, groups_of_cells: pd.Series) -> dict[tuple[str, str], di
             out[(model, h)] = evaluate(y.to_numpy()[m], P.to_numpy()[m], res.classes, train_classes=train_classes)
     return out
 
-# %% ../nbs/08a_matrix.ipynb #d1227b4c
+# %% ../nbs/08a_matrix.ipynb #56818575
 def _within_cv(sub: AnnData, *, label_key: str, folds: int, random_state: int, bench_kw: dict) -> dict[str, dict]:
     "Pooled out-of-fold metrics of stratified k-fold cross-validation inside one group."
     from sklearn.model_selection import StratifiedKFold
@@ -99,7 +99,7 @@ def _within_cv(sub: AnnData, *, label_key: str, folds: int, random_state: int, b
         out[m] = evaluate(y.loc[P.index].to_numpy(), P.to_numpy(), classes, train_classes=tc)
     return out
 
-# %% ../nbs/08a_matrix.ipynb #e6e8e32c
+# %% ../nbs/08a_matrix.ipynb #57144c0c
 def _check_matrix_args(adata: AnnData, *, label_key: str, split_key: str, groups, cv_folds, metric: str, n_top_genes,
                        random_state) -> tuple[list[str], int, int, int | None]:
     "Check the options of `run_matrix`; returns the groups to use, `cv_folds`, `n_top_genes` and `random_state`."
@@ -119,7 +119,7 @@ def _check_matrix_args(adata: AnnData, *, label_key: str, split_key: str, groups
         raise ValueError("adata.obs_names are not unique; call adata.obs_names_make_unique() first")
     return groups, cv_folds, n_top_genes, random_state
 
-# %% ../nbs/08a_matrix.ipynb #779e4b10
+# %% ../nbs/08a_matrix.ipynb #fc266c18
 def _cross_group_rows(data: AnnData, gcol: pd.Series, groups: list[str], *, split_key: str, loo: bool, bench_kw: dict,
                       progress: bool) -> list[dict]:
     "One row per training side, test group and model: train on one group (and on all but one), test on the others."
@@ -150,7 +150,7 @@ def _within_group_rows(data: AnnData, gcol: pd.Series, groups: list[str], *, lab
                          "n_train": int(sub.n_obs * (cv_folds - 1) / cv_folds)})
     return rows
 
-# %% ../nbs/08a_matrix.ipynb #c275cab7
+# %% ../nbs/08a_matrix.ipynb #66053ee7
 def run_matrix(adata: AnnData, *, label_key: str = "cell_type", split_key: str = "batch",
                groups: Sequence[str] | None = None, models: Sequence[str] = DEFAULT_MODELS, loo: bool = True,
                cv_folds: int = 3, metric: str = "f1_macro_seen", features: str = "hvg", n_top_genes: int = 2000,
@@ -247,7 +247,7 @@ def _gap(matrix: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]
     summary.columns = ["within_group", "cross_group", "leave_one_out", "gap"]
     return gap, summary
 
-# %% ../nbs/08a_matrix.ipynb #5c0ba6b4
+# %% ../nbs/08a_matrix.ipynb #21a40a73
 def matrix_heatmap(matrix: pd.DataFrame, *, model: str, metric: str = "f1_macro_seen", ax=None):
     """Heatmap of one model's scores, training sides (rows) x test groups (columns).
 
@@ -288,7 +288,7 @@ def matrix_heatmap(matrix: pd.DataFrame, *, model: str, metric: str = "f1_macro_
     ax.figure.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     return ax
 
-# %% ../nbs/08a_matrix.ipynb #e575458d
+# %% ../nbs/08a_matrix.ipynb #a82b3ab0
 def save_matrix_figures(results: PathLike, *, dpi: int = 120) -> list[Path]:
     """Draw one heatmap per model of a matrix results folder and save them as `heatmap_<model>.png`.
 
