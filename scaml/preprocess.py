@@ -28,7 +28,7 @@ __all__ = ['Selection', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gen
 # %% ../nbs/01_preprocess.ipynb #4bca0a24
 log = logging.getLogger(__name__)
 
-# %% ../nbs/01_preprocess.ipynb #33001a36
+# %% ../nbs/01_preprocess.ipynb #8f64acdd
 def _mean_var(X) -> tuple[np.ndarray, np.ndarray]:
     "Per-column mean and variance of a sparse or dense matrix, without densifying."
     n = X.shape[0]
@@ -42,7 +42,7 @@ def _mean_var(X) -> tuple[np.ndarray, np.ndarray]:
     var = np.maximum(var, 0) * (n / max(n - 1, 1))
     return mean, var
 
-# %% ../nbs/01_preprocess.ipynb #6a0b5c81
+# %% ../nbs/01_preprocess.ipynb #cf72363d
 def highly_variable_genes(X, n_top_genes: int = 2000, *, n_bins: int = 20, log_base: float | None = None) -> np.ndarray:
     """Indices (sorted) of the `n_top_genes` most variable genes of log-normalised `X`, Seurat flavour.
 
@@ -71,7 +71,7 @@ def highly_variable_genes(X, n_top_genes: int = 2000, *, n_bins: int = 20, log_b
     mean, var = _mean_var(E)
     return hvg_from_moments(mean, var, n_top_genes, n_bins=n_bins)
 
-# %% ../nbs/01_preprocess.ipynb #6b23bbe2
+# %% ../nbs/01_preprocess.ipynb #d34a7939
 def hvg_from_moments(mean: np.ndarray, var: np.ndarray, n_top_genes: int, *, n_bins: int = 20) -> np.ndarray:
     """Seurat-flavour selection from per-gene mean and variance of normalised (un-logged) expression.
 
@@ -215,7 +215,7 @@ class Preprocessor:
             if v is not None and not isinstance(v, str):
                 raise TypeError(f"{name}={v!r} ({type(v).__name__}): pass a name (str) or None")
 
-# %% ../nbs/01_preprocess.ipynb #785f6adf
+# %% ../nbs/01_preprocess.ipynb #7bab2486
 @patch(as_prop=True)
 def is_fitted(self: Preprocessor) -> bool: return bool(self.features_)
 
@@ -262,7 +262,7 @@ def set_params(self: Preprocessor, **params) -> Preprocessor:
         raise
     return self
 
-# %% ../nbs/01_preprocess.ipynb #b8f576fe
+# %% ../nbs/01_preprocess.ipynb #fb52489a
 def describe_layout(adata: AnnData) -> str:
     "Where `adata` holds expression values: X, each layer and .raw, for messages."
     x = "X absent (None)" if adata.X is None else f"X {type(adata.X).__name__}"
@@ -276,7 +276,7 @@ def layer_choices(adata: AnnData, but: str | None = None) -> str:
     opts = [o for o in opts if o != but]
     return " or ".join(f"layer={o!r} (--layer {o})" for o in opts) or "none: the file holds no other matrix"
 
-# %% ../nbs/01_preprocess.ipynb #a931db6d
+# %% ../nbs/01_preprocess.ipynb #5c123919
 def pick_layer(adata: AnnData, layer: str | None):
     """The matrix named by `layer` and where it came from.
 
@@ -306,7 +306,7 @@ def pick_layer(adata: AnnData, layer: str | None):
                        f"{layer_choices(adata)}")
     return adata.layers[layer], f"layers[{layer!r}]"
 
-# %% ../nbs/01_preprocess.ipynb #01876a56
+# %% ../nbs/01_preprocess.ipynb #80bddfdb
 _SCALES = ("auto", "counts", "linear", "log1p", "log2", "scaled")
 
 def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]:
@@ -417,7 +417,7 @@ def fit_moments(self: Preprocessor, sums: Sequence[np.ndarray], n: int, var_name
     self.input_kind_, self.n_input_genes_, self.input_genes_ = kind, len(var_names), [str(x) for x in var_names]
     return self
 
-# %% ../nbs/01_preprocess.ipynb #684e3c1b
+# %% ../nbs/01_preprocess.ipynb #975e7e77
 def _scale_factors(std: np.ndarray) -> np.ndarray:
     "1/std, with 1 for constant features."
     std = np.asarray(std, dtype=np.float64)
@@ -441,7 +441,7 @@ def _align_detected(X, train_mean: np.ndarray) -> sp.csr_matrix:
     X.data = np.maximum(X.data + shift[X.indices], np.float32(1e-3))
     return X
 
-# %% ../nbs/01_preprocess.ipynb #ff9b743e
+# %% ../nbs/01_preprocess.ipynb #d8481294
 def _standardize_query(X, max_value: float | None, *, min_cells: int = 50) -> np.ndarray:
     "Dense float32 `X` with each column centred and scaled by its own cells (constant columns 0), clipped at +-max_value."
     if X.shape[0] < min_cells:
@@ -455,7 +455,7 @@ def _standardize_query(X, max_value: float | None, *, min_cells: int = 50) -> np
     if max_value is not None: np.clip(D, -max_value, max_value, out=D)
     return D
 
-# %% ../nbs/01_preprocess.ipynb #2f749f3e
+# %% ../nbs/01_preprocess.ipynb #9a6a75b7
 def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
                 data_genes: Sequence[str] | None = None) -> tuple[np.ndarray, dict]:
     """Map the genes a model knows to the columns of `adata`, by name.
@@ -500,7 +500,7 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
         else: log.info(msg)
     return pos, report
 
-# %% ../nbs/01_preprocess.ipynb #dd5cd655
+# %% ../nbs/01_preprocess.ipynb #5bd3b885
 @patch
 def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False):
     "Apply the fitted steps to `adata`: a CSR float32 matrix (dense for an embedding) in feature order."
@@ -550,7 +550,7 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
     X.sort_indices()
     return (X, report) if return_report else X
 
-# %% ../nbs/01_preprocess.ipynb #338506a7
+# %% ../nbs/01_preprocess.ipynb #d44969f3
 @patch
 def fit_transform(self: Preprocessor, adata: AnnData):
     "Fit on `adata` and return its transformed matrix."

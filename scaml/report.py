@@ -90,7 +90,7 @@ def _errors(nb_path: Path) -> list[str]:
     return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
-# %% ../nbs/08f_report.ipynb #5f7a9381
+# %% ../nbs/08f_report.ipynb #a5b45a6d
 def _check_report_keys(path: Path, label_key: str, split_key: str, values: list) -> None:
     "The label and split columns (and split values) the notebook needs are in the file, checked before it runs."
     import anndata
@@ -112,7 +112,7 @@ def _check_report_keys(path: Path, label_key: str, split_key: str, values: list)
         raise ValueError(f"{format_values(missing)} not among the values of obs[{split_key!r}] in '{path}' "
                          f"({format_values(sorted(have))}); fix train=/test= (--split-train, --split-test)")
 
-# %% ../nbs/08f_report.ipynb #8a34c481
+# %% ../nbs/08f_report.ipynb #c2b3392d
 def _report_inputs(adata: PathLike | None, dataset: str | None, label_key: str | None, split_key: str | None,
                    train, test, models: Sequence[str]) -> tuple[str, str, list[str], list[str], list[str]]:
     "Check the data options of `run_report`; returns `label_key`, `split_key`, `train`, `test` and `models`."
@@ -137,7 +137,7 @@ def _report_inputs(adata: PathLike | None, dataset: str | None, label_key: str |
     if not models: raise ValueError("no models given; pass models=['lr', ...] (--models)")
     return label_key, split_key, train, test, models
 
-# %% ../nbs/08f_report.ipynb #d9d5d5c3
+# %% ../nbs/08f_report.ipynb #838b9059
 def _report_targets(outdir: Path, splits: list, *, overwrite: bool, adata: PathLike | None) -> list[Path]:
     "The split folders of a report, checked to be free (or `overwrite`) and apart from the input."
     targets = [outdir / split_name(tr, te) for tr, te in splits]
@@ -150,7 +150,7 @@ def _report_targets(outdir: Path, splits: list, *, overwrite: bool, adata: PathL
     for t in targets: check_outdir(t, overwrite=overwrite, inputs=[adata], param="outdir (--outdir)")
     return targets
 
-# %% ../nbs/08f_report.ipynb #5d7bb84b
+# %% ../nbs/08f_report.ipynb #0376b185
 def _run_split(nb: Path, final: Path, params: dict, *, adata: PathLike | None, overwrite: bool, kernel_name: str,
                timeout: int | None, title: str, show_code: bool) -> None:
     "Execute the analysis notebook for one split into `final`: `report.ipynb`, `report.html`, `results/`."
@@ -173,7 +173,7 @@ def _run_split(nb: Path, final: Path, params: dict, *, adata: PathLike | None, o
         rf.write_manifest({"scaml_version": scaml.__version__, "notebook": str(nb.name), "parameters": params})
     log.info("report written to %s", final / "report.html")
 
-# %% ../nbs/08f_report.ipynb #95ba7c9b
+# %% ../nbs/08f_report.ipynb #1bf03117
 def run_report(adata: PathLike | None = None, *, dataset: str | None = None, label_key: str | None = None,
                split_key: str | None = None, train: str | Sequence[str] | None = None,
                test: str | Sequence[str] | None = None, both_directions: bool = True,
