@@ -50,7 +50,7 @@ def as_list(v) -> list[str]:
     if v is None: return []
     return [str(x) for x in ([v] if isinstance(v, str) else v)]
 
-# %% ../nbs/00_core.ipynb #ab22594f
+# %% ../nbs/00_core.ipynb #63123820
 def check_int(value, param: str, *, minimum: int | None = None, maximum: int | None = None,
               none_ok: bool = False) -> int | None:
     """`value` as an `int`, or a `TypeError`/`ValueError` that names `param` and what it accepts.
@@ -84,7 +84,7 @@ def check_int(value, param: str, *, minimum: int | None = None, maximum: int | N
         raise ValueError(f"{param}={value} is out of range; pass an integer {rng}")
     return value
 
-# %% ../nbs/00_core.ipynb #b13d6015
+# %% ../nbs/00_core.ipynb #dcb0bb3d
 def check_float(value, param: str, *, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
     """`value` as a finite `float` inside the given bounds, or an error naming `param`.
@@ -121,7 +121,7 @@ def check_float(value, param: str, *, low: float | None = None, high: float | No
         raise ValueError(f"{param}={value:g} is out of range; pass a number {' and '.join(s for s in (lo, hi) if s) or 'that is finite'}")
     return value
 
-# %% ../nbs/00_core.ipynb #e3997a01
+# %% ../nbs/00_core.ipynb #761ac050
 def check_names(value, param: str, *, none_ok: bool = True) -> list[str] | None:
     """A list of names from a string or a list/tuple of strings, or a `TypeError` naming `param`.
 
@@ -148,7 +148,7 @@ def check_names(value, param: str, *, none_ok: bool = True) -> list[str] | None:
         if not bad: return [str(v) for v in vals]
     raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass a name or a list of names, e.g. ['H4']")
 
-# %% ../nbs/00_core.ipynb #4732336e
+# %% ../nbs/00_core.ipynb #72dca442
 def _check_not_input(path: Path, inputs: Iterable[PathLike | None], param: str) -> None:
     "Refuse an output path that is one of the `inputs` or inside one of them."
     res = path.resolve()
