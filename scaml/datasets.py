@@ -214,7 +214,7 @@ def content_sha256(adata: AnnData, label_key: str) -> str:
         h.update("\n".join(map(str, names)).encode()); h.update(b"\0")
     return h.hexdigest()
 
-# %% ../nbs/00a_datasets.ipynb #c4abc504
+# %% ../nbs/00a_datasets.ipynb #6417f020
 def _get(name: str) -> Dataset:
     "The registry entry, or a KeyError listing the names."
     if name not in DATASETS:
@@ -246,7 +246,7 @@ def _reason(e: Exception) -> str:
     if type(e).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout"): return "no connection"
     return str(getattr(e, "reason", e))
 
-# %% ../nbs/00a_datasets.ipynb #f16470eb
+# %% ../nbs/00a_datasets.ipynb #8539fd4b
 def _fetch(src: SourceFile, dest: Path, dataset: str, data_path: str) -> None:
     "Download `src` to `dest` (atomically) and check its checksum."
     if dest.exists() and (src.sha256 is None or file_sha256(dest) == src.sha256): return
@@ -272,7 +272,7 @@ def _fetch(src: SourceFile, dest: Path, dataset: str, data_path: str) -> None:
                          f"right file at '{dest}'")
     part.replace(dest)
 
-# %% ../nbs/00a_datasets.ipynb #7a9c30fd
+# %% ../nbs/00a_datasets.ipynb #773842e2
 def _build_deepchem_actinn_tm_facs(orig: Path) -> AnnData:
     "Rebuild the h5ad from the four DeepChem tutorial files."
     import anndata
@@ -310,7 +310,7 @@ def _build_actinn_tm_droplet(orig: Path) -> AnnData:
     adata.uns["X_kind"] = "raw UMI counts (integer-valued, float32)"
     return adata
 
-# %% ../nbs/00a_datasets.ipynb #4769098e
+# %% ../nbs/00a_datasets.ipynb #3d34ea22
 def _scanpy_pbmc_file() -> Path | None:
     "The pbmc68k_reduced file inside the installed scanpy package, or None (scanpy is not imported)."
     import importlib.util
@@ -417,7 +417,7 @@ def read_sce_rda(path: PathLike, name: str | None = None, assay: str = "counts")
         return AnnData(X=sp.csr_matrix(X.T), obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
 
 
-# %% ../nbs/00a_datasets.ipynb #de51d712
+# %% ../nbs/00a_datasets.ipynb #ae39c7d8
 def _gencode_names(whl: Path) -> pd.Series:
     "Ensembl gene id -> symbol from the GENCODE v44 table inside the celltypist wheel."
     import io
@@ -441,7 +441,7 @@ def _mixology_experiment(orig: Path, name: str, tech: str, design: str) -> AnnDa
         if c in meta: obs[c] = meta[c].astype(str).values if c == "outliers" else meta[c].values
     return AnnData(X=sp.csr_matrix(cnt.T.values.astype(np.float32)), obs=obs, var=pd.DataFrame(index=cnt.index.astype(str)))
 
-# %% ../nbs/00a_datasets.ipynb #9a1b9529
+# %% ../nbs/00a_datasets.ipynb #e224b79f
 def _build_cellbench_plate_based(orig: Path) -> AnnData:
     "The five plate-based CellBench experiments on the union of their genes (absent = 0), as make.py builds them."
     import warnings

@@ -87,7 +87,7 @@ def split_random(labels: np.ndarray, *, test_size: float = 0.2, random_state: in
         te[rng.choice(idx, size=k, replace=False)] = True
     return ~te, te
 
-# %% ../nbs/04_splits.ipynb #6d94f82a
+# %% ../nbs/04_splits.ipynb #c6c1dbc5
 def labelled_rows(adata: AnnData, mask: np.ndarray, label_key: str, side: str) -> tuple[np.ndarray, np.ndarray]:
     "Row indices of the cells in `mask` that carry a label, and their labels."
     if not mask.any(): raise ValueError(f"the {side} side has no cells; check the split values")
@@ -95,7 +95,7 @@ def labelled_rows(adata: AnnData, mask: np.ndarray, label_key: str, side: str) -
     except ValueError as e: raise ValueError(f"the {side} side has no labelled cells: {e}") from None
     return np.flatnonzero(mask)[keep], labels[keep]
 
-# %% ../nbs/04_splits.ipynb #4ec91090
+# %% ../nbs/04_splits.ipynb #d7807a34
 def split_cells(adata: AnnData, adata_test: AnnData | None = None, *, label_key: str, split: str = "key",
                 split_key: str | None = None, train: str | Sequence[str] | None = None,
                 test: str | Sequence[str] | None = None, test_size: float = 0.2, random_state: int | None = 0
@@ -160,7 +160,7 @@ def split_cells(adata: AnnData, adata_test: AnnData | None = None, *, label_key:
                          "Choose other training values or another label_key")
     return tr, ytr, te, yte, desc
 
-# %% ../nbs/04_splits.ipynb #f3b92290
+# %% ../nbs/04_splits.ipynb #45aac854
 def _projections(X, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Two random projections of every row of `X` (rounded, hashable) and the number of non-zero values per row."
     import scipy.sparse as sp
@@ -174,7 +174,7 @@ def _projections(X, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         P = X @ W
     return np.round(np.asarray(P, dtype=np.float64), 6), np.asarray(nnz).ravel()
 
-# %% ../nbs/04_splits.ipynb #5eb78889
+# %% ../nbs/04_splits.ipynb #73720d8a
 def check_overlap(adata: AnnData, adata_test: AnnData, *, train_rows: np.ndarray | None = None,
                   test_rows: np.ndarray | None = None, layer: str | None = "auto", n_sample: int = 1000,
                   min_genes: int = 5, random_state: int | None = 0) -> dict:
