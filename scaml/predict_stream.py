@@ -200,7 +200,7 @@ class CsvWriter(_Partial):
         if not self.f.closed:
             self.f.flush(); os.fsync(self.f.fileno()); self.f.close()
 
-# %% ../nbs/03c_predict_stream.ipynb #ebb2bfe7
+# %% ../nbs/03c_predict_stream.ipynb #35103ac9
 def _array(group, name: str, shape: tuple, dtype, chunk: int):
     "An empty dataset as anndata writes a numeric array."
     if name in group: del group[name]
@@ -208,7 +208,7 @@ def _array(group, name: str, shape: tuple, dtype, chunk: int):
     ds.attrs["encoding-type"], ds.attrs["encoding-version"] = "array", "0.2.0"
     return ds
 
-# %% ../nbs/03c_predict_stream.ipynb #0a3b9acc
+# %% ../nbs/03c_predict_stream.ipynb #197afc88
 class H5adAnnotator(_Partial):
     """A copy of the query `.h5ad` (copied as bytes, so its matrix never passes through memory) that receives
     `annotate`'s keys block by block: `obs['{key}_pred']` (categorical), `obs['{key}_conf']`, `obs['{key}_novelty']`
@@ -294,13 +294,13 @@ def write_h5ad_buffered(adata, path: PathLike) -> Path:
         out.flush(); os.fsync(out.fileno())
     return Path(path)
 
-# %% ../nbs/03c_predict_stream.ipynb #ad5248a3
+# %% ../nbs/03c_predict_stream.ipynb #a4c6f65f
 def _uns(model) -> dict:
     "`annotate`'s `uns[key]` entry for `model`."
     return {"params": {k: str(v) for k, v in model.params.items()}, "classes": np.asarray(model.classes_, dtype=object),
             "features_used": np.asarray(model.preprocessor.features_, dtype=object), "scaml_version": scaml.__version__}
 
-# %% ../nbs/03c_predict_stream.ipynb #c42f2540
+# %% ../nbs/03c_predict_stream.ipynb #878c1928
 def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: PathLike | None = None,
                   key_added: str = "scaml", block_size: int | None = None) -> pd.Series:
     """Annotate every cell of the `.h5ad` file `path`, reading and predicting `block_rows` cells at a time.
