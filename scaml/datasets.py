@@ -84,7 +84,7 @@ class Dataset:
     content_sha256: str | None = None
     files: tuple[SourceFile, ...] = field(default=())
 
-# %% ../nbs/00a_datasets.ipynb #7a52849d
+# %% ../nbs/00a_datasets.ipynb #c94f3694
 _DEEPCHEM = ("https://raw.githubusercontent.com/deepchem/deepchem/fbe3b911a94a6eb8c84c1a9e7ac67a472c49ea80/"
              "examples/tutorials/assets/scRNAseq/")
 _ACTINN = "https://raw.githubusercontent.com/mafeiyang/ACTINN/a32686697aa9aaadbd96159523b0dfad04e93edd/test_data/"
@@ -106,7 +106,7 @@ _SCANPY_WHEEL = SourceFile("scanpy-1.11.5-py3-none-any.whl",
 _PBMC_MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
 _CELLBENCH = "Tian L et al. (2019) Nat Methods 16:479-487, doi:10.1038/s41592-019-0425-8"
 
-# %% ../nbs/00a_datasets.ipynb #5201e5b0
+# %% ../nbs/00a_datasets.ipynb #7818a033
 DATASETS: dict[str, Dataset] = {d.name: d for d in [
     Dataset("deepchem_actinn_tm_facs", "deepchem_actinn_tm_facs/deepchem_actinn_tm_facs.h5ad",
             "c3aa2ca61bda247b7fc5a72ed9a636c37492772a3ea5f11f8461e4eb993536be",

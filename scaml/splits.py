@@ -22,7 +22,7 @@ __all__ = ['split_by_key', 'split_random', 'labelled_rows', 'split_cells', 'chec
 # %% ../nbs/04_splits.ipynb #0303ed1b
 log = logging.getLogger(__name__)
 
-# %% ../nbs/04_splits.ipynb #a319dc5a
+# %% ../nbs/04_splits.ipynb #59902689
 def split_by_key(adata: AnnData, *, split_key: str, train: str | Sequence[str], test: str | Sequence[str] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks of training and test cells from the values of `obs[split_key]`.
@@ -59,7 +59,7 @@ def split_by_key(adata: AnnData, *, split_key: str, train: str | Sequence[str], 
         raise ValueError(f"the test side is empty: every cell of {split_key!r} is in train={train}; pass test values")
     return tr, te
 
-# %% ../nbs/04_splits.ipynb #882c08f7
+# %% ../nbs/04_splits.ipynb #24236fc8
 def split_random(labels: np.ndarray, *, test_size: float = 0.2, random_state: int | None = 0
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified random split of one source: the optimistic baseline.
