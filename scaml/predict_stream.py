@@ -300,6 +300,19 @@ def _uns(model) -> dict:
     return {"params": {k: str(v) for k, v in model.params.items()}, "classes": np.asarray(model.classes_, dtype=object),
             "features_used": np.asarray(model.preprocessor.features_, dtype=object), "scaml_version": scaml.__version__}
 
+# %% ../nbs/03c_predict_stream.ipynb #3aad31e8
+def _annotate_inputs(path: PathLike, model, csv: PathLike | None, h5ad: PathLike | None):
+    "The model (loaded when it is a folder) and its `CellTypeModel`, checked before anything is read or written."
+    if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
+    inner = getattr(model, "model", model)
+    if not isinstance(inner, CellTypeModel):
+        raise TypeError(f"model={type(model).__name__}: pass a fitted CellTypeModel, a model folder, or a model with "
+                        "rejection from scaml.rejection.fit_rejection")
+    if csv is None and h5ad is None: raise ValueError("nothing to write: pass csv= and/or h5ad=")
+    why = stream_reason(path, model)
+    if why: raise ValueError(f"cannot annotate '{path}' block by block: {why}")
+    return model, inner
+
 # %% ../nbs/03c_predict_stream.ipynb #878c1928
 def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: PathLike | None = None,
                   key_added: str = "scaml", block_size: int | None = None) -> pd.Series:
@@ -328,14 +341,7 @@ def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: P
     -------
     The number of cells per label, most frequent first.
     """
-    if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
-    inner = getattr(model, "model", model)
-    if not isinstance(inner, CellTypeModel):
-        raise TypeError(f"model={type(model).__name__}: pass a fitted CellTypeModel, a model folder, or a model with "
-                        "rejection from scaml.rejection.fit_rejection")
-    if csv is None and h5ad is None: raise ValueError("nothing to write: pass csv= and/or h5ad=")
-    why = stream_reason(path, model)
-    if why: raise ValueError(f"cannot annotate '{path}' block by block: {why}")
+    model, inner = _annotate_inputs(path, model, csv, h5ad)
     rejects = bool(getattr(model, "rejects", False))
     with H5adQuery(path, inner.preprocessor.layer) as q:
         m = streaming_model(model, q.X, q.var_names)
