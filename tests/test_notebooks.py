@@ -186,7 +186,8 @@ import cell_stats as cs  # noqa: E402
 # the longest export cell a notebook may hold, in non-blank lines (directives included, as scripts/cell_stats.py
 # counts them): a public function with a full numpydoc docstring fits, a listing of several ideas does not
 MAX_EXPORT_LINES = 80
-# notebooks still being split; each is to be removed from this list as its long cells are split
+# notebooks not yet split into short cells, exempt from the two checks below (export cell size, first result);
+# each leaves this list once its long cells are split, until the list is empty
 LONG_CELLS_ALLOWED = {"01a_streaming", "02_models", "03_actinn", "03b_outofcore", "03d_engines", "05a_calibration",
                       "05b_ood", "07_results", "08_benchmark", "08b_learning_curves", "08c_novelty", "08d_rejection",
                       "09_cli"}
@@ -212,3 +213,16 @@ def test_export_cells_are_short():
     assert not long, (f"export cells over {MAX_EXPORT_LINES} lines (split them at their ideas; "
                       "`python scripts/cell_stats.py` shows every notebook):\n  " + "\n  ".join(long))
     assert LONG_CELLS_ALLOWED <= {nb.stem for nb in nbs}, "a notebook in LONG_CELLS_ALLOWED no longer exists"
+
+
+MAX_LINES_TO_FIRST_OUTPUT = 100
+
+
+def test_first_result_comes_early():
+    "A page shows a result within its first 100 lines of code (a small example right after the first definitions)."
+    late = []
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        n = cs.lines_to_first_output(nb)
+        if nb.stem not in LONG_CELLS_ALLOWED and n is not None and n > MAX_LINES_TO_FIRST_OUTPUT:
+            late.append(f"{nb.name}: first output after {n} lines of code")
+    assert not late, "\n  ".join(["pages whose first result comes late:", *late])
