@@ -300,7 +300,7 @@ def _uns(model) -> dict:
     return {"params": {k: str(v) for k, v in model.params.items()}, "classes": np.asarray(model.classes_, dtype=object),
             "features_used": np.asarray(model.preprocessor.features_, dtype=object), "scaml_version": scaml.__version__}
 
-# %% ../nbs/03c_predict_stream.ipynb #3aad31e8
+# %% ../nbs/03c_predict_stream.ipynb #836370c1
 def _annotate_inputs(path: PathLike, model, csv: PathLike | None, h5ad: PathLike | None):
     "The model (loaded when it is a folder) and its `CellTypeModel`, checked before anything is read or written."
     if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
