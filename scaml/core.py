@@ -50,7 +50,7 @@ def as_list(v) -> list[str]:
     if v is None: return []
     return [str(x) for x in ([v] if isinstance(v, str) else v)]
 
-# %% ../nbs/00_core.ipynb #77888704
+# %% ../nbs/00_core.ipynb #63123820
 def check_int(value, param: str, *, minimum: int | None = None, maximum: int | None = None,
               none_ok: bool = False) -> int | None:
     """`value` as an `int`, or a `TypeError`/`ValueError` that names `param` and what it accepts.
@@ -84,6 +84,7 @@ def check_int(value, param: str, *, minimum: int | None = None, maximum: int | N
         raise ValueError(f"{param}={value} is out of range; pass an integer {rng}")
     return value
 
+# %% ../nbs/00_core.ipynb #dcb0bb3d
 def check_float(value, param: str, *, low: float | None = None, high: float | None = None,
                 low_open: bool = False, high_open: bool = False) -> float:
     """`value` as a finite `float` inside the given bounds, or an error naming `param`.
@@ -120,6 +121,7 @@ def check_float(value, param: str, *, low: float | None = None, high: float | No
         raise ValueError(f"{param}={value:g} is out of range; pass a number {' and '.join(s for s in (lo, hi) if s) or 'that is finite'}")
     return value
 
+# %% ../nbs/00_core.ipynb #761ac050
 def check_names(value, param: str, *, none_ok: bool = True) -> list[str] | None:
     """A list of names from a string or a list/tuple of strings, or a `TypeError` naming `param`.
 
@@ -145,6 +147,42 @@ def check_names(value, param: str, *, none_ok: bool = True) -> list[str] | None:
         bad = [v for v in vals if not isinstance(v, (str, numbers.Number)) or isinstance(v, bool)]
         if not bad: return [str(v) for v in vals]
     raise TypeError(f"{param}={value!r} ({type(value).__name__}): pass a name or a list of names, e.g. ['H4']")
+
+# %% ../nbs/00_core.ipynb #72dca442
+def _check_not_input(path: Path, inputs: Iterable[PathLike | None], param: str) -> None:
+    "Refuse an output path that is one of the `inputs` or inside one of them."
+    res = path.resolve()
+    for i in inputs:
+        if i is None: continue
+        ir = Path(i).resolve()
+        if res == ir:
+            raise ValueError(f"{param} '{path}' is the input '{i}'; writing it would replace the data it is made "
+                             f"from. Choose another {param}")
+        if ir in res.parents:
+            raise ValueError(f"{param} '{path}' is inside the input folder '{i}'; writing there would change an input. "
+                             f"Choose another {param}")
+
+def _check_replaceable(path: Path, overwrite: bool, param: str,
+                       written_by_scaml: Callable[[Path], bool] | None) -> None:
+    "Refuse replacing an existing file unless `overwrite`, and never a link, a special file or a file scaml did not write."
+    if not overwrite:
+        raise FileExistsError(f"{param} '{path}' already exists; choose another {param} or pass --overwrite "
+                              "(overwrite=True) to replace it")
+    if path.is_symlink() or not path.is_file():
+        raise FileExistsError(f"{param} '{path}' is a link or a special file; --overwrite replaces only a file "
+                              f"scaml wrote. Choose another {param}")
+    if written_by_scaml is not None and not written_by_scaml(path):
+        raise FileExistsError(f"{param} '{path}' was not written by scaml; --overwrite replaces only a file scaml "
+                              f"wrote. Move it away or choose another {param}")
+
+def _check_creatable(path: Path, param: str) -> None:
+    "Refuse a path whose nearest existing parent is a file or not writable."
+    anc = path.absolute().parent
+    while not anc.exists(): anc = anc.parent
+    if not anc.is_dir():
+        raise NotADirectoryError(f"cannot create {param} '{path}': '{anc}' is a file")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot create {param} '{path}': no write permission in '{anc}'")
 
 # %% ../nbs/00_core.ipynb #29a0e36e
 def check_outfile(path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike | None] = (),
@@ -179,35 +217,12 @@ def check_outfile(path: PathLike, *, overwrite: bool = False, inputs: Iterable[P
     if suffix.lower() not in formats:
         raise ValueError(f"{param} '{path}': the output format follows the file name, and {suffix or 'no suffix'!r} is "
                          f"not one of {', '.join(formats)}; name the file e.g. '{path.stem or 'out'}{formats[0]}'")
-    res = path.resolve()
-    for i in inputs:
-        if i is None: continue
-        ir = Path(i).resolve()
-        if res == ir:
-            raise ValueError(f"{param} '{path}' is the input '{i}'; writing it would replace the data it is made "
-                             f"from. Choose another {param}")
-        if ir in res.parents:
-            raise ValueError(f"{param} '{path}' is inside the input folder '{i}'; writing there would change an input. "
-                             f"Choose another {param}")
+    _check_not_input(path, inputs, param)
     if path.is_dir():
         raise IsADirectoryError(f"{param} '{path}' is a folder; {param} names a file to write, e.g. "
                                 f"'{path / ('predictions' + formats[0])}'")
-    if path.exists() or path.is_symlink():
-        if not overwrite:
-            raise FileExistsError(f"{param} '{path}' already exists; choose another {param} or pass --overwrite "
-                                  "(overwrite=True) to replace it")
-        if path.is_symlink() or not path.is_file():
-            raise FileExistsError(f"{param} '{path}' is a link or a special file; --overwrite replaces only a file "
-                                  f"scaml wrote. Choose another {param}")
-        if written_by_scaml is not None and not written_by_scaml(path):
-            raise FileExistsError(f"{param} '{path}' was not written by scaml; --overwrite replaces only a file scaml "
-                                  f"wrote. Move it away or choose another {param}")
-    anc = path.absolute().parent
-    while not anc.exists(): anc = anc.parent
-    if not anc.is_dir():
-        raise NotADirectoryError(f"cannot create {param} '{path}': '{anc}' is a file")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise PermissionError(f"cannot create {param} '{path}': no write permission in '{anc}'")
+    if path.exists() or path.is_symlink(): _check_replaceable(path, overwrite, param, written_by_scaml)
+    _check_creatable(path, param)
     return path
 
 # %% ../nbs/00_core.ipynb #e1c0de02

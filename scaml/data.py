@@ -116,7 +116,7 @@ def read_h5ad(path: PathLike, *, backed: bool = False) -> AnnData:
         raise ValueError(f"'{path}' could not be read as AnnData ({type(e).__name__}: {msg}); the file is damaged or "
                          "was not written by anndata. Copy it again or convert it with scaml.io.read") from None
 
-# %% ../nbs/00_data.ipynb #cf0e6163
+# %% ../nbs/00_data.ipynb #d89f420a
 def check_obs_key(adata: AnnData, key: str, *, param: str = "label_key", name: str = "adata",
                   where: str | None = None) -> None:
     """Raise a `KeyError` listing the available columns if `key` is not in `adata.obs`.
@@ -144,6 +144,7 @@ def check_obsm_key(adata: AnnData, key: str, *, param: str = "use_rep") -> None:
         raise KeyError(f"{param}={key!r} is not in adata.obsm; available: {format_values(adata.obsm.keys()) or 'none'}. "
                        f"Pass {param}=... or train on genes")
 
+# %% ../nbs/00_data.ipynb #1876e1f4
 def check_values(adata: AnnData, key: str, values: Sequence[str], *, param: str = "train") -> None:
     "Raise a `ValueError` listing the values of `obs[key]` if any of `values` is absent."
     present = pd.unique(adata.obs[key].astype(str))
@@ -152,6 +153,7 @@ def check_values(adata: AnnData, key: str, values: Sequence[str], *, param: str 
         raise ValueError(f"{param}={format_values(missing)} not found in adata.obs[{key!r}]; values there: "
                          f"{format_values(sorted(present))}")
 
+# %% ../nbs/00_data.ipynb #d7f9689e
 def check_adata(adata: AnnData, *, obs_keys: Sequence[str] | dict[str, str] = (), use_rep: str | None = None,
                 unique_names: bool = True, name: str = "adata", where: str | None = None) -> None:
     """Check `adata` before use: required `obs` columns, an `obsm` key, unique cell and gene names.

@@ -84,7 +84,7 @@ class Dataset:
     content_sha256: str | None = None
     files: tuple[SourceFile, ...] = field(default=())
 
-# %% ../nbs/00a_datasets.ipynb #09ac8fab
+# %% ../nbs/00a_datasets.ipynb #c94f3694
 _DEEPCHEM = ("https://raw.githubusercontent.com/deepchem/deepchem/fbe3b911a94a6eb8c84c1a9e7ac67a472c49ea80/"
              "examples/tutorials/assets/scRNAseq/")
 _ACTINN = "https://raw.githubusercontent.com/mafeiyang/ACTINN/a32686697aa9aaadbd96159523b0dfad04e93edd/test_data/"
@@ -106,6 +106,7 @@ _SCANPY_WHEEL = SourceFile("scanpy-1.11.5-py3-none-any.whl",
 _PBMC_MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
 _CELLBENCH = "Tian L et al. (2019) Nat Methods 16:479-487, doi:10.1038/s41592-019-0425-8"
 
+# %% ../nbs/00a_datasets.ipynb #7818a033
 DATASETS: dict[str, Dataset] = {d.name: d for d in [
     Dataset("deepchem_actinn_tm_facs", "deepchem_actinn_tm_facs/deepchem_actinn_tm_facs.h5ad",
             "c3aa2ca61bda247b7fc5a72ed9a636c37492772a3ea5f11f8461e4eb993536be",
@@ -214,7 +215,7 @@ def content_sha256(adata: AnnData, label_key: str) -> str:
         h.update("\n".join(map(str, names)).encode()); h.update(b"\0")
     return h.hexdigest()
 
-# %% ../nbs/00a_datasets.ipynb #227148a2
+# %% ../nbs/00a_datasets.ipynb #ab5cf180
 def _get(name: str) -> Dataset:
     "The registry entry, or a KeyError listing the names."
     if name not in DATASETS:
@@ -246,6 +247,7 @@ def _reason(e: Exception) -> str:
     if type(e).__name__ in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout"): return "no connection"
     return str(getattr(e, "reason", e))
 
+# %% ../nbs/00a_datasets.ipynb #c08b805d
 def _fetch(src: SourceFile, dest: Path, dataset: str, data_path: str) -> None:
     "Download `src` to `dest` (atomically) and check its checksum."
     if dest.exists() and (src.sha256 is None or file_sha256(dest) == src.sha256): return
@@ -271,6 +273,7 @@ def _fetch(src: SourceFile, dest: Path, dataset: str, data_path: str) -> None:
                          f"right file at '{dest}'")
     part.replace(dest)
 
+# %% ../nbs/00a_datasets.ipynb #96db61e8
 def _build_deepchem_actinn_tm_facs(orig: Path) -> AnnData:
     "Rebuild the h5ad from the four DeepChem tutorial files."
     import anndata
@@ -308,6 +311,7 @@ def _build_actinn_tm_droplet(orig: Path) -> AnnData:
     adata.uns["X_kind"] = "raw UMI counts (integer-valued, float32)"
     return adata
 
+# %% ../nbs/00a_datasets.ipynb #4797d230
 def _scanpy_pbmc_file() -> Path | None:
     "The pbmc68k_reduced file inside the installed scanpy package, or None (scanpy is not imported)."
     import importlib.util
@@ -414,7 +418,7 @@ def read_sce_rda(path: PathLike, name: str | None = None, assay: str = "counts")
         return AnnData(X=sp.csr_matrix(X.T), obs=obs, var=pd.DataFrame(index=pd.Index(genes)))
 
 
-# %% ../nbs/00a_datasets.ipynb #5d1c0a06
+# %% ../nbs/00a_datasets.ipynb #9fceb655
 def _gencode_names(whl: Path) -> pd.Series:
     "Ensembl gene id -> symbol from the GENCODE v44 table inside the celltypist wheel."
     import io
@@ -438,6 +442,7 @@ def _mixology_experiment(orig: Path, name: str, tech: str, design: str) -> AnnDa
         if c in meta: obs[c] = meta[c].astype(str).values if c == "outliers" else meta[c].values
     return AnnData(X=sp.csr_matrix(cnt.T.values.astype(np.float32)), obs=obs, var=pd.DataFrame(index=cnt.index.astype(str)))
 
+# %% ../nbs/00a_datasets.ipynb #4c83831f
 def _build_cellbench_plate_based(orig: Path) -> AnnData:
     "The five plate-based CellBench experiments on the union of their genes (absent = 0), as make.py builds them."
     import warnings
@@ -482,7 +487,6 @@ def _build_cellbench_10x_3cl(orig: Path) -> AnnData:
     return out
 
 _BUILDERS |= {"cellbench_plate_based": _build_cellbench_plate_based, "cellbench_10x_3cl": _build_cellbench_10x_3cl}
-
 
 # %% ../nbs/00a_datasets.ipynb #6b1e0c02
 _MUSCAT = "https://raw.githubusercontent.com/HelenaLC/muscat/017b290b414212c357e184d17edcca27f4302ace/data/"

@@ -89,7 +89,7 @@ def get_client(scheduler: str | None = None, n_workers: int | None = None, *, th
     log.info("connected to the Dask scheduler at %s (%d workers)", scheduler, len(client.scheduler_info()["workers"]))
     return client
 
-# %% ../nbs/03a_distributed.ipynb #552e3aa0
+# %% ../nbs/03a_distributed.ipynb #2520aaf7
 def _matrix_key(adata: AnnData, layer: str | None) -> str:
     "The HDF5 key of the matrix that `layer` names (raises like `Preprocessor` when it is missing)."
     _, where = pick_layer(adata, layer)
@@ -105,6 +105,7 @@ def _read_rows(path: str, key: str, lo: int, hi: int, pick: np.ndarray | None) -
     block = sp.csr_matrix(block, dtype=np.float32)
     return block[pick] if pick is not None else block
 
+# %% ../nbs/03a_distributed.ipynb #196c3380
 def dask_blocks(adata: AnnData, rows: np.ndarray | None = None, *, layer: str | None = "auto",
                 block_size: int = 50_000, client: Client | None = None) -> da.Array:
     """A Dask array of CSR float32 row blocks of the expression matrix of `adata`.
@@ -238,7 +239,7 @@ def transform_dask(X: da.Array, pp: Preprocessor, *, var_names: Sequence[str]) -
     return X.map_blocks(_transform_block, pp=pp, var_names=pd.Index(var_names), dtype=np.float32,
                         chunks=(X.chunks[0], (len(pp.features),)), meta=sp.csr_matrix((0, 0), dtype=np.float32))
 
-# %% ../nbs/03a_distributed.ipynb #2584dd57
+# %% ../nbs/03a_distributed.ipynb #48c71f38
 def _contiguous(yb: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return np.searchsorted(seen, yb).astype(np.float32)
 
@@ -297,6 +298,7 @@ def train_xgb_dask(client: Client, X: da.Array, y: da.Array, *, classes: Sequenc
     log.info("xgboost trained on %d cells over %d workers", X.shape[0], len(client.scheduler_info()["workers"]))
     return be
 
+# %% ../nbs/03a_distributed.ipynb #85200ce5
 def predict_proba_dask(client: Client, backend: XGBoostBackend, X: da.Array) -> np.ndarray:
     """Class probabilities of the cells of `X` from `xgboost.dask.inplace_predict`.
 
@@ -322,7 +324,7 @@ def predict_proba_dask(client: Client, backend: XGBoostBackend, X: da.Array) -> 
     out /= out.sum(1, keepdims=True)
     return out
 
-# %% ../nbs/03a_distributed.ipynb #0507b36a
+# %% ../nbs/03a_distributed.ipynb #3e0d6368
 def dask_features(client: Client, adata: AnnData, test_adata: AnnData, train_rows: np.ndarray, test_rows: np.ndarray,
                   pp: Preprocessor, *, block_size: int = 50_000) -> tuple[da.Array, da.Array, dict, dict]:
     """The `dask` engine's features: `pp` fitted on the training rows by Dask reductions, both sides transformed.
@@ -364,6 +366,7 @@ def dask_features(client: Client, adata: AnnData, test_adata: AnnData, train_row
                                         "block_size": block_size, "n_train_blocks": len(Xtr.chunks[0]),
                                         "n_test_blocks": len(Xte.chunks[0]), "backed": bool(adata.isbacked)}}
 
+# %% ../nbs/03a_distributed.ipynb #ff3709b7
 class DaskBlocks(Blocks):
     """The blocks of a Dask array on a cluster, as `Blocks`: `blocks[i]` fetches block `i` to the client and
     `map` runs a function on every block on the worker that holds it.
@@ -390,6 +393,7 @@ class DaskBlocks(Blocks):
         big = {k: self.client.scatter(v, broadcast=True) for k, v in kw.items() if _nbytes(v) > 1_000_000}
         return self.client.gather(self.client.map(fn, self._futures, *parts, pure=False, **{**kw, **big}))
 
+# %% ../nbs/03a_distributed.ipynb #09d199c3
 def _nbytes(v) -> int:
     "Bytes of an array argument (0 for anything else)."
     return int(getattr(v, "nbytes", 0) or 0)

@@ -47,7 +47,7 @@ def _features_and_labels(model: CellTypeModel, adata: AnnData, label_key: str | 
     X = model.preprocessor.transform(adata[idx])
     return X, (labels[idx] if labels is not None else None)
 
-# %% ../nbs/08e_explain.ipynb #f3342bdc
+# %% ../nbs/08e_explain.ipynb #45fa1608
 def _seen_classes(model: CellTypeModel) -> list[str]:
     return [model.classes_[i] for i in model.backend.seen_]
 
@@ -84,6 +84,7 @@ def _scores_shap(model: CellTypeModel, X, **_) -> tuple[np.ndarray, str]:
     sv = np.stack(sv, axis=-1) if isinstance(sv, list) else np.asarray(sv)   # cells x features x classes
     return np.abs(sv).mean(0).astype(np.float64), "shap"
 
+# %% ../nbs/08e_explain.ipynb #e4e22d12
 def _class_direction(X, labels: np.ndarray | None, classes: list[str]) -> np.ndarray:
     "+1 where a feature's mean in the class exceeds its mean in the other cells, else 0 (features x classes)."
     if labels is None: raise ValueError("impurity importances per class need the cells' labels; pass label_key")
@@ -104,6 +105,7 @@ def _scores_rf(model: CellTypeModel, X, labels, method: str, **_) -> tuple[np.nd
     imp = model.backend.model_.feature_importances_.astype(np.float64)
     return imp[:, None] * _class_direction(X, labels, _seen_classes(model)), "impurity"
 
+# %% ../nbs/08e_explain.ipynb #175df99a
 def _grad_x_input_mlp(model: CellTypeModel, X) -> np.ndarray:
     "Per-cell gradient x input of each logit of the numpy perceptron: cells x features x classes, summed later."
     Ws, bs = model.backend.coefs_, model.backend.intercepts_
@@ -138,7 +140,7 @@ def _scores_grad(model: CellTypeModel, X, labels, **_) -> tuple[np.ndarray, str]
         out[:, k] = gx[m, :, k].mean(0) if m.any() else gx[:, :, k].mean(0)
     return out, "grad_x_input"
 
-# %% ../nbs/08e_explain.ipynb #f1dee10a
+# %% ../nbs/08e_explain.ipynb #930185ca
 _NEEDS_CELLS = {"xgb", "rf", "mlp", "actinn", "actinn_deepchem"}
 
 def gene_scores(model: CellTypeModel, adata: AnnData | None = None, *, method: str = "auto",
@@ -183,6 +185,7 @@ def gene_scores(model: CellTypeModel, adata: AnnData | None = None, *, method: s
     else: raise ValueError(f"no attribution for model {name!r}; available for lr, xgb, rf, mlp, actinn")
     return pd.DataFrame(S, index=pd.Index(model.preprocessor.features_, name="gene"), columns=_seen_classes(model)), used
 
+# %% ../nbs/08e_explain.ipynb #9723a680
 def top_genes(model: CellTypeModel, adata: AnnData | None = None, *, n_top: int = 20, method: str = "auto",
               label_key: str | None = None, n_cells: int | None = 500, random_state: int | None = 0) -> pd.DataFrame:
     """The genes that drive each class's call, ranked by the model's attribution score.
@@ -277,7 +280,7 @@ def save_top_genes(results_dir: PathLike, adata: AnnData | None = None, *, model
         log.info("wrote %s", dest)
     return out
 
-# %% ../nbs/08e_explain.ipynb #5e3cfcc9
+# %% ../nbs/08e_explain.ipynb #16cb926f
 def _genes_by_class(genes_by_class, n_genes: int | None) -> dict[str, list[str]]:
     if isinstance(genes_by_class, pd.DataFrame):
         t = genes_by_class.sort_values(["class", "rank"]) if "rank" in genes_by_class else genes_by_class
@@ -340,6 +343,7 @@ def dotplot(adata: AnnData, genes_by_class: Mapping[str, Sequence[str]] | pd.Dat
     ax.legend(title="expressing", fontsize=6, title_fontsize=6, loc="upper left", bbox_to_anchor=(1.12, 1), frameon=False)
     return ax
 
+# %% ../nbs/08e_explain.ipynb #60148bb2
 def _axes_dot(ax, figsize):
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=figsize)

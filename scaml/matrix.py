@@ -55,7 +55,7 @@ class MatrixResult:
         return (f"MatrixResult: {len(self.groups)} groups, {self.matrix.model.nunique()} models, "
                 f"{len(self.matrix)} scores ({self.metric}){where}\n" + self.summary.round(3).to_string())
 
-# %% ../nbs/08a_matrix.ipynb #a13fea8d
+# %% ../nbs/08a_matrix.ipynb #61066f03
 def _score_by_group(res, groups_of_cells: pd.Series) -> dict[tuple[str, str], dict]:
     "Metrics of each model of a BenchmarkResult, per test group."
     out = {}
@@ -68,6 +68,7 @@ def _score_by_group(res, groups_of_cells: pd.Series) -> dict[tuple[str, str], di
             out[(model, h)] = evaluate(y.to_numpy()[m], P.to_numpy()[m], res.classes, train_classes=train_classes)
     return out
 
+# %% ../nbs/08a_matrix.ipynb #56818575
 def _within_cv(sub: AnnData, *, label_key: str, folds: int, random_state: int, bench_kw: dict) -> dict[str, dict]:
     "Pooled out-of-fold metrics of stratified k-fold cross-validation inside one group."
     from sklearn.model_selection import StratifiedKFold
@@ -98,6 +99,58 @@ def _within_cv(sub: AnnData, *, label_key: str, folds: int, random_state: int, b
         out[m] = evaluate(y.loc[P.index].to_numpy(), P.to_numpy(), classes, train_classes=tc)
     return out
 
+# %% ../nbs/08a_matrix.ipynb #57144c0c
+def _check_matrix_args(adata: AnnData, *, label_key: str, split_key: str, groups, cv_folds, metric: str, n_top_genes,
+                       random_state) -> tuple[list[str], int, int, int | None]:
+    "Check the options of `run_matrix`; returns the groups to use, `cv_folds`, `n_top_genes` and `random_state`."
+    groups = check_names(groups, "groups")
+    cv_folds = check_int(cv_folds, "cv_folds", minimum=0)
+    if cv_folds == 1: raise ValueError("cv_folds=1 leaves no cells to test on; pass 0 (skip) or 2 or more")
+    n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
+    random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
+    check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key})
+    if metric not in METRIC_COLS[:6]: raise ValueError(f"metric={metric!r}; choose one of {', '.join(METRIC_COLS[:6])}")
+    all_groups = sorted(adata.obs[split_key].astype(str).unique())
+    groups = [str(g) for g in groups] if groups else all_groups
+    check_values(adata, split_key, groups, param="groups")
+    if len(groups) < 2: raise ValueError(f"split_key={split_key!r} has {len(groups)} group(s) {groups}; a matrix needs 2+")
+    if cv_folds == 1 or cv_folds < 0: raise ValueError(f"cv_folds={cv_folds}; pass 0 (no within-group score) or 2+")
+    if not adata.obs_names.is_unique:
+        raise ValueError("adata.obs_names are not unique; call adata.obs_names_make_unique() first")
+    return groups, cv_folds, n_top_genes, random_state
+
+# %% ../nbs/08a_matrix.ipynb #fc266c18
+def _cross_group_rows(data: AnnData, gcol: pd.Series, groups: list[str], *, split_key: str, loo: bool, bench_kw: dict,
+                      progress: bool) -> list[dict]:
+    "One row per training side, test group and model: train on one group (and on all but one), test on the others."
+    from tqdm.auto import tqdm
+    sides = [("single", [g]) for g in groups] + ([("loo", [h for h in groups if h != g]) for g in groups] if loo else [])
+    rows = []
+    for kind, train in tqdm(sides, desc="training sides", disable=not progress):
+        test = [g for g in groups if g not in train]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            res = run_benchmark(data, split_key=split_key, train=train, test=test, **bench_kw)
+        name = train[0] if kind == "single" else f"all but {test[0]}"
+        for (model, h), met in _score_by_group(res, gcol).items():
+            rows.append({"kind": kind, "train": name, "train_groups": ";".join(train), "test": h, "model": model,
+                         **met, "n_train": res.manifest["n_train"]})
+    return rows
+
+def _within_group_rows(data: AnnData, gcol: pd.Series, groups: list[str], *, label_key: str, cv_folds: int,
+                       random_state: int | None, bench_kw: dict, progress: bool) -> list[dict]:
+    "One row per group and model: the within-group cross-validated score."
+    from tqdm.auto import tqdm
+    rows = []
+    for g in tqdm(groups, desc="within-group CV", disable=not progress):
+        sub = data[gcol.to_numpy() == g]
+        for model, met in _within_cv(sub, label_key=label_key, folds=cv_folds, random_state=random_state,
+                                     bench_kw=bench_kw).items():
+            rows.append({"kind": "within_cv", "train": g, "train_groups": g, "test": g, "model": model, **met,
+                         "n_train": int(sub.n_obs * (cv_folds - 1) / cv_folds)})
+    return rows
+
+# %% ../nbs/08a_matrix.ipynb #66053ee7
 def run_matrix(adata: AnnData, *, label_key: str = "cell_type", split_key: str = "batch",
                groups: Sequence[str] | None = None, models: Sequence[str] = DEFAULT_MODELS, loo: bool = True,
                cv_folds: int = 3, metric: str = "f1_macro_seen", features: str = "hvg", n_top_genes: int = 2000,
@@ -154,45 +207,19 @@ def run_matrix(adata: AnnData, *, label_key: str = "cell_type", split_key: str =
     A `MatrixResult`. With `outdir`: `matrix.csv` (columns `kind` = single / loo / within_cv, `train`, `test`, `model`,
     the metrics, `n_train`), `gap.csv`, `gap.json` (per-model summary), `heatmap_<model>.png` and `manifest.json`.
     """
-    from tqdm.auto import tqdm
     t0 = time.perf_counter()
     if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite)        # names a bad type
-    groups = check_names(groups, "groups")
-    cv_folds = check_int(cv_folds, "cv_folds", minimum=0)
-    if cv_folds == 1: raise ValueError("cv_folds=1 leaves no cells to test on; pass 0 (skip) or 2 or more")
-    n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
-    random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
-    check_adata(adata, obs_keys={"label_key": label_key, "split_key": split_key})
-    if metric not in METRIC_COLS[:6]: raise ValueError(f"metric={metric!r}; choose one of {', '.join(METRIC_COLS[:6])}")
-    all_groups = sorted(adata.obs[split_key].astype(str).unique())
-    groups = [str(g) for g in groups] if groups else all_groups
-    check_values(adata, split_key, groups, param="groups")
-    if len(groups) < 2: raise ValueError(f"split_key={split_key!r} has {len(groups)} group(s) {groups}; a matrix needs 2+")
-    if cv_folds == 1 or cv_folds < 0: raise ValueError(f"cv_folds={cv_folds}; pass 0 (no within-group score) or 2+")
-    if not adata.obs_names.is_unique:
-        raise ValueError("adata.obs_names are not unique; call adata.obs_names_make_unique() first")
+    groups, cv_folds, n_top_genes, random_state = _check_matrix_args(
+        adata, label_key=label_key, split_key=split_key, groups=groups, cv_folds=cv_folds, metric=metric,
+        n_top_genes=n_top_genes, random_state=random_state)
     data = adata[adata.obs[split_key].astype(str).isin(groups).to_numpy()]
     gcol = data.obs[split_key].astype(str)
     bench_kw = dict(label_key=label_key, models=models, features=features, n_top_genes=n_top_genes, layer=layer,
                     class_weight=class_weight, model_params=model_params, random_state=random_state, progress=False)
-    sides = [("single", [g]) for g in groups] + ([("loo", [h for h in groups if h != g]) for g in groups] if loo else [])
-    rows = []
-    for kind, train in tqdm(sides, desc="training sides", disable=not progress):
-        test = [g for g in groups if g not in train]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            res = run_benchmark(data, split_key=split_key, train=train, test=test, **bench_kw)
-        name = train[0] if kind == "single" else f"all but {test[0]}"
-        for (model, h), met in _score_by_group(res, gcol).items():
-            rows.append({"kind": kind, "train": name, "train_groups": ";".join(train), "test": h, "model": model,
-                         **met, "n_train": res.manifest["n_train"]})
+    rows = _cross_group_rows(data, gcol, groups, split_key=split_key, loo=loo, bench_kw=bench_kw, progress=progress)
     if cv_folds:
-        for g in tqdm(groups, desc="within-group CV", disable=not progress):
-            sub = data[gcol.to_numpy() == g]
-            for model, met in _within_cv(sub, label_key=label_key, folds=cv_folds, random_state=random_state,
-                                         bench_kw=bench_kw).items():
-                rows.append({"kind": "within_cv", "train": g, "train_groups": g, "test": g, "model": model, **met,
-                             "n_train": int(sub.n_obs * (cv_folds - 1) / cv_folds)})
+        rows += _within_group_rows(data, gcol, groups, label_key=label_key, cv_folds=cv_folds,
+                                   random_state=random_state, bench_kw=bench_kw, progress=progress)
     matrix = pd.DataFrame(rows)
     gap, summary = _gap(matrix, metric)
     manifest = {"scaml_version": scaml.__version__, "args": args or {}, "label_key": label_key, "split_key": split_key,
@@ -220,7 +247,7 @@ def _gap(matrix: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, pd.DataFrame]
     summary.columns = ["within_group", "cross_group", "leave_one_out", "gap"]
     return gap, summary
 
-# %% ../nbs/08a_matrix.ipynb #980d7800
+# %% ../nbs/08a_matrix.ipynb #21a40a73
 def matrix_heatmap(matrix: pd.DataFrame, *, model: str, metric: str = "f1_macro_seen", ax=None):
     """Heatmap of one model's scores, training sides (rows) x test groups (columns).
 
@@ -261,6 +288,7 @@ def matrix_heatmap(matrix: pd.DataFrame, *, model: str, metric: str = "f1_macro_
     ax.figure.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     return ax
 
+# %% ../nbs/08a_matrix.ipynb #a82b3ab0
 def save_matrix_figures(results: PathLike, *, dpi: int = 120) -> list[Path]:
     """Draw one heatmap per model of a matrix results folder and save them as `heatmap_<model>.png`.
 

@@ -127,7 +127,7 @@ def _draw_counts(groups: list[np.ndarray], n: int, n_boot: int, rng: np.random.G
         C += np.bincount((rows + draw).ravel(), minlength=n_boot * n)
     return C.reshape(n_boot, n).astype(np.int32)
 
-# %% ../nbs/05_metrics.ipynb #bc9c4be0
+# %% ../nbs/05_metrics.ipynb #6c9dbfe8
 def _auc_levels(Y: np.ndarray, proba: np.ndarray, present: np.ndarray, levels: int | None) -> list:
     """For each class in `present`: a cells x (2 L) indicator of (rank level, positive or not), so that a resample's
     counts times it give the positives and negatives at each of the class's L score levels."""
@@ -153,6 +153,7 @@ def _auc_ovr(Cf: np.ndarray, prepared: list) -> np.ndarray:
             aucs.append((pw * (below + 0.5 * nw)).sum(1) / (npos * nneg))
     return np.mean(aucs, axis=0) if aucs else np.full(len(Cf), np.nan)
 
+# %% ../nbs/05_metrics.ipynb #7d3b05a5
 def _prepare_counts(y_idx: np.ndarray, proba: np.ndarray, metrics: Sequence[str], auc_levels: int | None) -> dict:
     """What every resample of one proba matrix needs, computed once: a cells x (3 classes) indicator whose product with
     the counts gives the true, predicted and correct cells per class, and the AUC's level indicators."""
@@ -194,7 +195,7 @@ def _scores(C: np.ndarray, y_idx: np.ndarray, proba: np.ndarray, seen: np.ndarra
             out["roc_auc_macro_ovr"] = _auc_ovr(Cf, prep["auc"]) if prep["auc"] is not None else np.full(len(C), np.nan)
     return out
 
-# %% ../nbs/05_metrics.ipynb #e57cd86c
+# %% ../nbs/05_metrics.ipynb #903d1f9f
 def _prepare_scores(y_true, proba, classes, train_classes, metrics):
     y_true, proba, classes = _check_inputs(y_true, proba, classes)
     bad = [m for m in metrics if m not in METRICS]
@@ -226,6 +227,7 @@ def _boot_scores(y_true, y_idx, probas: list[np.ndarray], seen, metrics, n_boot:
         for acc, P, prep in zip(parts, probas, preps): acc.append(_scores(C, y_idx, P, seen, metrics, prep=prep))
     return [{m: np.concatenate([q[m] for q in acc]) for m in metrics} for acc in parts]
 
+# %% ../nbs/05_metrics.ipynb #b894e64b
 def bootstrap_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str], *,
                       train_classes: Sequence[str] | None = None, n_boot: int = 200, level: float = 0.95,
                       random_state: int | None = 0,
@@ -268,7 +270,7 @@ def bootstrap_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequenc
                method="percentile bootstrap of the test cells, stratified by true class")
     return out
 
-# %% ../nbs/05_metrics.ipynb #f6544fa6
+# %% ../nbs/05_metrics.ipynb #fa5d6b4f
 def ci_for_benchmark(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str],
                      train_classes: Sequence[str] | None = None, random_state: int | None = 0, *,
                      n_boot: int = 200) -> dict:
@@ -297,6 +299,7 @@ def ci_for_benchmark(y_true: Sequence[str], proba: np.ndarray, classes: Sequence
     return bootstrap_metrics(y_true, proba, classes, train_classes=train_classes, n_boot=n_boot,
                              random_state=random_state, metrics=METRICS)
 
+# %% ../nbs/05_metrics.ipynb #24d28efa
 def ci_table(cis: Mapping[str, Mapping]) -> pd.DataFrame:
     """Tidy table of intervals: one row per model and metric.
 
@@ -367,7 +370,7 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray, *, exact: bool | None 
     return {"a_only": n01, "b_only": n10, "statistic": float(chi2), "p_value": float(stats.chi2.sf(chi2, 1)),
             "method": "chi-square with continuity correction"}
 
-# %% ../nbs/05_metrics.ipynb #751a6cca
+# %% ../nbs/05_metrics.ipynb #67718c59
 METRIC_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "f1_macro": "macro-F1",
           "f1_macro_seen": "macro-F1 (seen classes)", "roc_auc_macro_ovr": "ROC-AUC"}
 
@@ -381,6 +384,7 @@ def _verdict(a: str, b: str, metric: str, d: dict, digits: int) -> str:
     return (f"no detectable difference in {what} between {a} and {b}: {a} - {b} = "
             f"{d['estimate']:+.{digits}f} {iv}")
 
+# %% ../nbs/05_metrics.ipynb #e989a429
 def compare_models(y_true: Sequence[str], proba_a: np.ndarray, proba_b: np.ndarray, classes: Sequence[str], *,
                    names: tuple[str, str] = ("a", "b"), train_classes: Sequence[str] | None = None,
                    metric: str = "f1_macro", metrics: Sequence[str] = ("accuracy", "f1_macro", "roc_auc_macro_ovr"),
@@ -467,7 +471,7 @@ def novelty_metrics(flag: Sequence[bool], score: Sequence[float]) -> dict:
             "fpr_at_95_recall": float(fpr[np.searchsorted(tpr, 0.95, side="left")]),
             "n": int(len(flag)), "n_positive": int(flag.sum()), "positive_rate": float(flag.mean())}
 
-# %% ../nbs/05_metrics.ipynb #ebbfffcc
+# %% ../nbs/05_metrics.ipynb #bf76dee4
 def rejection_metrics(y_true: Sequence[str], y_pred: Sequence[str], *, train_classes: Sequence[str]) -> dict:
     """Metrics of predictions that may be `'unknown'`, with unseen test classes reported separately.
 
@@ -513,6 +517,7 @@ def rejection_metrics(y_true: Sequence[str], y_pred: Sequence[str], *, train_cla
                                for c in sorted(set(yt[~seen]))}, "n_unlabelled": n_unlabelled}
     return out
 
+# %% ../nbs/05_metrics.ipynb #a8757aeb
 def _has_label(y: np.ndarray) -> np.ndarray:
     "True where a true label is present (not NaN, None or an empty string)."
     return np.array([v is not None and not (isinstance(v, float) and v != v) and str(v).strip() not in ("", "nan")

@@ -15,7 +15,7 @@ from .metrics import METRIC_LABELS, ci_table
 
 # %% auto #0
 __all__ = ['PNG_FAST', 'use_file_backend', 'new_axes', 'model_comparison', 'confusion_matrix', 'per_class_f1', 'metric_bars_ci',
-           'confusions', 'direction_comparison', 'radar']
+           'direction_comparison', 'confusions', 'radar']
 
 # %% ../nbs/06_plots.ipynb #99927c1b
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def per_class_f1(per_class: pd.DataFrame, *, ax=None):
     ax.figure.colorbar(im, ax=ax, fraction=0.05, label="F1")
     return ax
 
-# %% ../nbs/06_plots.ipynb #d1db0364
+# %% ../nbs/06_plots.ipynb #17b9a7ee
 def metric_bars_ci(cis: Mapping[str, Mapping], *, metrics: Sequence[str] = ("accuracy", "f1_macro", "roc_auc_macro_ovr"),
                    ax=None):
     """Bars of each metric per model with bootstrap interval whiskers.
@@ -174,31 +174,7 @@ def metric_bars_ci(cis: Mapping[str, Mapping], *, metrics: Sequence[str] = ("acc
     ax.legend(fontsize=7, loc="lower right")
     return ax
 
-def confusions(table: pd.DataFrame, *, ax=None):
-    """Horizontal bars of the most frequent confusions, one colour per model.
-
-    Parameters
-    ----------
-    table
-        Output of `top_confusions`.
-    ax
-        Axes to draw on; a new figure when `None`.
-
-    Returns
-    -------
-    The matplotlib `Axes`.
-    """
-    ax = new_axes(ax, (5.5, 0.8 + 0.28 * len(table)))
-    models = list(dict.fromkeys(table.model))
-    colours = {m: f"C{i}" for i, m in enumerate(models)}
-    labels = [f"{r.model}: {r.true} -> {r.pred}" for r in table.itertuples()]
-    y = np.arange(len(table))[::-1]
-    ax.barh(y, table.frac_of_true, color=[colours[m] for m in table.model])
-    for yi, r in zip(y, table.itertuples()): ax.text(r.frac_of_true, yi, f" {r.n}", va="center", fontsize=7)
-    ax.set_yticks(y, labels, fontsize=7)
-    ax.set_xlabel("fraction of the true class's test cells")
-    return ax
-
+# %% ../nbs/06_plots.ipynb #b1025a2c
 def direction_comparison(cis_by_direction: Mapping[str, Mapping[str, Mapping]], *, metric: str = "f1_macro", ax=None):
     """Bars of one metric per model, one bar per split direction (e.g. H4 -> H8 beside H8 -> H4), with CI whiskers.
 
@@ -233,6 +209,33 @@ def direction_comparison(cis_by_direction: Mapping[str, Mapping[str, Mapping]], 
     ax.legend(fontsize=7, loc="lower right", title="train -> test", title_fontsize=7)
     return ax
 
+# %% ../nbs/06_plots.ipynb #37242c39
+def confusions(table: pd.DataFrame, *, ax=None):
+    """Horizontal bars of the most frequent confusions, one colour per model.
+
+    Parameters
+    ----------
+    table
+        Output of `top_confusions`.
+    ax
+        Axes to draw on; a new figure when `None`.
+
+    Returns
+    -------
+    The matplotlib `Axes`.
+    """
+    ax = new_axes(ax, (5.5, 0.8 + 0.28 * len(table)))
+    models = list(dict.fromkeys(table.model))
+    colours = {m: f"C{i}" for i, m in enumerate(models)}
+    labels = [f"{r.model}: {r.true} -> {r.pred}" for r in table.itertuples()]
+    y = np.arange(len(table))[::-1]
+    ax.barh(y, table.frac_of_true, color=[colours[m] for m in table.model])
+    for yi, r in zip(y, table.itertuples()): ax.text(r.frac_of_true, yi, f" {r.n}", va="center", fontsize=7)
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlabel("fraction of the true class's test cells")
+    return ax
+
+# %% ../nbs/06_plots.ipynb #fe458d5c
 def radar(summary: pd.DataFrame, *, metrics: Sequence[str] = ("accuracy", "balanced_accuracy", "f1_macro",
                                                                "f1_median", "roc_auc_macro_ovr"), ax=None):
     """Radar chart of several metrics per model.

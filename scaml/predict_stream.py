@@ -200,7 +200,7 @@ class CsvWriter(_Partial):
         if not self.f.closed:
             self.f.flush(); os.fsync(self.f.fileno()); self.f.close()
 
-# %% ../nbs/03c_predict_stream.ipynb #8af9f717
+# %% ../nbs/03c_predict_stream.ipynb #35103ac9
 def _array(group, name: str, shape: tuple, dtype, chunk: int):
     "An empty dataset as anndata writes a numeric array."
     if name in group: del group[name]
@@ -208,6 +208,7 @@ def _array(group, name: str, shape: tuple, dtype, chunk: int):
     ds.attrs["encoding-type"], ds.attrs["encoding-version"] = "array", "0.2.0"
     return ds
 
+# %% ../nbs/03c_predict_stream.ipynb #197afc88
 class H5adAnnotator(_Partial):
     """A copy of the query `.h5ad` (copied as bytes, so its matrix never passes through memory) that receives
     `annotate`'s keys block by block: `obs['{key}_pred']` (categorical), `obs['{key}_conf']`, `obs['{key}_novelty']`
@@ -293,12 +294,26 @@ def write_h5ad_buffered(adata, path: PathLike) -> Path:
         out.flush(); os.fsync(out.fileno())
     return Path(path)
 
-# %% ../nbs/03c_predict_stream.ipynb #9c8d583a
+# %% ../nbs/03c_predict_stream.ipynb #a4c6f65f
 def _uns(model) -> dict:
     "`annotate`'s `uns[key]` entry for `model`."
     return {"params": {k: str(v) for k, v in model.params.items()}, "classes": np.asarray(model.classes_, dtype=object),
             "features_used": np.asarray(model.preprocessor.features_, dtype=object), "scaml_version": scaml.__version__}
 
+# %% ../nbs/03c_predict_stream.ipynb #836370c1
+def _annotate_inputs(path: PathLike, model, csv: PathLike | None, h5ad: PathLike | None):
+    "The model (loaded when it is a folder) and its `CellTypeModel`, checked before anything is read or written."
+    if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
+    inner = getattr(model, "model", model)
+    if not isinstance(inner, CellTypeModel):
+        raise TypeError(f"model={type(model).__name__}: pass a fitted CellTypeModel, a model folder, or a model with "
+                        "rejection from scaml.rejection.fit_rejection")
+    if csv is None and h5ad is None: raise ValueError("nothing to write: pass csv= and/or h5ad=")
+    why = stream_reason(path, model)
+    if why: raise ValueError(f"cannot annotate '{path}' block by block: {why}")
+    return model, inner
+
+# %% ../nbs/03c_predict_stream.ipynb #878c1928
 def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: PathLike | None = None,
                   key_added: str = "scaml", block_size: int | None = None) -> pd.Series:
     """Annotate every cell of the `.h5ad` file `path`, reading and predicting `block_rows` cells at a time.
@@ -326,14 +341,7 @@ def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: P
     -------
     The number of cells per label, most frequent first.
     """
-    if isinstance(model, (str, os.PathLike)): model = CellTypeModel.load(model)
-    inner = getattr(model, "model", model)
-    if not isinstance(inner, CellTypeModel):
-        raise TypeError(f"model={type(model).__name__}: pass a fitted CellTypeModel, a model folder, or a model with "
-                        "rejection from scaml.rejection.fit_rejection")
-    if csv is None and h5ad is None: raise ValueError("nothing to write: pass csv= and/or h5ad=")
-    why = stream_reason(path, model)
-    if why: raise ValueError(f"cannot annotate '{path}' block by block: {why}")
+    model, inner = _annotate_inputs(path, model, csv, h5ad)
     rejects = bool(getattr(model, "rejects", False))
     with H5adQuery(path, inner.preprocessor.layer) as q:
         m = streaming_model(model, q.X, q.var_names)

@@ -28,7 +28,7 @@ __all__ = ['Selection', 'highly_variable_genes', 'hvg_from_moments', 'actinn_gen
 # %% ../nbs/01_preprocess.ipynb #4bca0a24
 log = logging.getLogger(__name__)
 
-# %% ../nbs/01_preprocess.ipynb #2b9840f6
+# %% ../nbs/01_preprocess.ipynb #8f64acdd
 def _mean_var(X) -> tuple[np.ndarray, np.ndarray]:
     "Per-column mean and variance of a sparse or dense matrix, without densifying."
     n = X.shape[0]
@@ -42,6 +42,7 @@ def _mean_var(X) -> tuple[np.ndarray, np.ndarray]:
     var = np.maximum(var, 0) * (n / max(n - 1, 1))
     return mean, var
 
+# %% ../nbs/01_preprocess.ipynb #cf72363d
 def highly_variable_genes(X, n_top_genes: int = 2000, *, n_bins: int = 20, log_base: float | None = None) -> np.ndarray:
     """Indices (sorted) of the `n_top_genes` most variable genes of log-normalised `X`, Seurat flavour.
 
@@ -70,6 +71,7 @@ def highly_variable_genes(X, n_top_genes: int = 2000, *, n_bins: int = 20, log_b
     mean, var = _mean_var(E)
     return hvg_from_moments(mean, var, n_top_genes, n_bins=n_bins)
 
+# %% ../nbs/01_preprocess.ipynb #d34a7939
 def hvg_from_moments(mean: np.ndarray, var: np.ndarray, n_top_genes: int, *, n_bins: int = 20) -> np.ndarray:
     """Seurat-flavour selection from per-gene mean and variance of normalised (un-logged) expression.
 
@@ -213,31 +215,33 @@ class Preprocessor:
             if v is not None and not isinstance(v, str):
                 raise TypeError(f"{name}={v!r} ({type(v).__name__}): pass a name (str) or None")
 
-    @property
-    def is_fitted(self) -> bool: return bool(self.features_)
+# %% ../nbs/01_preprocess.ipynb #7bab2486
+@patch(as_prop=True)
+def is_fitted(self: Preprocessor) -> bool: return bool(self.features_)
 
-    @property
-    def features(self) -> list[str]:
-        "The fitted feature names (genes or embedding columns), in the order of the transformed matrix's columns."
-        return self.features_
+@patch(as_prop=True)
+def features(self: Preprocessor) -> list[str]:
+    "The fitted feature names (genes or embedding columns), in the order of the transformed matrix's columns."
+    return self.features_
 
-    @property
-    def mean(self) -> np.ndarray | None: return self.mean_
+@patch(as_prop=True)
+def mean(self: Preprocessor) -> np.ndarray | None: return self.mean_
 
-    @property
-    def std(self) -> np.ndarray | None: return self.std_
+@patch(as_prop=True)
+def std(self: Preprocessor) -> np.ndarray | None: return self.std_
 
-    @property
-    def input_kind(self) -> str | None: return self.input_kind_
+@patch(as_prop=True)
+def input_kind(self: Preprocessor) -> str | None: return self.input_kind_
 
-    @property
-    def input_genes(self) -> list[str] | None: return self.input_genes_
+@patch(as_prop=True)
+def input_genes(self: Preprocessor) -> list[str] | None: return self.input_genes_
 
-    def __repr__(self) -> str:
-        what = f"embedding {self.use_rep!r}" if self.use_rep else f"{self.gene_selection} genes, log1p CP{self.target_sum:g}"
-        state = f"fitted: {len(self.features)} features" if self.is_fitted else "not fitted"
-        how = ("" if self.scale_by == "train" else f", scale_by={self.scale_by!r}") + (", align_query" if self.align_query else "")
-        return f"Preprocessor({what}, scale={self.scale}{how}; {state})"
+@patch
+def __repr__(self: Preprocessor) -> str:
+    what = f"embedding {self.use_rep!r}" if self.use_rep else f"{self.gene_selection} genes, log1p CP{self.target_sum:g}"
+    state = f"fitted: {len(self.features)} features" if self.is_fitted else "not fitted"
+    how = ("" if self.scale_by == "train" else f", scale_by={self.scale_by!r}") + (", align_query" if self.align_query else "")
+    return f"Preprocessor({what}, scale={self.scale}{how}; {state})"
 
 # %% ../nbs/01_preprocess.ipynb #ffd8a800
 @patch
@@ -258,7 +262,7 @@ def set_params(self: Preprocessor, **params) -> Preprocessor:
         raise
     return self
 
-# %% ../nbs/01_preprocess.ipynb #ff70879f
+# %% ../nbs/01_preprocess.ipynb #fb52489a
 def describe_layout(adata: AnnData) -> str:
     "Where `adata` holds expression values: X, each layer and .raw, for messages."
     x = "X absent (None)" if adata.X is None else f"X {type(adata.X).__name__}"
@@ -272,6 +276,7 @@ def layer_choices(adata: AnnData, but: str | None = None) -> str:
     opts = [o for o in opts if o != but]
     return " or ".join(f"layer={o!r} (--layer {o})" for o in opts) or "none: the file holds no other matrix"
 
+# %% ../nbs/01_preprocess.ipynb #5c123919
 def pick_layer(adata: AnnData, layer: str | None):
     """The matrix named by `layer` and where it came from.
 
@@ -301,6 +306,7 @@ def pick_layer(adata: AnnData, layer: str | None):
                        f"{layer_choices(adata)}")
     return adata.layers[layer], f"layers[{layer!r}]"
 
+# %% ../nbs/01_preprocess.ipynb #80bddfdb
 _SCALES = ("auto", "counts", "linear", "log1p", "log2", "scaled")
 
 def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]:
@@ -339,7 +345,6 @@ def _lognorm(adata: AnnData, pp: Preprocessor) -> tuple[sp.csr_matrix, str, str]
         X = X * np.float32(np.log(2))
     if pp.log_base is not None: X = X / np.float32(np.log(pp.log_base))
     return sp.csr_matrix(X), info["kind"], scale
-
 
 # %% ../nbs/01_preprocess.ipynb #1268b984
 @patch
@@ -412,7 +417,7 @@ def fit_moments(self: Preprocessor, sums: Sequence[np.ndarray], n: int, var_name
     self.input_kind_, self.n_input_genes_, self.input_genes_ = kind, len(var_names), [str(x) for x in var_names]
     return self
 
-# %% ../nbs/01_preprocess.ipynb #9bb2a6f0
+# %% ../nbs/01_preprocess.ipynb #975e7e77
 def _scale_factors(std: np.ndarray) -> np.ndarray:
     "1/std, with 1 for constant features."
     std = np.asarray(std, dtype=np.float64)
@@ -436,6 +441,7 @@ def _align_detected(X, train_mean: np.ndarray) -> sp.csr_matrix:
     X.data = np.maximum(X.data + shift[X.indices], np.float32(1e-3))
     return X
 
+# %% ../nbs/01_preprocess.ipynb #d8481294
 def _standardize_query(X, max_value: float | None, *, min_cells: int = 50) -> np.ndarray:
     "Dense float32 `X` with each column centred and scaled by its own cells (constant columns 0), clipped at +-max_value."
     if X.shape[0] < min_cells:
@@ -449,6 +455,7 @@ def _standardize_query(X, max_value: float | None, *, min_cells: int = 50) -> np
     if max_value is not None: np.clip(D, -max_value, max_value, out=D)
     return D
 
+# %% ../nbs/01_preprocess.ipynb #9a6a75b7
 def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
                 data_genes: Sequence[str] | None = None) -> tuple[np.ndarray, dict]:
     """Map the genes a model knows to the columns of `adata`, by name.
@@ -493,6 +500,7 @@ def align_genes(adata: AnnData, genes: list[str], *, min_overlap: float = 0.5,
         else: log.info(msg)
     return pos, report
 
+# %% ../nbs/01_preprocess.ipynb #5bd3b885
 @patch
 def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False):
     "Apply the fitted steps to `adata`: a CSR float32 matrix (dense for an embedding) in feature order."
@@ -542,6 +550,7 @@ def transform(self: Preprocessor, adata: AnnData, *, return_report: bool = False
     X.sort_indices()
     return (X, report) if return_report else X
 
+# %% ../nbs/01_preprocess.ipynb #d44969f3
 @patch
 def fit_transform(self: Preprocessor, adata: AnnData):
     "Fit on `adata` and return its transformed matrix."

@@ -90,7 +90,7 @@ def _errors(nb_path: Path) -> list[str]:
     return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
 
-# %% ../nbs/08f_report.ipynb #676e5a0e
+# %% ../nbs/08f_report.ipynb #a5b45a6d
 def _check_report_keys(path: Path, label_key: str, split_key: str, values: list) -> None:
     "The label and split columns (and split values) the notebook needs are in the file, checked before it runs."
     import anndata
@@ -112,6 +112,68 @@ def _check_report_keys(path: Path, label_key: str, split_key: str, values: list)
         raise ValueError(f"{format_values(missing)} not among the values of obs[{split_key!r}] in '{path}' "
                          f"({format_values(sorted(have))}); fix train=/test= (--split-train, --split-test)")
 
+# %% ../nbs/08f_report.ipynb #c2b3392d
+def _report_inputs(adata: PathLike | None, dataset: str | None, label_key: str | None, split_key: str | None,
+                   train, test, models: Sequence[str]) -> tuple[str, str, list[str], list[str], list[str]]:
+    "Check the data options of `run_report`; returns `label_key`, `split_key`, `train`, `test` and `models`."
+    from scaml.datasets import DATASETS, TASKS
+    if (adata is None) == (dataset is None):
+        raise ValueError("pass exactly one of adata=PATH (--adata) or dataset=NAME (--dataset)")
+    if dataset is not None and dataset not in TASKS and dataset not in DATASETS:
+        raise ValueError(f"dataset={dataset!r} is not a built-in task or dataset; tasks: {', '.join(TASKS)}; "
+                         f"datasets: {', '.join(DATASETS)}")
+    if adata is not None and not Path(adata).exists():
+        raise FileNotFoundError(f"adata={str(adata)!r} does not exist; pass the path of an .h5ad (or other) file")
+    is_task = dataset in TASKS
+    label_key = label_key or ("label" if is_task else "cell_type")
+    split_key = split_key or ("split" if is_task else None)
+    train, test = as_list(train) or (["train"] if is_task else []), as_list(test) or (["test"] if is_task else [])
+    if split_key is None or not train or not test:
+        raise ValueError(f"say which batches to compare: split_key={split_key!r}, train={train}, test={test}; pass "
+                         "split_key=, train= and test= (--split-key, --split-train, --split-test)")
+    if set(train) & set(test):
+        raise ValueError(f"train={train} and test={test} share {sorted(set(train) & set(test))}; pass disjoint values")
+    models = list(dict.fromkeys(models))
+    if not models: raise ValueError("no models given; pass models=['lr', ...] (--models)")
+    return label_key, split_key, train, test, models
+
+# %% ../nbs/08f_report.ipynb #838b9059
+def _report_targets(outdir: Path, splits: list, *, overwrite: bool, adata: PathLike | None) -> list[Path]:
+    "The split folders of a report, checked to be free (or `overwrite`) and apart from the input."
+    targets = [outdir / split_name(tr, te) for tr, te in splits]
+    exist = [str(t) for t in targets if t.exists()]
+    if exist and not overwrite:
+        raise FileExistsError(f"report folder(s) {', '.join(exist)} already exist; choose another outdir (--outdir) "
+                              "or pass overwrite=True (--overwrite)")
+    if outdir.exists() and not outdir.is_dir():
+        raise NotADirectoryError(f"outdir (--outdir) '{outdir}' is a file; pass a folder for the report folders")
+    for t in targets: check_outdir(t, overwrite=overwrite, inputs=[adata], param="outdir (--outdir)")
+    return targets
+
+# %% ../nbs/08f_report.ipynb #0376b185
+def _run_split(nb: Path, final: Path, params: dict, *, adata: PathLike | None, overwrite: bool, kernel_name: str,
+               timeout: int | None, title: str, show_code: bool) -> None:
+    "Execute the analysis notebook for one split into `final`: `report.ipynb`, `report.html`, `results/`."
+    import papermill as pm
+    log.info("running %s -> %s", nb.name, final)
+    with ResultsFolder(final, overwrite=overwrite, inputs=[adata]) as rf:
+        tmp = rf.path
+        try:
+            pm.execute_notebook(str(nb), str(tmp / "report.ipynb"), parameters=params, kernel_name=kernel_name,
+                                language="python", cwd=str(tmp), progress_bar=False, log_output=False,
+                                execution_timeout=timeout, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        except pm.PapermillExecutionError as e:
+            failed = final.parent / f"{final.name}.failed.ipynb"
+            shutil.copyfile(tmp / "report.ipynb", failed)
+            raise RuntimeError(f"the {final.name} report stopped in cell {e.exec_count} with {e.ename}: "
+                               f"{e.evalue}; the notebook up to the error is in '{failed}'") from None
+        errors = _errors(tmp / "report.ipynb")
+        if errors: raise RuntimeError(f"the {final.name} report has error outputs: {errors}")
+        _export_html(tmp / "report.ipynb", tmp / "report.html", title=title, show_code=show_code)
+        rf.write_manifest({"scaml_version": scaml.__version__, "notebook": str(nb.name), "parameters": params})
+    log.info("report written to %s", final / "report.html")
+
+# %% ../nbs/08f_report.ipynb #1bf03117
 def run_report(adata: PathLike | None = None, *, dataset: str | None = None, label_key: str | None = None,
                split_key: str | None = None, train: str | Sequence[str] | None = None,
                test: str | Sequence[str] | None = None, both_directions: bool = True,
@@ -173,63 +235,20 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
     if missing:  # checked before anything is written
         raise ImportError(f"the report needs {', '.join(missing)}, not installed here: pip install \"scaml[report]\" "
                           f"(or pip install {' '.join(missing)})")
-    import papermill as pm
-    from scaml.datasets import DATASETS, TASKS
-    if (adata is None) == (dataset is None):
-        raise ValueError("pass exactly one of adata=PATH (--adata) or dataset=NAME (--dataset)")
-    if dataset is not None and dataset not in TASKS and dataset not in DATASETS:
-        raise ValueError(f"dataset={dataset!r} is not a built-in task or dataset; tasks: {', '.join(TASKS)}; "
-                         f"datasets: {', '.join(DATASETS)}")
-    if adata is not None and not Path(adata).exists():
-        raise FileNotFoundError(f"adata={str(adata)!r} does not exist; pass the path of an .h5ad (or other) file")
-    is_task = dataset in TASKS
-    label_key = label_key or ("label" if is_task else "cell_type")
-    split_key = split_key or ("split" if is_task else None)
-    train, test = as_list(train) or (["train"] if is_task else []), as_list(test) or (["test"] if is_task else [])
-    if split_key is None or not train or not test:
-        raise ValueError(f"say which batches to compare: split_key={split_key!r}, train={train}, test={test}; pass "
-                         "split_key=, train= and test= (--split-key, --split-train, --split-test)")
-    if set(train) & set(test):
-        raise ValueError(f"train={train} and test={test} share {sorted(set(train) & set(test))}; pass disjoint values")
-    models = list(dict.fromkeys(models))
-    if not models: raise ValueError("no models given; pass models=['lr', ...] (--models)")
+    label_key, split_key, train, test, models = _report_inputs(adata, dataset, label_key, split_key, train, test, models)
     nb = Path(notebook) if notebook is not None else analysis_notebook()
     if not nb.is_file(): raise FileNotFoundError(f"notebook={str(nb)!r} does not exist")
     splits = [(train, test)] + ([(test, train)] if both_directions else [])
     outdir = Path(outdir)
-    targets = [outdir / split_name(tr, te) for tr, te in splits]
-    exist = [str(t) for t in targets if t.exists()]
-    if exist and not overwrite:
-        raise FileExistsError(f"report folder(s) {', '.join(exist)} already exist; choose another outdir (--outdir) "
-                              "or pass overwrite=True (--overwrite)")
-    if outdir.exists() and not outdir.is_dir():
-        raise NotADirectoryError(f"outdir (--outdir) '{outdir}' is a file; pass a folder for the report folders")
-    for t in targets: check_outdir(t, overwrite=overwrite, inputs=[adata], param="outdir (--outdir)")
+    targets = _report_targets(outdir, splits, overwrite=overwrite, adata=adata)
     if adata is not None: _check_report_keys(Path(adata), label_key, split_key, train + test)
     outdir.mkdir(parents=True, exist_ok=True)
-    written = []
     for (tr, te), final in zip(splits, targets):
         params = {"dataset": dataset, "adata_path": str(Path(adata).resolve()) if adata is not None else None,
                   "label_key": label_key, "split_key": split_key, "train": tr, "test": te, "models": models,
                   "n_top_genes": n_top_genes, "use_rep": use_rep, "random_state": random_state, "outdir": "results",
                   "learning_curve": learning_curve, "novelty": novelty}
-        log.info("running %s -> %s", nb.name, final)
-        with ResultsFolder(final, overwrite=overwrite, inputs=[adata]) as rf:
-            tmp = rf.path
-            try:
-                pm.execute_notebook(str(nb), str(tmp / "report.ipynb"), parameters=params, kernel_name=kernel_name,
-                                    language="python", cwd=str(tmp), progress_bar=False, log_output=False,
-                                    execution_timeout=timeout, extra_arguments=["--IPKernelApp.log_level=ERROR"])
-            except pm.PapermillExecutionError as e:
-                failed = outdir / f"{final.name}.failed.ipynb"
-                shutil.copyfile(tmp / "report.ipynb", failed)
-                raise RuntimeError(f"the {final.name} report stopped in cell {e.exec_count} with {e.ename}: "
-                                   f"{e.evalue}; the notebook up to the error is in '{failed}'") from None
-            errors = _errors(tmp / "report.ipynb")
-            if errors: raise RuntimeError(f"the {final.name} report has error outputs: {errors}")
-            title = f"scaml report: {dataset or Path(adata).name}, {' + '.join(tr)} → {' + '.join(te)}"
-            _export_html(tmp / "report.ipynb", tmp / "report.html", title=title, show_code=show_code)
-            rf.write_manifest({"scaml_version": scaml.__version__, "notebook": str(nb.name), "parameters": params})
-        log.info("report written to %s", final / "report.html")
-        written.append(final)
-    return written
+        title = f"scaml report: {dataset or Path(adata).name}, {' + '.join(tr)} → {' + '.join(te)}"
+        _run_split(nb, final, params, adata=adata, overwrite=overwrite, kernel_name=kernel_name, timeout=timeout,
+                   title=title, show_code=show_code)
+    return targets

@@ -27,7 +27,7 @@ DEFAULT_REDUCTIONS = ("pca", "umap", "harmony")
 _R_HINT = ("install R with SeuratObject and hdf5r: on Debian/Ubuntu `apt-get install r-base-core r-cran-seuratobject r-cran-hdf5r`, "
            "elsewhere install R and then install.packages(c('Seurat', 'hdf5r')) from CRAN")
 
-# %% ../nbs/08g_seurat.ipynb #090d191a
+# %% ../nbs/08g_seurat.ipynb #26cd99a7
 def _find_rscript(rscript: str) -> str:
     "Return the full path of `rscript`, or raise with what to install."
     found = shutil.which(rscript)
@@ -58,6 +58,7 @@ def _is_h5ad(path: Path) -> bool:
         with h5py.File(path, "r") as f: return "obs" in f and "var" in f
     except (OSError, ValueError): return False
 
+# %% ../nbs/08g_seurat.ipynb #ce75c014
 def _run_r(cmd: list[str], out: Path) -> subprocess.CompletedProcess:
     "Run the R script; on Ctrl-C (or SIGTERM) stop it and remove its hidden partial file before passing the interrupt on."
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -22,7 +22,7 @@ __all__ = ['split_by_key', 'split_random', 'labelled_rows', 'split_cells', 'chec
 # %% ../nbs/04_splits.ipynb #0303ed1b
 log = logging.getLogger(__name__)
 
-# %% ../nbs/04_splits.ipynb #105ee74f
+# %% ../nbs/04_splits.ipynb #59902689
 def split_by_key(adata: AnnData, *, split_key: str, train: str | Sequence[str], test: str | Sequence[str] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks of training and test cells from the values of `obs[split_key]`.
@@ -59,6 +59,7 @@ def split_by_key(adata: AnnData, *, split_key: str, train: str | Sequence[str], 
         raise ValueError(f"the test side is empty: every cell of {split_key!r} is in train={train}; pass test values")
     return tr, te
 
+# %% ../nbs/04_splits.ipynb #24236fc8
 def split_random(labels: np.ndarray, *, test_size: float = 0.2, random_state: int | None = 0
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Stratified random split of one source: the optimistic baseline.
@@ -87,7 +88,7 @@ def split_random(labels: np.ndarray, *, test_size: float = 0.2, random_state: in
         te[rng.choice(idx, size=k, replace=False)] = True
     return ~te, te
 
-# %% ../nbs/04_splits.ipynb #47ef3f34
+# %% ../nbs/04_splits.ipynb #3c1dce8f
 def labelled_rows(adata: AnnData, mask: np.ndarray, label_key: str, side: str) -> tuple[np.ndarray, np.ndarray]:
     "Row indices of the cells in `mask` that carry a label, and their labels."
     if not mask.any(): raise ValueError(f"the {side} side has no cells; check the split values")
@@ -95,6 +96,7 @@ def labelled_rows(adata: AnnData, mask: np.ndarray, label_key: str, side: str) -
     except ValueError as e: raise ValueError(f"the {side} side has no labelled cells: {e}") from None
     return np.flatnonzero(mask)[keep], labels[keep]
 
+# %% ../nbs/04_splits.ipynb #1e985f86
 def split_cells(adata: AnnData, adata_test: AnnData | None = None, *, label_key: str, split: str = "key",
                 split_key: str | None = None, train: str | Sequence[str] | None = None,
                 test: str | Sequence[str] | None = None, test_size: float = 0.2, random_state: int | None = 0
@@ -159,7 +161,7 @@ def split_cells(adata: AnnData, adata_test: AnnData | None = None, *, label_key:
                          "Choose other training values or another label_key")
     return tr, ytr, te, yte, desc
 
-# %% ../nbs/04_splits.ipynb #28447763
+# %% ../nbs/04_splits.ipynb #b9e0b763
 def _projections(X, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Two random projections of every row of `X` (rounded, hashable) and the number of non-zero values per row."
     import scipy.sparse as sp
@@ -173,6 +175,7 @@ def _projections(X, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         P = X @ W
     return np.round(np.asarray(P, dtype=np.float64), 6), np.asarray(nnz).ravel()
 
+# %% ../nbs/04_splits.ipynb #a6501a1c
 def check_overlap(adata: AnnData, adata_test: AnnData, *, train_rows: np.ndarray | None = None,
                   test_rows: np.ndarray | None = None, layer: str | None = "auto", n_sample: int = 1000,
                   min_genes: int = 5, random_state: int | None = 0) -> dict:

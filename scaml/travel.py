@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
+from fastcore.basics import patch
 
 from .core import check_float, check_int
 from .backends import Backend
@@ -102,7 +103,7 @@ def default_de_n(n_types: int) -> int:
     "SingleR's number of marker genes per pair of types."
     return int(round(500 * (2 / 3) ** np.log2(max(n_types, 2))))
 
-# %% ../nbs/02b_travel.ipynb #57e41908
+# %% ../nbs/02b_travel.ipynb #0942124d
 class CorrelationBackend(Backend):
     "Reference correlation in the manner of SingleR: Spearman on pairwise marker genes, then fine-tuning."
     name = "singler"
@@ -125,85 +126,6 @@ class CorrelationBackend(Backend):
         "Read the training standard deviations off the preprocessing, to correlate log-expression rather than scaled values."
         self.unscale_ = _log_scale(pp)
 
-    def _fit(self, X, y, sw):
-        p, k = self.params, int(y.max()) + 1
-        onehot = sp.csr_matrix((np.ones(len(y)), (y, np.arange(len(y)))), shape=(k, len(y)))
-        means = np.asarray((onehot @ X).todense() if sp.issparse(X) else onehot @ X, dtype=np.float64)
-        means /= np.bincount(y, minlength=k)[:, None]
-        if self.unscale_ is not None: means *= self.unscale_           # log-expression, as SingleR correlates
-        de_n = default_de_n(k) if p["de_n"] == "auto" else int(p["de_n"])
-        markers = pair_markers(means, de_n)
-        genes = np.unique(markers[markers >= 0])
-        if len(genes) < 2:
-            raise ValueError(f"the training types differ in {len(genes)} of {X.shape[1]} features; singler correlates ranks "
-                             "over at least 2 marker genes: keep more genes (n_top_genes, features='all') or use another model")
-        self.genes_ = genes.astype(np.int64)
-        self.markers_ = np.where(markers >= 0, np.searchsorted(genes, np.maximum(markers, 0)), -1).astype(np.int32)
-        self.gene_scale_ = self.unscale_[genes] if self.unscale_ is not None else np.ones(len(genes))
-        self.profiles_, self.owner_ = self._profiles(X, y, means, k)
-        self.temperature_ = 1.0
-        self.temperature_ = self._fit_temperature(X, y)
-
-    def _profiles(self, X, y, means, k):
-        "Reference profiles on the marker genes and the type of each."
-        n_prof = int(self.params["n_profiles"])
-        if n_prof <= 1: return means[:, self.genes_], np.arange(k, dtype=np.int32)
-        from sklearn.cluster import KMeans
-        prof, owner = [], []
-        for c in range(k):
-            rows = np.flatnonzero(y == c)
-            Xc = _dense(X[rows][:, self.genes_]) * self.gene_scale_
-            m = min(n_prof, len(rows))
-            cent = Xc.mean(0, keepdims=True) if m == 1 else \
-                KMeans(m, n_init=1, random_state=self.random_state).fit(Xc).cluster_centers_
-            prof.append(cent); owner += [c] * len(cent)
-        return np.vstack(prof), np.asarray(owner, np.int32)
-
-    def _type_scores(self, Rq: np.ndarray, cols: np.ndarray, types: np.ndarray) -> np.ndarray:
-        "Cells x `types` (ascending) scores from ranked query rows on the marker positions `cols`."
-        keep = np.isin(self.owner_, types)
-        C = Rq @ ranked(self.profiles_[keep][:, cols]).T
-        own = self.owner_[keep]
-        if len(own) == len(types): return C            # one profile per type, in type order
-        q = float(self.params["quantile"])
-        return np.column_stack([np.quantile(C[:, own == t], q, axis=1) for t in np.sort(types)])
-
-    def _genes_among(self, types: np.ndarray) -> np.ndarray:
-        "Marker positions of every ordered pair among `types`."
-        m = self.markers_[np.ix_(types, types)]
-        return np.unique(m[m >= 0])
-
-    def _fine_tune(self, Q: np.ndarray, S: np.ndarray) -> np.ndarray:
-        "The type of each cell after SingleR's fine-tuning, from query rows `Q` (on the markers) and first scores `S`."
-        thresh = float(self.params["tune_thresh"])
-        best = S.argmax(1)
-        cand = S >= S.max(1, keepdims=True) - thresh
-        todo = np.flatnonzero(cand.sum(1) > 1)
-        while len(todo):
-            sets, inv = np.unique(cand[todo], axis=0, return_inverse=True)
-            nxt = []
-            for j, row in enumerate(sets):
-                cells, types = todo[inv.ravel() == j], np.flatnonzero(row)
-                cols = self._genes_among(types)
-                if len(cols) < 2: continue
-                s = self._type_scores(ranked(Q[np.ix_(cells, cols)]), cols, types)
-                best[cells] = types[s.argmax(1)]
-                keep = s >= s.max(1, keepdims=True) - thresh
-                shrunk = keep.sum(1) < len(types)
-                cand[cells] = False
-                cand[np.ix_(cells, types)] = keep
-                nxt.append(cells[shrunk & (keep.sum(1) > 1)])
-            todo = np.concatenate(nxt) if nxt else np.array([], np.int64)
-        return best
-
-    def scores(self, X) -> tuple[np.ndarray, np.ndarray]:
-        "First-round correlations (cells x seen types) and the fine-tuned type of each cell (index among seen types)."
-        Q = _dense(X[:, self.genes_]) * self.gene_scale_
-        k = len(self.seen_)
-        S = self._type_scores(ranked(Q), np.arange(len(self.genes_)), np.arange(k))
-        best = self._fine_tune(Q, S) if self.params["fine_tune"] else S.argmax(1)
-        return S, best
-
     @staticmethod
     def _swap(S: np.ndarray, best: np.ndarray) -> np.ndarray:
         "`S` with each row's top value swapped with its value at `best`."
@@ -211,40 +133,133 @@ class CorrelationBackend(Backend):
         S[rows, top], S[rows, best] = S[rows, best], S[rows, top]
         return S
 
-    def _fit_temperature(self, X, y, per_type: int = 200) -> float:
-        "The softmax temperature that maximises the likelihood of the labels of up to `per_type` training cells a type."
-        from scipy.optimize import minimize_scalar
-        rng = np.random.default_rng(self.random_state)
-        rows = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_type] for c in np.unique(y)]))
-        S = self._swap(*self.scores(X[rows]))
-        yr = y[rows]
-
-        def nll(log_t):
-            Z = S / np.exp(log_t)
-            Z = Z - Z.max(1, keepdims=True)
-            return float(np.mean(np.log(np.exp(Z).sum(1)) - Z[np.arange(len(yr)), yr]))
-        return float(np.exp(minimize_scalar(nll, bounds=(np.log(1e-4), np.log(10.0)), method="bounded").x))
-
-    def _proba(self, X):
-        return softmax(self._swap(*self.scores(X)) / self.temperature_)
-
-    def _save(self, path):
-        _save_arrays(path / "singler.npz", genes=self.genes_, markers=self.markers_, profiles=self.profiles_,
-                     owner=self.owner_, gene_scale=self.gene_scale_, temperature=np.array(self.temperature_))
-
-    def _load(self, path):
-        z = _load_arrays(path / "singler.npz")
-        self.genes_, self.markers_, self.profiles_ = z["genes"], z["markers"], z["profiles"]
-        self.owner_, self.temperature_, self.gene_scale_ = z["owner"], float(z["temperature"]), z["gene_scale"]
-        k = len(self.seen_)
-        if (self.markers_.shape[:2] != (k, k) or self.profiles_.shape[1] != len(self.genes_)
-                or len(self.gene_scale_) != len(self.genes_)
-                or set(self.owner_.tolist()) != set(range(k)) or self.markers_.max() >= len(self.genes_)):
-            raise ValueError("its arrays do not fit together (types, marker genes and profiles disagree)")
-
     def __repr__(self) -> str:
         fitted = f", {len(self.genes_)} marker genes, T={self.temperature_:.3g}" if hasattr(self, "genes_") else ""
         return f"CorrelationBackend(de_n={self.params['de_n']!r}, fine_tune={self.params['fine_tune']}{fitted})"
+
+# %% ../nbs/02b_travel.ipynb #1597cc83
+@patch
+def _fit(self: CorrelationBackend, X, y, sw):
+    p, k = self.params, int(y.max()) + 1
+    onehot = sp.csr_matrix((np.ones(len(y)), (y, np.arange(len(y)))), shape=(k, len(y)))
+    means = np.asarray((onehot @ X).todense() if sp.issparse(X) else onehot @ X, dtype=np.float64)
+    means /= np.bincount(y, minlength=k)[:, None]
+    if self.unscale_ is not None: means *= self.unscale_           # log-expression, as SingleR correlates
+    de_n = default_de_n(k) if p["de_n"] == "auto" else int(p["de_n"])
+    markers = pair_markers(means, de_n)
+    genes = np.unique(markers[markers >= 0])
+    if len(genes) < 2:
+        raise ValueError(f"the training types differ in {len(genes)} of {X.shape[1]} features; singler correlates ranks "
+                         "over at least 2 marker genes: keep more genes (n_top_genes, features='all') or use another model")
+    self.genes_ = genes.astype(np.int64)
+    self.markers_ = np.where(markers >= 0, np.searchsorted(genes, np.maximum(markers, 0)), -1).astype(np.int32)
+    self.gene_scale_ = self.unscale_[genes] if self.unscale_ is not None else np.ones(len(genes))
+    self.profiles_, self.owner_ = self._profiles(X, y, means, k)
+    self.temperature_ = 1.0
+    self.temperature_ = self._fit_temperature(X, y)
+
+@patch
+def _profiles(self: CorrelationBackend, X, y, means, k):
+    "Reference profiles on the marker genes and the type of each."
+    n_prof = int(self.params["n_profiles"])
+    if n_prof <= 1: return means[:, self.genes_], np.arange(k, dtype=np.int32)
+    from sklearn.cluster import KMeans
+    prof, owner = [], []
+    for c in range(k):
+        rows = np.flatnonzero(y == c)
+        Xc = _dense(X[rows][:, self.genes_]) * self.gene_scale_
+        m = min(n_prof, len(rows))
+        cent = Xc.mean(0, keepdims=True) if m == 1 else \
+            KMeans(m, n_init=1, random_state=self.random_state).fit(Xc).cluster_centers_
+        prof.append(cent); owner += [c] * len(cent)
+    return np.vstack(prof), np.asarray(owner, np.int32)
+
+# %% ../nbs/02b_travel.ipynb #f45d3bf2
+@patch
+def _type_scores(self: CorrelationBackend, Rq: np.ndarray, cols: np.ndarray, types: np.ndarray) -> np.ndarray:
+    "Cells x `types` (ascending) scores from ranked query rows on the marker positions `cols`."
+    keep = np.isin(self.owner_, types)
+    C = Rq @ ranked(self.profiles_[keep][:, cols]).T
+    own = self.owner_[keep]
+    if len(own) == len(types): return C            # one profile per type, in type order
+    q = float(self.params["quantile"])
+    return np.column_stack([np.quantile(C[:, own == t], q, axis=1) for t in np.sort(types)])
+
+@patch
+def _genes_among(self: CorrelationBackend, types: np.ndarray) -> np.ndarray:
+    "Marker positions of every ordered pair among `types`."
+    m = self.markers_[np.ix_(types, types)]
+    return np.unique(m[m >= 0])
+
+@patch
+def _fine_tune(self: CorrelationBackend, Q: np.ndarray, S: np.ndarray) -> np.ndarray:
+    "The type of each cell after SingleR's fine-tuning, from query rows `Q` (on the markers) and first scores `S`."
+    thresh = float(self.params["tune_thresh"])
+    best = S.argmax(1)
+    cand = S >= S.max(1, keepdims=True) - thresh
+    todo = np.flatnonzero(cand.sum(1) > 1)
+    while len(todo):
+        sets, inv = np.unique(cand[todo], axis=0, return_inverse=True)
+        nxt = []
+        for j, row in enumerate(sets):
+            cells, types = todo[inv.ravel() == j], np.flatnonzero(row)
+            cols = self._genes_among(types)
+            if len(cols) < 2: continue
+            s = self._type_scores(ranked(Q[np.ix_(cells, cols)]), cols, types)
+            best[cells] = types[s.argmax(1)]
+            keep = s >= s.max(1, keepdims=True) - thresh
+            shrunk = keep.sum(1) < len(types)
+            cand[cells] = False
+            cand[np.ix_(cells, types)] = keep
+            nxt.append(cells[shrunk & (keep.sum(1) > 1)])
+        todo = np.concatenate(nxt) if nxt else np.array([], np.int64)
+    return best
+
+# %% ../nbs/02b_travel.ipynb #c71e72c9
+@patch
+def scores(self: CorrelationBackend, X) -> tuple[np.ndarray, np.ndarray]:
+    "First-round correlations (cells x seen types) and the fine-tuned type of each cell (index among seen types)."
+    Q = _dense(X[:, self.genes_]) * self.gene_scale_
+    k = len(self.seen_)
+    S = self._type_scores(ranked(Q), np.arange(len(self.genes_)), np.arange(k))
+    best = self._fine_tune(Q, S) if self.params["fine_tune"] else S.argmax(1)
+    return S, best
+
+@patch
+def _fit_temperature(self: CorrelationBackend, X, y, per_type: int = 200) -> float:
+    "The softmax temperature that maximises the likelihood of the labels of up to `per_type` training cells a type."
+    from scipy.optimize import minimize_scalar
+    rng = np.random.default_rng(self.random_state)
+    rows = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per_type] for c in np.unique(y)]))
+    S = self._swap(*self.scores(X[rows]))
+    yr = y[rows]
+
+    def nll(log_t):
+        Z = S / np.exp(log_t)
+        Z = Z - Z.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(Z).sum(1)) - Z[np.arange(len(yr)), yr]))
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(1e-4), np.log(10.0)), method="bounded").x))
+
+@patch
+def _proba(self: CorrelationBackend, X):
+    return softmax(self._swap(*self.scores(X)) / self.temperature_)
+
+# %% ../nbs/02b_travel.ipynb #61fb23fe
+@patch
+def _save(self: CorrelationBackend, path):
+    _save_arrays(path / "singler.npz", genes=self.genes_, markers=self.markers_, profiles=self.profiles_,
+                 owner=self.owner_, gene_scale=self.gene_scale_, temperature=np.array(self.temperature_))
+
+@patch
+def _load(self: CorrelationBackend, path):
+    z = _load_arrays(path / "singler.npz")
+    self.genes_, self.markers_, self.profiles_ = z["genes"], z["markers"], z["profiles"]
+    self.owner_, self.temperature_, self.gene_scale_ = z["owner"], float(z["temperature"]), z["gene_scale"]
+    k = len(self.seen_)
+    if (self.markers_.shape[:2] != (k, k) or self.profiles_.shape[1] != len(self.genes_)
+            or len(self.gene_scale_) != len(self.genes_)
+            or set(self.owner_.tolist()) != set(range(k)) or self.markers_.max() >= len(self.genes_)):
+        raise ValueError("its arrays do not fit together (types, marker genes and profiles disagree)")
 
 # %% ../nbs/02b_travel.ipynb #ec2a85b5
 def fit_pca(X, n_components: int, random_state: int | None = 0) -> tuple[np.ndarray, np.ndarray]:

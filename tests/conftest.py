@@ -65,3 +65,14 @@ def seed_layout():
             return None
         return subprocess.run([sys.executable, str(SEED_CHECK), str(folder)], capture_output=True, text=True)
     return run
+
+
+def assert_error(code: int, err: str, *phrases: str) -> str:
+    """A console script's clean failure: exit 1, exactly one `error:` line holding every phrase, a `hint:` line, no
+    traceback; returns the error line. Import it in a test module with `from conftest import assert_error`."""
+    assert code == 1, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1, err
+    assert "hint: " in err and "Traceback" not in err, err
+    for p in phrases: assert p in errors[0], (p, errors[0])
+    return errors[0]

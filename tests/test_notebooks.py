@@ -178,3 +178,51 @@ def test_run_notebooks_refreshes_outputs_without_churn(tmp_path):
     r = run()
     assert r.returncode == 1 and "ZeroDivisionError" in r.stderr
     assert p.read_text() == before
+
+
+# ------------------------------------------------------------------ notebooks as documents: short export cells
+import cell_stats as cs  # noqa: E402
+
+# the longest export cell a notebook may hold, in non-blank lines (directives included, as scripts/cell_stats.py
+# counts them): a public function with a full numpydoc docstring fits, a listing of several ideas does not
+MAX_EXPORT_LINES = 80
+# notebooks not yet split into short cells, exempt from the two checks below (export cell size, first result);
+# each leaves this list once its long cells are split, until the list is empty
+LONG_CELLS_ALLOWED = {"01a_streaming", "02_models", "03_actinn", "03b_outofcore", "03d_engines", "05a_calibration",
+                      "05b_ood", "07_results", "08_benchmark", "08b_learning_curves", "08c_novelty", "08d_rejection",
+                      "09_cli"}
+
+
+def test_cell_stats_counts_export_cells(tmp_path):
+    p = tmp_path / "page.ipynb"
+    p.write_text(json.dumps(_nb([("#| export\nimport os", []), ("#| export\ndef f():\n\n    return 1", []),
+                                 ("#| exporti\nx = 1", []), ("f()", [_stream("1\n")]), ("#| export\ny = 2", [])])))
+    assert [n for _, n, _ in cs.export_cells(p)] == [2, 3, 2, 2]        # blank lines are not counted
+    assert cs.lines_to_first_output(p) == 8
+    assert cs.stats(p) | {"notebook": None} == {"notebook": None, "export_cells": 4, "median": 2, "max": 3,
+                                                 "to_first_output": 8}
+    assert cs.main(["--over", "2", str(p)]) == 1 and cs.main(["--over", "3", str(p)]) == 0
+
+
+def test_export_cells_are_short():
+    "Each export cell holds one idea; a longer one is split (several cells, `@patch` for methods, named steps)."
+    nbs = sorted((ROOT / "nbs").glob("*.ipynb"))
+    assert nbs
+    long = [f"{nb.name} cell {i}: {n} lines, {first}" for nb in nbs if nb.stem not in LONG_CELLS_ALLOWED
+            for i, n, first in cs.export_cells(nb) if n > MAX_EXPORT_LINES]
+    assert not long, (f"export cells over {MAX_EXPORT_LINES} lines (split them at their ideas; "
+                      "`python scripts/cell_stats.py` shows every notebook):\n  " + "\n  ".join(long))
+    assert LONG_CELLS_ALLOWED <= {nb.stem for nb in nbs}, "a notebook in LONG_CELLS_ALLOWED no longer exists"
+
+
+MAX_LINES_TO_FIRST_OUTPUT = 100
+
+
+def test_first_result_comes_early():
+    "A page shows a result within its first 100 lines of code (a small example right after the first definitions)."
+    late = []
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        n = cs.lines_to_first_output(nb)
+        if nb.stem not in LONG_CELLS_ALLOWED and n is not None and n > MAX_LINES_TO_FIRST_OUTPUT:
+            late.append(f"{nb.name}: first output after {n} lines of code")
+    assert not late, "\n  ".join(["pages whose first result comes late:", *late])

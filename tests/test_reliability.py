@@ -24,6 +24,7 @@ import pytest
 from scaml.cli import scaml_predict, scaml_train
 from scaml.modelfile import _meta_sha256, _sha256
 from scaml.models import CellTypeModel
+from conftest import assert_error
 
 CB10X = "cellbench_lung_celllines/cellbench_10x_3cl.h5ad"          # 895 cells x 894 genes, raw counts, 3 cell lines
 PBMC = "scanpy_pbmc68k_reduced/scanpy_pbmc68k_reduced.h5ad"         # scaled X (negative values), obsm X_pca/X_umap
@@ -51,15 +52,6 @@ def run(capsys, f, *argv) -> tuple[int, str]:
 
 def train(capsys, *argv):
     return run(capsys, scaml_train, *argv)
-
-def assert_error(code: int, err: str, *phrases: str) -> None:
-    "Exit 1, exactly one `error:` line with every phrase, a hint, no traceback."
-    assert code == 1, err
-    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1, err
-    assert "hint: " in err and "Traceback" not in err, err
-    for p in phrases:
-        assert p in errors[0], (p, errors[0])
 
 def warnings_of(err: str) -> list[str]:
     return [ln for ln in err.splitlines() if ln.startswith("warning: ")]

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from scaml.cli import scaml_novelty, scaml_plot, scaml_predict, scaml_report, scaml_train
 from scaml.models import CellTypeModel
+from conftest import assert_error
 
 FACS = "deepchem_actinn_tm_facs/deepchem_actinn_tm_facs.h5ad"    # 5,000 Smart-seq2 cells, read counts, 12 types
 KEY = ["--label-key", "cell_type", "--split-key", "split", "--split-train", "train", "--split-test", "test"]
@@ -43,15 +44,6 @@ def run(capsys, f, *argv) -> tuple[int, str]:
     capsys.readouterr()
     code = f([str(a) for a in argv])
     return code, capsys.readouterr().err
-
-def assert_error(code: int, err: str, *phrases: str) -> str:
-    "Exit 1, exactly one `error:` line holding every phrase, no traceback; returns the line."
-    assert code == 1, err
-    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1, err
-    assert "Traceback" not in err, err
-    for p in phrases: assert p in errors[0], (p, errors[0])
-    return errors[0]
 
 def warnings_of(err: str) -> list[str]:
     return [ln for ln in err.splitlines() if ln.startswith("warning: ")]
