@@ -483,33 +483,6 @@ class NoveltyScorer:
         sm = (f", smooth={self.smooth}" if self.smooth else "") + (f", shift={self.shift}" if self.shift else "")
         return f"NoveltyScorer({'+'.join(self.components)}{sm}; {'fitted' if self.combiner_ else 'not fitted'})"
 
-    def _fit_all(self, Z, y) -> dict:
-        out = {}
-        if {"maxproba", "maha_logits"} & set(self.components) or self.shift in ("matched", "per_type"):
-            from scaml.models import get_backend
-            out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
-                                                        random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
-        for c in self.components:
-            if c == "maha_logits":
-                out[c] = MahalanobisScore(n_components=None).fit(_centred_logp(out["classifier"].predict_proba(Z)), y)
-            elif c != "maxproba": out[c] = _component(c, self.random_state).fit(Z, y)
-        if self.shift is not None:
-            D = _dense(Z)
-            out["shift"] = {"mean": D.mean(0), "class_means": np.stack([D[y == c].mean(0) if (y == c).any() else
-                                                                          D.mean(0) for c in range(int(np.max(y)) + 1)]),
-                            "classifier": out.get("classifier")}
-        return out
-
-    def _scores(self, fitted: dict, Z) -> dict[str, np.ndarray]:
-        if self.shift is not None: Z = _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
-        P = fitted["classifier"].predict_proba(Z) if "classifier" in fitted else None
-        out = {}
-        for c in self.components:
-            if c == "maxproba": out[c] = maxproba_score(P)
-            elif c == "maha_logits": out[c] = fitted[c].score(_centred_logp(P))
-            else: out[c] = fitted[c].score(Z)
-        return out
-
     def fit(self, Z, y) -> NoveltyScorer:
         """Fit on training features `Z` (cells x features, e.g. a `Preprocessor`'s output) and class indices `y`."""
         from scaml.splits import stratified_folds
@@ -537,6 +510,38 @@ class NoveltyScorer:
         s = self.combiner_.score(comp)
         k = self.smooth if smooth is None else int(smooth)
         return s[query_neighbors(Z, k, random_state=self.random_state)].mean(1) if k > 1 and len(s) > 1 else s
+
+# %% ../nbs/05b_ood.ipynb #a0d331cf
+@patch
+def _fit_all(self: NoveltyScorer, Z, y) -> dict:
+    "The classifier and the distance scores of the components, fitted on `Z`, `y`."
+    out = {}
+    if {"maxproba", "maha_logits"} & set(self.components) or self.shift in ("matched", "per_type"):
+        from scaml.models import get_backend
+        out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
+                                                    random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
+    for c in self.components:
+        if c == "maha_logits":
+            out[c] = MahalanobisScore(n_components=None).fit(_centred_logp(out["classifier"].predict_proba(Z)), y)
+        elif c != "maxproba": out[c] = _component(c, self.random_state).fit(Z, y)
+    if self.shift is not None:
+        D = _dense(Z)
+        out["shift"] = {"mean": D.mean(0), "class_means": np.stack([D[y == c].mean(0) if (y == c).any() else
+                                                                      D.mean(0) for c in range(int(np.max(y)) + 1)]),
+                        "classifier": out.get("classifier")}
+    return out
+
+@patch
+def _scores(self: NoveltyScorer, fitted: dict, Z) -> dict[str, np.ndarray]:
+    "Each component's score of the cells in `Z` by the fitted parts `fitted` (after removing the query's shift)."
+    if self.shift is not None: Z = _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
+    P = fitted["classifier"].predict_proba(Z) if "classifier" in fitted else None
+    out = {}
+    for c in self.components:
+        if c == "maxproba": out[c] = maxproba_score(P)
+        elif c == "maha_logits": out[c] = fitted[c].score(_centred_logp(P))
+        else: out[c] = fitted[c].score(Z)
+    return out
 
 # %% ../nbs/05b_ood.ipynb #4176dc54
 def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",

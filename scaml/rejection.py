@@ -94,6 +94,7 @@ def _check_rejection_inputs(adata, label_key, model, group_key, score, coverage)
     if not keep.all(): adata, labels = adata[keep], labels[keep]
     return coverage, saved, adata, labels
 
+# %% ../nbs/08d_rejection.ipynb #532dba89
 def _heldout_scores(adata, labels, label_key, folds, score, new_model, new_detector):
     "Per fold: the held-out probabilities and class indices (`score='proba'`), or the detector's held-out scores."
     P_list, y_list, u_list = [], [], []
@@ -117,6 +118,7 @@ def _proba_rule(P_list, y_list, calibrate, coverage) -> dict:
                 novelty_threshold=float(np.quantile(nov, coverage)),
                 heldout_accuracy=float(np.mean(np.concatenate([P.argmax(1) == y for P, y in zip(P_list, y_list)]))))
 
+# %% ../nbs/08d_rejection.ipynb #4e585471
 def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel = "lr", group_key: str | None = None,
                   score: str = "proba", coverage: float = 0.98, calibrate: bool = True, n_folds: int = 5,
                   holdout: float = 0.2, features: str = "hvg", n_top_genes: int = 3000,
