@@ -442,6 +442,7 @@ def score_distributions(scores: pd.DataFrame, *, bins: int = 40, ax=None):
     ax.set_xlabel("novelty score"); ax.set_ylabel("density"); ax.legend(frameon=False, fontsize=8)
     return ax
 
+# %% ../nbs/08c_novelty.ipynb #316fc26a
 def roc_curve(scores: pd.DataFrame, *, ax=None, label: str | None = None):
     """ROC curve of the novelty score against the flag.
 
@@ -470,6 +471,7 @@ def roc_curve(scores: pd.DataFrame, *, ax=None, label: str | None = None):
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     return ax
 
+# %% ../nbs/08c_novelty.ipynb #e4d00227
 def plot_novelty(scores: pd.DataFrame):
     """Score distributions and ROC curve side by side.
 

@@ -543,6 +543,23 @@ def _scores(self: NoveltyScorer, fitted: dict, Z) -> dict[str, np.ndarray]:
         else: out[c] = fitted[c].score(Z)
     return out
 
+# %% ../nbs/05b_ood.ipynb #34ff4556
+def _bootstrap_auroc(df, te_lab: np.ndarray, types: list, combined: dict, n_boot: int, random_state) -> None:
+    """Add the 95% bootstrap interval of each left-out type's AUROC (`auroc_lo`, `auroc_hi`) and of their mean to `df`:
+    the same resampled test cells for every type, so the mean gets an interval too."""
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(random_state)
+    boot = np.full((n_boot, len(types)), np.nan)
+    for b in range(n_boot):
+        i = rng.integers(0, len(te_lab), len(te_lab))
+        for j, t in enumerate(types):
+            pos = te_lab[i] == t
+            if 0 < pos.sum() < len(i): boot[b, j] = roc_auc_score(pos, combined[t][i])
+    df.insert(3, "auroc_lo", np.nanpercentile(boot, 2.5, axis=0))
+    df.insert(4, "auroc_hi", np.nanpercentile(boot, 97.5, axis=0))
+    mean = np.nanmean(boot, axis=1)
+    df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
+
 # %% ../nbs/05b_ood.ipynb #4176dc54
 def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
                        test: str | Sequence[str] | None = None, components: Sequence[str] = DEFAULT_COMPONENTS,
@@ -611,17 +628,5 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
         log.info("left out %s: AUROC %.3f", t, row["auroc"])
     df = pd.DataFrame(rows).set_index("type")
     df.attrs["mean_auroc"] = {"estimate": float(df.auroc.mean())}
-    if n_boot:                     # the same resampled test cells for every type, so the mean gets an interval too
-        rng = np.random.default_rng(random_state)
-        te_lab = lab[te_idx]
-        boot = np.full((n_boot, len(types)), np.nan)
-        for b in range(n_boot):
-            i = rng.integers(0, len(te_idx), len(te_idx))
-            for j, t in enumerate(types):
-                pos = te_lab[i] == t
-                if 0 < pos.sum() < len(i): boot[b, j] = roc_auc_score(pos, combined[t][i])
-        df.insert(3, "auroc_lo", np.nanpercentile(boot, 2.5, axis=0))
-        df.insert(4, "auroc_hi", np.nanpercentile(boot, 97.5, axis=0))
-        mean = np.nanmean(boot, axis=1)
-        df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
+    if n_boot: _bootstrap_auroc(df, lab[te_idx], types, combined, n_boot, random_state)
     return df
