@@ -99,3 +99,20 @@ def test_novelty_uses_the_one_formula():
     from scaml.ood import maxproba_score
     assert nov.one_minus_max is maxproba_score and nov.temper is temper and rej.fit_temperature is fit_temperature
     assert not hasattr(nov, "CombinedNovelty")
+
+
+def test_novelty_detector_wraps_every_scorer():
+    "NoveltyDetector puts the preprocessing in front of any scaml.ood scorer: the one-class ones and 'combined'."
+    import pytest
+    from scaml.data import toy_adata
+    from scaml.novelty import NoveltyDetector
+    from scaml.ood import NoveltyScorer, OneClassScore
+    from scaml.preprocess import Preprocessor
+    ad = toy_adata(n_obs=300, n_vars=120, n_classes=4, random_state=0)
+    known = (ad.obs.cell_type != "D").to_numpy()
+    det = NoveltyDetector("combined", preprocessor=Preprocessor(n_top_genes=80)).fit(ad[known], label_key="cell_type")
+    assert isinstance(det.scorer, NoveltyScorer) and det.classes == ["A", "B", "C"] and det.n_fit_ == known.sum()
+    np.testing.assert_allclose(det.score(ad), det.scorer.score(det.preprocessor.transform(ad)))
+    assert isinstance(NoveltyDetector("lof").scorer, OneClassScore)
+    with pytest.raises(ValueError, match="needs the cell types"): NoveltyDetector("combined").fit(ad[known])
+    with pytest.raises(ValueError, match="not fitted"): NoveltyDetector("combined").score(ad)
