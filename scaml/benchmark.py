@@ -26,7 +26,7 @@ from .backends import get_backend
 from .models import CellTypeModel
 from .preprocess import Preprocessor
 from .results import BenchmarkResult, check_outdir, write_results
-from .splits import check_overlap, split_cells
+from .splits import check_overlap, group_folds, split_cells, stratified_folds
 
 from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float, check_int, check_names,
                         format_sorted, format_values, limit_threads, package_versions, resolve_device)
@@ -80,13 +80,10 @@ def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, r
     Folds of groups hold out whole groups; when a fold would hold out cells of a class its model never saw (a class
     in one group), they fall back to stratified folds with a warning: a calibrator fitted to cells of unseen classes
     would flatten every probability."""
-    from sklearn.model_selection import StratifiedKFold
     if n_folds < 2: raise ValueError(f"calibration_folds={n_folds}; pass at least 2")
     if groups is not None and len(set(groups)) >= 2:
-        uniq = np.random.default_rng(random_state).permutation(sorted(set(groups)))
-        k = min(n_folds, len(uniq))
-        folds = [(np.flatnonzero(~np.isin(groups, uniq[i::k])), np.flatnonzero(np.isin(groups, uniq[i::k])))
-                 for i in range(k)]
+        folds = group_folds(groups, n_folds, random_state)
+        k, uniq = len(folds), set(groups)
         one, other = _unseen_in_folds(y, groups, folds, classes)
         if not (one or other): return folds, f"{k}-fold cross-fitting over {len(uniq)} training groups"
         gk = f"group_key={group_key!r} (--group-key {group_key})" if group_key else "group_key"
@@ -98,10 +95,7 @@ def _calibration_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int, r
                       "(groups are not held out together); pass a group key whose groups each hold most classes to "
                       "hold groups out", UserWarning, stacklevel=3)
     k = int(min(n_folds, max(2, np.bincount(y).max())))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                # classes with fewer cells than folds
-        folds = list(StratifiedKFold(k, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y))
-    return folds, f"{k}-fold stratified cross-fitting of the training cells"
+    return stratified_folds(y, k, random_state), f"{k}-fold stratified cross-fitting of the training cells"
 
 def _fit_calibration(new_model, Xtr, y: np.ndarray, classes: list, pp, folds, method: str) -> dict:
     "A calibrator fitted on held-out training probabilities of models fitted without those cells, and its summary."

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['CALIBRATORS', 'reliability_curve', 'expected_calibration_error', 'softmax', 'TemperatureScaler', 'IsotonicCalibrator',
-           'fit_calibrator', 'calibrator_from_dict', 'risk_coverage', 'calibration_metrics', 'reliability_diagram']
+__all__ = ['TEMPERATURE_EPS', 'TEMPERATURE_BOUNDS', 'CALIBRATORS', 'reliability_curve', 'expected_calibration_error', 'softmax',
+           'temper', 'fit_temperature', 'TemperatureScaler', 'IsotonicCalibrator', 'fit_calibrator',
+           'calibrator_from_dict', 'risk_coverage', 'calibration_metrics', 'reliability_diagram']
 
 # %% ../nbs/05a_calibration.ipynb #35de95c0
 log = logging.getLogger(__name__)
@@ -100,8 +101,48 @@ def softmax(z: np.ndarray) -> np.ndarray:
     np.exp(z, out=z)
     return z / z.sum(1, keepdims=True)
 
+TEMPERATURE_EPS, TEMPERATURE_BOUNDS = 1e-4, (0.02, 50.0)
+
+def temper(P, temperature: float, *, eps: float = TEMPERATURE_EPS) -> np.ndarray:
+    """Probabilities `P` at a temperature: `softmax(log(max(P, eps)) / T)`, the one softmax-with-temperature of the
+    package. A class given exactly 0 stays 0; `T = 1` returns `P` as it is."""
+    P = np.asarray(P, dtype=np.float64)
+    if temperature == 1 or P.shape[0] == 0: return P
+    z = _log(P, eps) / temperature
+    z[P <= 0] = -np.inf                                # a class given exactly 0 (never seen in training) stays 0
+    return softmax(z)
+
+def fit_temperature(P, y, *, eps: float = TEMPERATURE_EPS, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> float:
+    """The temperature `T` minimising the negative log-likelihood of `temper(P, T)` for the true class indices `y`,
+    the one temperature fit of the package. `P` and `y` may be lists (held-out folds, each with its own classes),
+    pooled in one likelihood; cells with `y = -1` are ignored. Warns when `T` sits at a bound of the search."""
+    from scipy.optimize import minimize_scalar
+    Ps, ys = (P, y) if isinstance(P, (list, tuple)) else ([P], [y])
+    Ls, Ys = [], []
+    for Pi, yi in zip(Ps, ys):
+        Pi, yi = _check(Pi, yi)
+        Ls.append(_log(Pi[yi >= 0], eps)); Ys.append(yi[yi >= 0])
+    if not sum(map(len, Ys)): raise ValueError("no held-out cell has a known class; cannot fit a temperature")
+    def nll(logt):
+        tot = 0.0
+        for L, yk in zip(Ls, Ys):
+            z = L / np.exp(logt)
+            z = z - z.max(1, keepdims=True)
+            tot += float(np.sum(np.log(np.exp(z).sum(1)) - z[np.arange(len(yk)), yk]))
+        return tot
+    lo, hi = bounds
+    T = float(np.exp(minimize_scalar(nll, bounds=(np.log(lo), np.log(hi)), method="bounded", options={"xatol": 1e-4}).x))
+    if T >= hi * 0.98 or T <= lo * 1.02:
+        import warnings
+        what = "flattens every probability" if T > 1 else "makes every probability near 0 or 1"
+        warnings.warn(f"the fitted temperature T={T:.3g} sits at the bound of its search ({lo:g} to {hi:g}): it {what}. "
+                      "The held-out cells disagree with the model (cells of classes it never saw, or wrong labels); "
+                      "check the held-out cells and the group key", UserWarning, stacklevel=2)
+    return T
+
+# %% ../nbs/05a_calibration.ipynb #154fde0d
 class TemperatureScaler:
-    """Rescale log-probabilities by one temperature fitted on held-out cells.
+    """Rescale log-probabilities by one temperature fitted on held-out cells (`fit_temperature`, `temper`).
 
     Parameters
     ----------
@@ -112,7 +153,7 @@ class TemperatureScaler:
     """
     method = "temperature"
 
-    def __init__(self, *, eps: float = 1e-4, bounds: tuple[float, float] = (0.02, 50.0)):
+    def __init__(self, *, eps: float = TEMPERATURE_EPS, bounds: tuple[float, float] = TEMPERATURE_BOUNDS):
         self.eps, self.bounds = float(eps), (float(bounds[0]), float(bounds[1]))
         self.temperature_: float | None = None
         self.n_fit_: int = 0
@@ -123,36 +164,14 @@ class TemperatureScaler:
 
     def fit(self, proba, y) -> TemperatureScaler:
         """Fit `T` on held-out probabilities `proba` and true class indices `y` (cells with `y = -1` are ignored)."""
-        from scipy.optimize import minimize_scalar
-        P, y = _check(proba, y)
-        keep = y >= 0
-        if not keep.any(): raise ValueError("no held-out cell has a known class; cannot fit a temperature")
-        L, yk = _log(P[keep], self.eps), y[keep]
-        rows = np.arange(len(yk))
-        def nll(logt):
-            z = L / np.exp(logt)
-            z = z - z.max(1, keepdims=True)
-            return float(np.sum(np.log(np.exp(z).sum(1)) - z[rows, yk]))
-        r = minimize_scalar(nll, bounds=tuple(np.log(self.bounds)), method="bounded", options={"xatol": 1e-4})
-        self.temperature_, self.n_fit_ = float(np.exp(r.x)), int(keep.sum())
-        lo, hi = self.bounds
-        if self.temperature_ >= hi * 0.98 or self.temperature_ <= lo * 1.02:
-            import warnings
-            what = "flattens every probability" if self.temperature_ > 1 else "makes every probability near 0 or 1"
-            warnings.warn(f"the fitted temperature T={self.temperature_:.3g} sits at the bound of its search "
-                          f"({lo:g} to {hi:g}): it {what}. The held-out cells disagree with the model (cells of classes "
-                          "it never saw, or wrong labels); check the held-out cells and the group key", UserWarning,
-                          stacklevel=2)
+        self.temperature_ = fit_temperature(proba, y, eps=self.eps, bounds=self.bounds)
+        self.n_fit_ = int((np.asarray(y) >= 0).sum())
         return self
 
     def transform(self, proba) -> np.ndarray:
         """Calibrated probabilities (same shape, same argmax)."""
         if self.temperature_ is None: raise ValueError("this TemperatureScaler is not fitted; call .fit(proba, y) first")
-        P = np.asarray(proba, dtype=np.float64)
-        if P.shape[0] == 0: return P.copy()
-        z = _log(P, self.eps) / self.temperature_
-        z[P <= 0] = -np.inf                                # a class given exactly 0 (never seen in training) stays 0
-        return softmax(z)
+        return temper(np.array(proba, dtype=np.float64), self.temperature_, eps=self.eps)
 
     def to_dict(self) -> dict:
         "JSON-serialisable state."

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
@@ -424,22 +423,17 @@ def _check_predict_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]
 def _write_file(path: Path, write: Callable[[Path], object]) -> None:
     """Write `path` through a hidden partial file renamed into place; an interrupted write leaves nothing behind, and
     a full disk is one error that names the file and the free space."""
+    from scaml.core import atomic_write
     from scaml.predict_stream import disk_full, is_disk_full
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        write(tmp)
-        tmp.replace(path)
+        atomic_write(path, write)
         _FILES["completed"].append(path)
     except KeyboardInterrupt:
         _FILES["interrupted"].append(path)
         raise
     except Exception as e:
         if not is_disk_full(e): raise
-        tmp.unlink(missing_ok=True)
         raise disk_full(path, e) from None
-    finally:
-        if tmp.exists(): tmp.unlink()
 
 def _predict(args: argparse.Namespace) -> None:
     import numpy as np

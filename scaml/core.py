@@ -17,7 +17,7 @@ PathLike = str | os.PathLike
 # %% auto #0
 __all__ = ['PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'check_int', 'check_float',
            'check_names', 'check_outfile', 'resolve_device', 'available_cpus', 'n_threads', 'thread_limit',
-           'limit_threads', 'package_versions']
+           'limit_threads', 'package_versions', 'AtomicFile', 'atomic_write']
 
 # %% ../nbs/00_core.ipynb #111c613c
 log = logging.getLogger(__name__)
@@ -374,3 +374,37 @@ def package_versions(extra: Iterable[str] = ()) -> dict:
         try: out[p] = version(p)
         except PackageNotFoundError: pass
     return out
+
+# %% ../nbs/00_core.ipynb #b65e4b46
+class AtomicFile:
+    """A file written under a hidden partial name next to `path` and renamed into place by `commit`; `discard` removes
+    the partial file. `with AtomicFile(path) as tmp: ...` commits when the block succeeds and discards when it fails.
+    The one atomic writer of scaml."""
+    def __init__(self, path: PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+
+    def __repr__(self) -> str: return f"AtomicFile({str(self.path)!r})"
+
+    def commit(self) -> Path:
+        "Rename the partial file into place."
+        self.tmp.replace(self.path)
+        return self.path
+
+    def discard(self) -> None:
+        "Remove the partial file (nothing happens when there is none)."
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Path: return self.tmp
+
+    def __exit__(self, typ, value, tb) -> bool:
+        try:
+            if typ is None: self.commit()
+        finally: AtomicFile.discard(self)
+        return False
+
+def atomic_write(path: PathLike, write: Callable[[Path], object]) -> Path:
+    "Call `write(tmp)` with a hidden partial path next to `path`, then rename it to `path` (see `AtomicFile`)."
+    with AtomicFile(path) as tmp: write(tmp)
+    return Path(path)

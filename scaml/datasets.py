@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .core import PathLike, format_values
+from .core import AtomicFile, PathLike, format_values
 from .data import read_h5ad
 
 # %% auto #0
@@ -252,26 +252,22 @@ def _fetch(src: SourceFile, dest: Path, dataset: str, data_path: str) -> None:
     "Download `src` to `dest` (atomically) and check its checksum."
     if dest.exists() and (src.sha256 is None or file_sha256(dest) == src.sha256): return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    part.unlink(missing_ok=True)
     url = _source_url(src, data_path)
     log.info("downloading %s to %s", url, dest)
-    try:
-        _download(url, part)
-    except Exception as e:  # requests, urllib and OS errors all mean: the file could not be fetched
-        part.unlink(missing_ok=True)
-        raise FileNotFoundError(
-            f"dataset {dataset!r} needs the file {src.name!r}, which is not in the cache and could not be downloaded "
-            f"from {url} ({_reason(e)}). Put the file at '{dest}'"
-            + (f" (sha256 {src.sha256})" if src.sha256 else "")
-            + f", or set SCAML_DATA_DIR to a folder that holds {data_path}") from None
-    got = file_sha256(part)
-    if src.sha256 is not None and got != src.sha256:
-        part.unlink(missing_ok=True)
-        raise ValueError(f"checksum mismatch for {src.name!r} (dataset {dataset!r}) downloaded from {url}: "
-                         f"expected sha256 {src.sha256}, got {got}; the download was removed. Try again, or put the "
-                         f"right file at '{dest}'")
-    part.replace(dest)
+    with AtomicFile(dest) as part:
+        try:
+            _download(url, part)
+        except Exception as e:  # requests, urllib and OS errors all mean: the file could not be fetched
+            raise FileNotFoundError(
+                f"dataset {dataset!r} needs the file {src.name!r}, which is not in the cache and could not be downloaded "
+                f"from {url} ({_reason(e)}). Put the file at '{dest}'"
+                + (f" (sha256 {src.sha256})" if src.sha256 else "")
+                + f", or set SCAML_DATA_DIR to a folder that holds {data_path}") from None
+        got = file_sha256(part)
+        if src.sha256 is not None and got != src.sha256:
+            raise ValueError(f"checksum mismatch for {src.name!r} (dataset {dataset!r}) downloaded from {url}: "
+                             f"expected sha256 {src.sha256}, got {got}; the download was removed. Try again, or put the "
+                             f"right file at '{dest}'")
 
 # %% ../nbs/00a_datasets.ipynb #96db61e8
 def _build_deepchem_actinn_tm_facs(orig: Path) -> AnnData:
@@ -548,10 +544,9 @@ def _rebuild(ds: Dataset, target: Path) -> None:
                          f"(content sha256 {got}, expected {ds.content_sha256}); the originals in '{orig}' may be "
                          "corrupt or a different version: remove them and try again")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
-    adata.write_h5ad(tmp, compression="gzip")
-    target.with_name(target.name + ".sha256").write_text(file_sha256(tmp) + "\n")
-    tmp.replace(target)
+    with AtomicFile(target) as tmp:
+        adata.write_h5ad(tmp, compression="gzip")
+        target.with_name(target.name + ".sha256").write_text(file_sha256(tmp) + "\n")
     log.info("built %s in %s", ds.name, target)
 
 # %% ../nbs/00a_datasets.ipynb #95727fc8

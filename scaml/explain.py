@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .core import PathLike
+from .core import PathLike, atomic_write
 from .data import check_obs_key
 from .models import CellTypeModel
 
@@ -273,9 +272,7 @@ def save_top_genes(results_dir: PathLike, adata: AnnData | None = None, *, model
             continue
         t = top_genes(model, cells, n_top=n_top, method=method, n_cells=n_cells, random_state=random_state)
         dest = results_dir / m / "top_genes.csv"
-        tmp = dest.with_name(f".top_genes.csv.partial-{os.getpid()}")
-        t.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
-        os.replace(tmp, dest)
+        atomic_write(dest, lambda tmp, t=t: t.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n"))
         out[m] = t
         log.info("wrote %s", dest)
     return out

@@ -71,14 +71,11 @@ def _score_by_group(res, groups_of_cells: pd.Series) -> dict[tuple[str, str], di
 # %% ../nbs/08a_matrix.ipynb #56818575
 def _within_cv(sub: AnnData, *, label_key: str, folds: int, random_state: int, bench_kw: dict) -> dict[str, dict]:
     "Pooled out-of-fold metrics of stratified k-fold cross-validation inside one group."
-    from sklearn.model_selection import StratifiedKFold
+    from scaml.splits import stratified_folds
     labels = sub.obs[label_key].astype(str).to_numpy()
     classes = sorted(set(labels))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-        fold = np.zeros(sub.n_obs, int)
-        for i, (_, te) in enumerate(skf.split(np.zeros(len(labels)), labels)): fold[te] = i
+    fold = np.zeros(sub.n_obs, int)
+    for i, (_, te) in enumerate(stratified_folds(labels, folds, random_state)): fold[te] = i
     sub = sub.copy()
     sub.obs["_scaml_fold"] = pd.Categorical(fold.astype(str))
     oof: dict[str, pd.DataFrame] = {}

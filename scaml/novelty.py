@@ -17,20 +17,21 @@ from anndata import AnnData
 from fastcore.basics import patch
 
 import scaml
+from .calibration import temper
 from .core import MODELS, PathLike, as_list, format_values, package_versions
 from .data import check_adata, check_obs_key, clean_labels
 from .metrics import novelty_metrics
-from .calibration import softmax
 from .models import CellTypeModel
+from .ood import DETECTORS, NoveltyScorer, OneClassScore, entropy_score, maxproba_score
 from .plots import use_file_backend
 from .preprocess import Preprocessor
 from .results import ResultsFolder, check_outdir
 from .splits import pick_test_groups, split_by_key, split_random
 
 # %% auto #0
-__all__ = ['DETECTORS', 'CLASSIFIER_SCORES', 'COMBINED', 'METHODS', 'parse_flag', 'NoveltyDetector', 'temper', 'one_minus_max',
-           'classifier_scores', 'novelty_split', 'NoveltyResult', 'CombinedNovelty', 'run_novelty', 'write_novelty',
-           'score_distributions', 'roc_curve', 'plot_novelty']
+__all__ = ['CLASSIFIER_SCORES', 'COMBINED', 'METHODS', 'one_minus_max', 'parse_flag', 'NoveltyDetector', 'classifier_scores',
+           'novelty_split', 'NoveltyResult', 'run_novelty', 'write_novelty', 'score_distributions', 'roc_curve',
+           'plot_novelty']
 
 # %% ../nbs/08c_novelty.ipynb #d4cae361
 log = logging.getLogger(__name__)
@@ -81,99 +82,82 @@ def parse_flag(values: Sequence, *, positive: str | Sequence[str] | None = None,
     return flag
 
 # %% ../nbs/08c_novelty.ipynb #382052df
-DETECTORS = ("iforest", "ocsvm", "lof")
 CLASSIFIER_SCORES = ("maxproba", "entropy")
 COMBINED = "combined"
 METHODS = (COMBINED,) + DETECTORS + CLASSIFIER_SCORES
 
-def _l2(X):
-    from sklearn.preprocessing import normalize
-    return normalize(X, norm="l2", axis=1)
-
 class NoveltyDetector:
-    """A one-class novelty detector on a cell's expression profile: `iforest`, `ocsvm` or `lof` (novelty mode).
+    """A novelty score of `scaml.ood` for the cells of an `AnnData`: the preprocessing, then one matrix-level scorer,
+    `'iforest'`, `'ocsvm'`, `'lof'` (`scaml.ood.OneClassScore`) or `'combined'` (`scaml.ood.NoveltyScorer`, which
+    needs the cell types).
 
     Parameters
     ----------
     method
-        `'iforest'` (IsolationForest), `'ocsvm'` (OneClassSVM, RBF) or `'lof'` (LocalOutlierFactor, `novelty=True`).
+        `'iforest'` (IsolationForest), `'ocsvm'` (OneClassSVM, RBF), `'lof'` (LocalOutlierFactor, `novelty=True`) or
+        `'combined'`.
     preprocessor
         The preprocessing to fit; default 3,000 highly variable genes, log1p CP10k, not scaled.
     n_components
-        TruncatedSVD components fitted on the training cells; `'auto'`: 100 for `iforest`, none for the others.
+        TruncatedSVD components of a one-class detector; `'auto'`: 100 for `iforest`, none for the others.
     max_fit_cells
-        Fit on a random subsample of at most this many training cells.
+        Fit on a random subsample of at most this many training cells (`None`: all).
+    model
+        The classifier of `'combined'` (a `scaml.models` name).
     random_state
-        Seed of the SVD, the subsample and the isolation forest.
+        Seed of the SVD, the subsample, the isolation forest and the classifier.
     **params
-        Estimator parameters, overriding the defaults (`n_neighbors=20` for lof, `nu=0.1` for ocsvm).
+        Estimator parameters of a one-class detector (`n_neighbors=20` for lof, `nu=0.1` for ocsvm by default).
     """
     def __init__(self, method: str = "lof", *, preprocessor: Preprocessor | None = None,
-                 n_components: int | str | None = "auto", max_fit_cells: int | None = 10_000,
+                 n_components: int | str | None = "auto", max_fit_cells: int | None = 10_000, model: str = "lr",
                  random_state: int | None = 0, **params):
-        if method not in DETECTORS:
-            raise ValueError(f"method={method!r} is not a detector; choose from {', '.join(DETECTORS)} "
+        if method not in DETECTORS + (COMBINED,):
+            raise ValueError(f"method={method!r} is not a detector; choose from {', '.join(DETECTORS + (COMBINED,))} "
                              f"(classifier scores {', '.join(CLASSIFIER_SCORES)} come from classifier_scores)")
-        self.method, self.params, self.random_state = method, params, random_state
+        self.method, self.max_fit_cells, self.random_state = method, max_fit_cells, random_state
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor(n_top_genes=3000, scale=False)
-        self.n_components = (100 if method == "iforest" else None) if n_components == "auto" else n_components
-        self.max_fit_cells = max_fit_cells
-        self.svd_ = self.estimator_ = None
+        self.scorer = NoveltyScorer(model=model, random_state=random_state) if method == COMBINED else \
+            OneClassScore(method, n_components=n_components, random_state=random_state, **params)
+        self.classes: list[str] = []
         self.n_fit_: int = 0
 
     def __repr__(self) -> str:
-        state = f"fitted on {self.n_fit_} cells" if self.estimator_ is not None else "not fitted"
-        red = f"TruncatedSVD({self.n_components})" if self.n_components else "full vectors"
-        return f"NoveltyDetector({self.method!r}, {red}; {self.preprocessor!r}; {state})"
+        state = f"fitted on {self.n_fit_} cells" if self.n_fit_ else "not fitted"
+        what = self.scorer.reduction if self.method in DETECTORS else repr(self.scorer)
+        return f"NoveltyDetector({self.method!r}, {what}; {self.preprocessor!r}; {state})"
 
 # %% ../nbs/08c_novelty.ipynb #30652d92
-def _features(self: NoveltyDetector, X, fit: bool = False) -> np.ndarray:
-    X = _l2(X)
-    if self.n_components:
-        if fit:
-            from sklearn.decomposition import TruncatedSVD
-            k = int(min(self.n_components, X.shape[0] - 1, X.shape[1] - 1))
-            self.svd_ = TruncatedSVD(k, random_state=self.random_state).fit(X)
-        X = _l2(self.svd_.transform(X))
-    return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-
 @patch
-def fit(self: NoveltyDetector, adata: AnnData) -> NoveltyDetector:
-    "Fit the preprocessing, the optional SVD and the detector on the (non-novel) training cells in `adata`."
+def fit(self: NoveltyDetector, adata: AnnData, label_key: str | None = None) -> NoveltyDetector:
+    """Fit the preprocessing and the scorer on the (non-novel) training cells in `adata`; `'combined'` also needs
+    their cell types, `obs[label_key]`."""
     if adata.n_obs < 5: raise ValueError(f"only {adata.n_obs} cells to fit the novelty detector on; need at least 5")
     if self.max_fit_cells and adata.n_obs > self.max_fit_cells:
         rng = np.random.default_rng(self.random_state)
         adata = adata[np.sort(rng.choice(adata.n_obs, self.max_fit_cells, replace=False))]
-    X = _features(self, self.preprocessor.fit_transform(adata), fit=True)
-    if self.method == "iforest":
-        from sklearn.ensemble import IsolationForest
-        est = IsolationForest(**{"n_estimators": 300, **self.params}, random_state=self.random_state)
-    elif self.method == "ocsvm":
-        from sklearn.svm import OneClassSVM
-        est = OneClassSVM(**{"kernel": "rbf", "gamma": "scale", "nu": 0.1, **self.params})
-    else:
-        from sklearn.neighbors import LocalOutlierFactor
-        est = LocalOutlierFactor(**{"n_neighbors": min(20, X.shape[0] - 1), **self.params}, novelty=True)
-    self.estimator_ = est.fit(X)
-    self.n_fit_ = int(X.shape[0])
+    y = None
+    if self.method == COMBINED:
+        if label_key is None: raise ValueError("method='combined' needs the cell types: pass label_key=...")
+        labels = adata.obs[label_key].astype(str).to_numpy()
+        self.classes = sorted(set(labels))
+        if len(self.classes) < 2:
+            raise ValueError(f"method='combined' needs at least two cell types among the training cells; obs[{label_key!r}] "
+                             f"holds {self.classes}. Choose a detector (method='lof')")
+        y = np.searchsorted(self.classes, labels)
+    self.scorer.fit(self.preprocessor.fit_transform(adata), y)
+    self.n_fit_ = int(adata.n_obs)
     return self
 
 @patch
 def score(self: NoveltyDetector, adata: AnnData) -> np.ndarray:
-    "Novelty score of each cell of `adata` (higher = more novel)."
-    if self.estimator_ is None: raise ValueError("the detector is not fitted; call .fit(train_adata) first")
-    X = self.preprocessor.transform(adata)
-    return np.concatenate([-self.estimator_.score_samples(_features(self, X[i:i + 4096]))
-                           for i in range(0, X.shape[0], 4096)]) if X.shape[0] else np.zeros(0)
+    """Novelty score of each cell of `adata` (higher = more novel); with `'combined'` the cells are scored together,
+    as one batch."""
+    if not self.n_fit_: raise ValueError("the detector is not fitted; call .fit(train_adata) first")
+    return self.scorer.score(self.preprocessor.transform(adata))
 
 # %% ../nbs/08c_novelty.ipynb #cc3dffd1
-def temper(P: np.ndarray, temperature: float) -> np.ndarray:
-    if temperature == 1: return P
-    return softmax(np.log(np.clip(P, 1e-300, 1)) / temperature)
-
-def one_minus_max(P: np.ndarray) -> np.ndarray:
-    "1 - max probability as the sum of the other probabilities, exact even when the max rounds to 1."
-    return np.sort(P, axis=1)[:, :-1].sum(1) if P.shape[1] > 1 else np.zeros(len(P))
+one_minus_max = maxproba_score          # the name of scaml 0.1
 
 def classifier_scores(model: CellTypeModel, adata: AnnData, *, kind: str = "maxproba",
                       temperature: float = 1.0) -> np.ndarray:
@@ -186,9 +170,9 @@ def classifier_scores(model: CellTypeModel, adata: AnnData, *, kind: str = "maxp
     adata
         Cells to score.
     kind
-        `'maxproba'` (1 - max probability) or `'entropy'`.
+        `'maxproba'` (1 - max probability, `scaml.ood.maxproba_score`) or `'entropy'` (`scaml.ood.entropy_score`).
     temperature
-        Temperature applied to the probabilities first.
+        Temperature applied to the probabilities first (`scaml.calibration.temper`).
 
     Returns
     -------
@@ -196,8 +180,7 @@ def classifier_scores(model: CellTypeModel, adata: AnnData, *, kind: str = "maxp
     """
     if kind not in CLASSIFIER_SCORES: raise ValueError(f"kind={kind!r}; choose from {', '.join(CLASSIFIER_SCORES)}")
     P = temper(model.predict_proba(adata).to_numpy(dtype=np.float64), temperature)
-    if kind == "maxproba": return one_minus_max(P)
-    return -(P * np.log(np.clip(P, 1e-12, 1))).sum(1)
+    return maxproba_score(P) if kind == "maxproba" else entropy_score(P)
 
 # %% ../nbs/08c_novelty.ipynb #4c6431e4
 def novelty_split(adata: AnnData, *, flag: np.ndarray, split_key: str | None = None,
@@ -274,28 +257,58 @@ def _load_or_train(model, adata_fit, label_key, features, n_top_genes, random_st
     return CellTypeModel(model or "lr", preprocessor=pp, class_weight="balanced",
                          random_state=random_state).fit(adata_fit, label_key=label_key)
 
-class CombinedNovelty:
-    """A `scaml.ood.NoveltyScorer` with the `Preprocessor` it was fitted on: `.score(adata)` for any cells."""
-    def __init__(self, preprocessor: Preprocessor, scorer, classes: list[str]):
-        self.preprocessor, self.scorer, self.classes = preprocessor, scorer, list(classes)
+# %% ../nbs/08c_novelty.ipynb #870ba9cd
+def _resolve_method(method: str, model, label_key: str | None) -> str:
+    "The method `'auto'` stands for, after checking that `model` and `label_key` suit it."
+    saved = model is not None and not (isinstance(model, str) and model in MODELS)
+    if method == "auto" and saved:                    # a saved classifier: its own scores, not a new classifier
+        method = "maxproba"
+        log.info("a saved model (--model): method 'maxproba', 1 - its largest probability")
+    if method == "auto":
+        method = COMBINED if label_key is not None else "lof"
+        if label_key is None: log.info("no label_key (--label-key): method 'lof'; with cell types the default is 'combined'")
+    if method not in METHODS: raise ValueError(f"method={method!r}; choose from auto, {', '.join(METHODS)}")
+    if method == COMBINED and label_key is None:
+        raise ValueError("method='combined' scores with a classifier of the cell types: pass label_key=... (--label-key), "
+                         "or choose a detector (method='lof', --method lof)")
+    if method == COMBINED and saved:
+        raise ValueError(f"method='combined' (--method combined) trains its own classifier; model={str(model)!r} "
+                         f"(--model) must be a model name ({', '.join(MODELS)}). Score a saved model with "
+                         "method='maxproba' (--method maxproba)")
+    return method
 
-    def __repr__(self) -> str: return f"CombinedNovelty({self.scorer!r}, {len(self.classes)} classes)"
+def _fit_score(method, ad_fit, ad_test, *, label_key, model, features, n_top_genes, n_components, use_rep,
+               random_state):
+    "Fit the detector (or train or load the classifier) on `ad_fit`; return it and the scores of `ad_test`."
+    if method in CLASSIFIER_SCORES:
+        det = _load_or_train(model, ad_fit, label_key, features, n_top_genes, random_state, use_rep)
+        return det, classifier_scores(det, ad_test, kind=method)
+    if method in DETECTORS:
+        pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, scale=False, use_rep=use_rep)
+        det = NoveltyDetector(method, preprocessor=pp, n_components=n_components, random_state=random_state)
+    else:
+        pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, use_rep=use_rep)
+        det = NoveltyDetector(COMBINED, preprocessor=pp, max_fit_cells=None, model=model or "lr",
+                              random_state=random_state)
+    det.fit(ad_fit, label_key=label_key)
+    return det, det.score(ad_test)
 
-    def score(self, adata: AnnData) -> np.ndarray:
-        "Novelty score of each cell of `adata` (higher = more novel); the cells are scored together, as one batch."
-        return self.scorer.score(self.preprocessor.transform(adata))
+# %% ../nbs/08c_novelty.ipynb #8a00643c
+def _novelty_metrics(flag: np.ndarray, values: np.ndarray, score: np.ndarray, method: str) -> dict:
+    "AUROC, AUPRC, ... of the scores of the test cells, and the AUROC of each flagged value against the others."
+    metrics = novelty_metrics(flag, score)
+    metrics["auroc_by_value"] = {v: novelty_metrics(flag[sel], score[sel])["auroc"]
+                                 for v in sorted(set(values[flag])) for sel in [~flag | (values == v)]}
+    metrics["method"] = method
+    return metrics
 
-def _fit_combined(adata_fit, label_key, model, features, n_top_genes, random_state, use_rep=None) -> CombinedNovelty:
-    from scaml.ood import NoveltyScorer
-    labels = adata_fit.obs[label_key].astype(str).to_numpy()
-    classes = sorted(set(labels))
-    if len(classes) < 2:
-        raise ValueError(f"method='combined' needs at least two cell types among the training cells; obs[{label_key!r}] "
-                         f"holds {classes}. Choose a detector (method='lof')")
-    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, use_rep=use_rep)
-    Z = pp.fit_transform(adata_fit)
-    ns = NoveltyScorer(model=model, random_state=random_state).fit(Z, np.searchsorted(classes, labels))
-    return CombinedNovelty(pp, ns, classes)
+def _scores_table(adata, te, score, flag, flag_key, keys) -> pd.DataFrame:
+    "`scores.csv`: one row per test cell, its score, flag, flag value and the split/group/label columns."
+    df = pd.DataFrame({"score": score, "flag": flag[te]}, index=pd.Index(adata.obs_names[te], name="cell"))
+    df[flag_key if flag_key not in df else f"{flag_key}_value"] = adata.obs[flag_key].astype(str).to_numpy()[te]
+    for k in dict.fromkeys(keys):
+        if k is not None and k != flag_key: df[k] = adata.obs[k].astype(str).to_numpy()[te]
+    return df
 
 # %% ../nbs/08c_novelty.ipynb #ca9ed8bf
 def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] | None = None,
@@ -365,21 +378,7 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     `metrics.json` (`auroc`, `auprc`, `fpr_at_95_recall`, ...), `manifest.json`, `novelty.png`.
     """
     t0 = time.perf_counter()
-    saved = model is not None and not (isinstance(model, str) and model in MODELS)
-    if method == "auto" and saved:                    # a saved classifier: its own scores, not a new classifier
-        method = "maxproba"
-        log.info("a saved model (--model): method 'maxproba', 1 - its largest probability")
-    if method == "auto":
-        method = COMBINED if label_key is not None else "lof"
-        if label_key is None: log.info("no label_key (--label-key): method 'lof'; with cell types the default is 'combined'")
-    if method not in METHODS: raise ValueError(f"method={method!r}; choose from auto, {', '.join(METHODS)}")
-    if method == COMBINED and label_key is None:
-        raise ValueError("method='combined' scores with a classifier of the cell types: pass label_key=... (--label-key), "
-                         "or choose a detector (method='lof', --method lof)")
-    if method == COMBINED and model is not None and not (isinstance(model, str) and model in MODELS):
-        raise ValueError(f"method='combined' (--method combined) trains its own classifier; model={str(model)!r} "
-                         f"(--model) must be a model name ({', '.join(MODELS)}). Score a saved model with "
-                         "method='maxproba' (--method maxproba)")
+    method = _resolve_method(method, model, label_key)
     if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite, inputs=inputs)   # names a bad type
     check_adata(adata, obs_keys={"flag_key": flag_key, "split_key": split_key, "group_key": group_key,
                                  "label_key": label_key})
@@ -390,29 +389,10 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     if label_key is not None and method in CLASSIFIER_SCORES + (COMBINED,) and not isinstance(model, CellTypeModel):
         labels, keep = clean_labels(ad_fit, label_key)
         if not keep.all(): ad_fit = ad_fit[keep]
-    if method in DETECTORS:
-        det = NoveltyDetector(method, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes,
-                                                                scale=False, use_rep=use_rep),
-                              n_components=n_components, random_state=random_state).fit(ad_fit)
-        score = det.score(adata[te])
-    elif method == COMBINED:
-        det = _fit_combined(ad_fit, label_key, model or "lr", features, n_top_genes, random_state, use_rep)
-        score = det.score(adata[te])
-    else:
-        det = _load_or_train(model, ad_fit, label_key, features, n_top_genes, random_state, use_rep)
-        score = classifier_scores(det, adata[te], kind=method)
-    metrics = novelty_metrics(flag[te], score)
-    values = adata.obs[flag_key].astype(str).to_numpy()[te]
-    by_value = {}
-    for v in sorted(set(values[flag[te]])):
-        sel = ~flag[te] | (values == v)
-        by_value[v] = novelty_metrics(flag[te][sel], score[sel])["auroc"]
-    metrics["auroc_by_value"] = by_value
-    metrics["method"] = method
-    df = pd.DataFrame({"score": score, "flag": flag[te]}, index=pd.Index(adata.obs_names[te], name="cell"))
-    df[flag_key if flag_key not in df else f"{flag_key}_value"] = values
-    for k in dict.fromkeys([split_key, group_key, label_key]):
-        if k is not None and k != flag_key: df[k] = adata.obs[k].astype(str).to_numpy()[te]
+    det, score = _fit_score(method, ad_fit, adata[te], label_key=label_key, model=model, features=features,
+                            n_top_genes=n_top_genes, n_components=n_components, use_rep=use_rep, random_state=random_state)
+    metrics = _novelty_metrics(flag[te], adata.obs[flag_key].astype(str).to_numpy()[te], score, method)
+    df = _scores_table(adata, te, score, flag, flag_key, [split_key, group_key, label_key])
     manifest = {"scaml_version": scaml.__version__, "args": args or {}, "method": method, "flag_key": flag_key,
                 "positive": positive, "split": desc, "n_fit": int(fit.sum()), "n_test": int(te.sum()),
                 "n_flagged_test": int(flag[te].sum()), "n_flagged_train_side_excluded": int((~te & flag).sum()),
@@ -462,6 +442,7 @@ def score_distributions(scores: pd.DataFrame, *, bins: int = 40, ax=None):
     ax.set_xlabel("novelty score"); ax.set_ylabel("density"); ax.legend(frameon=False, fontsize=8)
     return ax
 
+# %% ../nbs/08c_novelty.ipynb #316fc26a
 def roc_curve(scores: pd.DataFrame, *, ax=None, label: str | None = None):
     """ROC curve of the novelty score against the flag.
 
@@ -490,6 +471,7 @@ def roc_curve(scores: pd.DataFrame, *, ax=None, label: str | None = None):
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     return ax
 
+# %% ../nbs/08c_novelty.ipynb #e4d00227
 def plot_novelty(scores: pd.DataFrame):
     """Score distributions and ROC curve side by side.
 

@@ -10,11 +10,12 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['COMPONENTS', 'SHIFTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SHIFT', 'DEFAULT_SMOOTH', 'MahalanobisScore', 'KNNScore',
-           'energy_score', 'maxproba_score', 'entropy_score', 'ScoreCombiner', 'ResidualScore', 'query_neighbors',
-           'query_shift', 'NoveltyScorer', 'leave_one_type_out']
+__all__ = ['DETECTORS', 'COMPONENTS', 'SHIFTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SHIFT', 'DEFAULT_SMOOTH', 'MahalanobisScore',
+           'KNNScore', 'energy_score', 'maxproba_score', 'entropy_score', 'ScoreCombiner', 'ResidualScore',
+           'OneClassScore', 'query_neighbors', 'query_shift', 'NoveltyScorer', 'leave_one_type_out']
 
 # %% ../nbs/05b_ood.ipynb #50119ec0
 log = logging.getLogger(__name__)
@@ -263,6 +264,80 @@ class ResidualScore:
         Z = _dense(Z)
         return np.linalg.norm(Z - self.pca_.inverse_transform(self.pca_.transform(Z)), axis=1)
 
+# %% ../nbs/05b_ood.ipynb #067f0af2
+DETECTORS = ("iforest", "ocsvm", "lof")
+
+def _l2(X):
+    from sklearn.preprocessing import normalize
+    return normalize(X, norm="l2", axis=1)
+
+class OneClassScore:
+    """A one-class detector on L2-normalised features: `'iforest'` (IsolationForest), `'ocsvm'` (OneClassSVM, RBF) or
+    `'lof'` (LocalOutlierFactor, `novelty=True`).
+
+    Parameters
+    ----------
+    method
+        The detector.
+    n_components
+        TruncatedSVD components fitted on the training cells; `'auto'`: 100 for `iforest`, none for the others.
+    random_state
+        Seed of the SVD and the isolation forest.
+    **params
+        Estimator parameters, overriding the defaults (`n_neighbors=20` for lof, `nu=0.1` for ocsvm).
+    """
+    def __init__(self, method: str = "lof", *, n_components: int | str | None = "auto", random_state: int | None = 0,
+                 **params):
+        if method not in DETECTORS: raise ValueError(f"method={method!r} is not a detector; choose from {', '.join(DETECTORS)}")
+        self.method, self.params, self.random_state = method, params, random_state
+        self.n_components = (100 if method == "iforest" else None) if n_components == "auto" else n_components
+        self.svd_ = self.estimator_ = None
+        self.n_fit_: int = 0
+
+    def __repr__(self) -> str:
+        state = f"fitted on {self.n_fit_} cells" if self.estimator_ is not None else "not fitted"
+        return f"OneClassScore({self.method!r}, {self.reduction}; {state})"
+
+    @property
+    def reduction(self) -> str:
+        "How the profiles are reduced before the detector."
+        return f"TruncatedSVD({self.n_components})" if self.n_components else "full vectors"
+
+# %% ../nbs/05b_ood.ipynb #882a0445
+def _features(self: OneClassScore, X, fit: bool = False) -> np.ndarray:
+    X = _l2(X)
+    if self.n_components:
+        if fit:
+            from sklearn.decomposition import TruncatedSVD
+            k = int(min(self.n_components, X.shape[0] - 1, X.shape[1] - 1))
+            self.svd_ = TruncatedSVD(k, random_state=self.random_state).fit(X)
+        X = _l2(self.svd_.transform(X))
+    return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
+
+@patch
+def fit(self: OneClassScore, Z, y=None) -> OneClassScore:
+    "Fit the optional SVD and the detector on training features `Z` (`y` is ignored)."
+    X = _features(self, Z, fit=True)
+    if self.method == "iforest":
+        from sklearn.ensemble import IsolationForest
+        est = IsolationForest(**{"n_estimators": 300, **self.params}, random_state=self.random_state)
+    elif self.method == "ocsvm":
+        from sklearn.svm import OneClassSVM
+        est = OneClassSVM(**{"kernel": "rbf", "gamma": "scale", "nu": 0.1, **self.params})
+    else:
+        from sklearn.neighbors import LocalOutlierFactor
+        est = LocalOutlierFactor(**{"n_neighbors": min(20, X.shape[0] - 1), **self.params}, novelty=True)
+    self.estimator_ = est.fit(X)
+    self.n_fit_ = int(X.shape[0])
+    return self
+
+@patch
+def score(self: OneClassScore, Z) -> np.ndarray:
+    "Novelty score of each cell of `Z` (higher = more novel), in blocks of 4,096 cells."
+    if self.estimator_ is None: raise ValueError("the detector is not fitted; call .fit(Z) first")
+    return np.concatenate([-self.estimator_.score_samples(_features(self, Z[i:i + 4096]))
+                           for i in range(0, Z.shape[0], 4096)]) if Z.shape[0] else np.zeros(0)
+
 # %% ../nbs/05b_ood.ipynb #9d4d7001
 COMPONENTS = ("maxproba", "maha", "maha_full", "maha_logits", "maha_type", "knn", "residual")
 SHIFTS = ("mean", "matched", "per_type")
@@ -278,6 +353,7 @@ def _component(name: str, random_state):
     if name == "residual": return ResidualScore(n_components=50, random_state=random_state)
     raise ValueError(f"unknown novelty component {name!r}; choose from {', '.join(COMPONENTS)}")
 
+# %% ../nbs/05b_ood.ipynb #3d08fbb5
 def query_neighbors(Z, k: int, *, n_components: int = 30, random_state: int | None = 0) -> np.ndarray:
     """Indices of each cell's `k` nearest cells (itself first) among the cells of `Z`, in a PCA of `Z` standardised by
     those same cells: the geometry of the query itself, whatever its shift from the training cells. No labels.
@@ -307,6 +383,7 @@ def query_neighbors(Z, k: int, *, n_components: int = 30, random_state: int | No
     k = int(min(k, D.shape[0]))
     return NearestNeighbors(n_neighbors=k).fit(D).kneighbors(D)[1]
 
+# %% ../nbs/05b_ood.ipynb #1b69c39d
 def _centred_logp(P) -> np.ndarray:
     "Per-cell-centred log-probabilities: the logits of a softmax up to their mean, from probabilities alone."
     L = np.log(np.clip(np.asarray(P, np.float64), 1e-12, 1))
@@ -357,6 +434,7 @@ def query_shift(Z, ref: dict, *, how: str = "matched", n_iter: int = 2, min_cell
         if n >= min_cells: out[a == c] = v
     return out
 
+# %% ../nbs/05b_ood.ipynb #070ffe1d
 class NoveltyScorer:
     """A combined novelty score for a classifier's feature space, fitted on training cells only.
 
@@ -405,44 +483,16 @@ class NoveltyScorer:
         sm = (f", smooth={self.smooth}" if self.smooth else "") + (f", shift={self.shift}" if self.shift else "")
         return f"NoveltyScorer({'+'.join(self.components)}{sm}; {'fitted' if self.combiner_ else 'not fitted'})"
 
-    def _fit_all(self, Z, y) -> dict:
-        out = {}
-        if {"maxproba", "maha_logits"} & set(self.components) or self.shift in ("matched", "per_type"):
-            from scaml.backends import get_backend
-            out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
-                                                        random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
-        for c in self.components:
-            if c == "maha_logits":
-                out[c] = MahalanobisScore(n_components=None).fit(_centred_logp(out["classifier"].predict_proba(Z)), y)
-            elif c != "maxproba": out[c] = _component(c, self.random_state).fit(Z, y)
-        if self.shift is not None:
-            D = _dense(Z)
-            out["shift"] = {"mean": D.mean(0), "class_means": np.stack([D[y == c].mean(0) if (y == c).any() else
-                                                                          D.mean(0) for c in range(int(np.max(y)) + 1)]),
-                            "classifier": out.get("classifier")}
-        return out
-
-    def _scores(self, fitted: dict, Z) -> dict[str, np.ndarray]:
-        if self.shift is not None: Z = _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
-        P = fitted["classifier"].predict_proba(Z) if "classifier" in fitted else None
-        out = {}
-        for c in self.components:
-            if c == "maxproba": out[c] = maxproba_score(P)
-            elif c == "maha_logits": out[c] = fitted[c].score(_centred_logp(P))
-            else: out[c] = fitted[c].score(Z)
-        return out
-
     def fit(self, Z, y) -> NoveltyScorer:
         """Fit on training features `Z` (cells x features, e.g. a `Preprocessor`'s output) and class indices `y`."""
-        from sklearn.model_selection import StratifiedKFold
+        from scaml.splits import stratified_folds
         y = np.asarray(y)
         if len(np.unique(y)) < 2: raise ValueError("the training cells hold a single class; need at least two")
         ref: dict[str, list] = {c: [] for c in self.components}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")                 # classes with fewer cells than folds
-            folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y)), y)
-            for a, b in folds:
-                if len(np.unique(y[a])) < 2: continue
+        for a, b in stratified_folds(y, self.n_folds, self.random_state):
+            if len(np.unique(y[a])) < 2: continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")             # classes with fewer cells than folds, in the classifier
                 for c, v in self._scores(self._fit_all(Z[a], y[a]), Z[b]).items(): ref[c].append(v)
         self.combiner_ = ScoreCombiner().fit({c: np.concatenate(v) for c, v in ref.items()})
         self.fitted_ = self._fit_all(Z, y)
@@ -460,6 +510,55 @@ class NoveltyScorer:
         s = self.combiner_.score(comp)
         k = self.smooth if smooth is None else int(smooth)
         return s[query_neighbors(Z, k, random_state=self.random_state)].mean(1) if k > 1 and len(s) > 1 else s
+
+# %% ../nbs/05b_ood.ipynb #a0d331cf
+@patch
+def _fit_all(self: NoveltyScorer, Z, y) -> dict:
+    "The classifier and the distance scores of the components, fitted on `Z`, `y`."
+    out = {}
+    if {"maxproba", "maha_logits"} & set(self.components) or self.shift in ("matched", "per_type"):
+        from scaml.backends import get_backend
+        out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
+                                                    random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
+    for c in self.components:
+        if c == "maha_logits":
+            out[c] = MahalanobisScore(n_components=None).fit(_centred_logp(out["classifier"].predict_proba(Z)), y)
+        elif c != "maxproba": out[c] = _component(c, self.random_state).fit(Z, y)
+    if self.shift is not None:
+        D = _dense(Z)
+        out["shift"] = {"mean": D.mean(0), "class_means": np.stack([D[y == c].mean(0) if (y == c).any() else
+                                                                      D.mean(0) for c in range(int(np.max(y)) + 1)]),
+                        "classifier": out.get("classifier")}
+    return out
+
+@patch
+def _scores(self: NoveltyScorer, fitted: dict, Z) -> dict[str, np.ndarray]:
+    "Each component's score of the cells in `Z` by the fitted parts `fitted` (after removing the query's shift)."
+    if self.shift is not None: Z = _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
+    P = fitted["classifier"].predict_proba(Z) if "classifier" in fitted else None
+    out = {}
+    for c in self.components:
+        if c == "maxproba": out[c] = maxproba_score(P)
+        elif c == "maha_logits": out[c] = fitted[c].score(_centred_logp(P))
+        else: out[c] = fitted[c].score(Z)
+    return out
+
+# %% ../nbs/05b_ood.ipynb #34ff4556
+def _bootstrap_auroc(df, te_lab: np.ndarray, types: list, combined: dict, n_boot: int, random_state) -> None:
+    """Add the 95% bootstrap interval of each left-out type's AUROC (`auroc_lo`, `auroc_hi`) and of their mean to `df`:
+    the same resampled test cells for every type, so the mean gets an interval too."""
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(random_state)
+    boot = np.full((n_boot, len(types)), np.nan)
+    for b in range(n_boot):
+        i = rng.integers(0, len(te_lab), len(te_lab))
+        for j, t in enumerate(types):
+            pos = te_lab[i] == t
+            if 0 < pos.sum() < len(i): boot[b, j] = roc_auc_score(pos, combined[t][i])
+    df.insert(3, "auroc_lo", np.nanpercentile(boot, 2.5, axis=0))
+    df.insert(4, "auroc_hi", np.nanpercentile(boot, 97.5, axis=0))
+    mean = np.nanmean(boot, axis=1)
+    df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
 
 # %% ../nbs/05b_ood.ipynb #4176dc54
 def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
@@ -529,17 +628,5 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
         log.info("left out %s: AUROC %.3f", t, row["auroc"])
     df = pd.DataFrame(rows).set_index("type")
     df.attrs["mean_auroc"] = {"estimate": float(df.auroc.mean())}
-    if n_boot:                     # the same resampled test cells for every type, so the mean gets an interval too
-        rng = np.random.default_rng(random_state)
-        te_lab = lab[te_idx]
-        boot = np.full((n_boot, len(types)), np.nan)
-        for b in range(n_boot):
-            i = rng.integers(0, len(te_idx), len(te_idx))
-            for j, t in enumerate(types):
-                pos = te_lab[i] == t
-                if 0 < pos.sum() < len(i): boot[b, j] = roc_auc_score(pos, combined[t][i])
-        df.insert(3, "auroc_lo", np.nanpercentile(boot, 2.5, axis=0))
-        df.insert(4, "auroc_hi", np.nanpercentile(boot, 97.5, axis=0))
-        mean = np.nanmean(boot, axis=1)
-        df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
+    if n_boot: _bootstrap_auroc(df, lab[te_idx], types, combined, n_boot, random_state)
     return df

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 import scaml
-from .core import PathLike
+from .core import AtomicFile, PathLike
 from .models import CellTypeModel, block_rows, iter_query_blocks, predict_block, streaming_model, whole_query_reason
 
 log = logging.getLogger(__name__)
@@ -163,17 +163,12 @@ def check_space(need: dict[Path, int]) -> None:
         if total > free_bytes(files[0]): raise disk_full(files[-1], need=total)
 
 # %% ../nbs/03c_predict_stream.ipynb #7adaf9c6
-class _Partial:
-    "A file written under a hidden name next to `path`, renamed into place by `commit`; `discard` removes it."
-    def __init__(self, path: PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
-    def commit(self) -> None: self.tmp.replace(self.path)
+class _Partial(AtomicFile):
+    "An `AtomicFile` that is open for writing: `discard` closes it first."
     def discard(self) -> None:
         try: self.close()
         except Exception: pass                  # closing a file on a full disk fails too; it is removed anyway
-        self.tmp.unlink(missing_ok=True)
+        super().discard()
 
 def _g6(v: np.ndarray) -> list[str]:
     "Numbers as pandas writes them with `float_format='%.6g'` (NaN as an empty field)."

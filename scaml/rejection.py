@@ -13,16 +13,18 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .calibration import fit_temperature, temper
 from .core import check_float
 from .data import check_adata, check_classes, clean_labels
 from .metrics import UNKNOWN
 from .models import CellTypeModel
-from .novelty import DETECTORS, NoveltyDetector, one_minus_max, temper
+from .novelty import DETECTORS, NoveltyDetector
+from .ood import maxproba_score
 from .preprocess import Preprocessor
 from .splits import heldout_folds
 
 # %% auto #0
-__all__ = ['RejectionModel', 'fit_temperature', 'fit_rejection', 'predict_with_rejection', 'plot_rejection_curve']
+__all__ = ['RejectionModel', 'fit_rejection', 'predict_with_rejection', 'plot_rejection_curve']
 
 # %% ../nbs/08d_rejection.ipynb #2c4418f4
 log = logging.getLogger(__name__)
@@ -57,40 +59,6 @@ class RejectionModel:
         return (f"RejectionModel({self.model.name!r}, {len(self.model.classes_)} classes): '{UNKNOWN}' when {rule}; "
                 f"fitted on {self.calibration.get('n_heldout', '?')} held-out cells ({self.calibration.get('kind')})")
 
-def fit_temperature(P: np.ndarray, y: np.ndarray) -> float:
-    """Temperature minimising the negative log-likelihood of `softmax(log P / T)` for the true class indices `y`.
-
-    Parameters
-    ----------
-    P
-        Probabilities, cells x classes.
-    y
-        Index of the true class of each cell.
-
-    Returns
-    -------
-    The temperature `T` (between 0.05 and 50).
-    """
-    return _fit_T([np.asarray(P, np.float64)], [np.asarray(y)])
-
-def _fit_T(P_list: list, y_list: list) -> float:
-    "Temperature of the pooled held-out folds (each with its own class list)."
-    from scipy.optimize import minimize_scalar
-    Ls = [np.log(np.clip(P, 1e-300, 1)) for P in P_list]
-    def nll(logt):
-        tot = 0.0
-        for L, y in zip(Ls, y_list):
-            z = L / np.exp(logt)
-            z = z - z.max(1, keepdims=True)
-            tot -= float((z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).sum())
-        return tot
-    T = float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(50)), method="bounded").x))
-    if T >= 49 or T <= 0.051:
-        warnings.warn(f"the rejection temperature T={T:.3g} sits at the bound of its search (0.05 to 50): the held-out "
-                      "cells disagree with the fold models (wrong labels, or groups too unlike each other), so the "
-                      "threshold is unreliable; check the labels and the group key", UserWarning, stacklevel=3)
-    return T
-
 # %% ../nbs/08d_rejection.ipynb #8526787e
 def _unfitted_copy(model: CellTypeModel) -> CellTypeModel:
     "A new, unfitted model with the settings of `model` (its backend, parameters, preprocessing and calibrator)."
@@ -103,6 +71,54 @@ def _unfitted_copy(model: CellTypeModel) -> CellTypeModel:
     new.calibrator = getattr(model, "calibrator", None)       # fold models map probabilities as the saved model does
     return new
 
+def _check_rejection_inputs(adata, label_key, model, group_key, score, coverage):
+    "The checked coverage, the given fitted model (or `None`), the cleaned cells and their labels."
+    if score != "proba" and score not in DETECTORS:
+        raise ValueError(f"score={score!r}; choose 'proba' or a detector: {', '.join(DETECTORS)}")
+    coverage = check_float(coverage, "coverage", low=0, high=1, low_open=True, high_open=True)
+    check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
+    labels, keep = clean_labels(adata, label_key)
+    check_classes(labels[keep], label_key)
+    saved = model if isinstance(model, CellTypeModel) else None
+    if saved is not None:
+        if not saved.classes: raise ValueError("model is not fitted; pass a fitted CellTypeModel or a model name")
+        if score != "proba":
+            raise ValueError(f"score={score!r} fits a detector of its own; a fitted model is used with score='proba'")
+        shared = set(saved.classes) & set(labels[keep])
+        if not shared:
+            raise ValueError(f"the model knows the classes {sorted(saved.classes)[:8]} and obs[{label_key!r}] holds "
+                             f"{sorted(set(labels[keep]))[:8]}: none shared, so no held-out cell can set the threshold. "
+                             "Pass the label key the model was trained on")
+    elif not isinstance(model, str):
+        raise TypeError(f"model={type(model).__name__}: pass a model name ('lr', ...) or a fitted CellTypeModel")
+    if not keep.all(): adata, labels = adata[keep], labels[keep]
+    return coverage, saved, adata, labels
+
+# %% ../nbs/08d_rejection.ipynb #532dba89
+def _heldout_scores(adata, labels, label_key, folds, score, new_model, new_detector):
+    "Per fold: the held-out probabilities and class indices (`score='proba'`), or the detector's held-out scores."
+    P_list, y_list, u_list = [], [], []
+    for fit_idx, ho_idx in folds:
+        fit_classes = sorted(set(labels[fit_idx]))
+        ho_idx = ho_idx[np.isin(labels[ho_idx], fit_classes)]
+        if len(fit_classes) < 2 or len(ho_idx) == 0: continue
+        if score == "proba":
+            m = new_model().fit(adata[fit_idx], label_key=label_key)
+            P_list.append(m.predict_proba(adata[ho_idx]).to_numpy(np.float64))
+            y_list.append(pd.Index(m.classes_).get_indexer(labels[ho_idx]))
+        else:
+            u_list.append(new_detector().fit(adata[fit_idx]).score(adata[ho_idx]))
+    return P_list, y_list, u_list
+
+def _proba_rule(P_list, y_list, calibrate, coverage) -> dict:
+    "The temperature of the pooled held-out folds and the threshold on `1 - max` of the tempered probabilities."
+    T = fit_temperature(P_list, y_list) if calibrate else 1.0
+    nov = np.concatenate([maxproba_score(temper(P, T)) for P in P_list])
+    return dict(n_heldout=int(len(nov)), temperature=T, threshold=float(1 - np.quantile(nov, coverage)),
+                novelty_threshold=float(np.quantile(nov, coverage)),
+                heldout_accuracy=float(np.mean(np.concatenate([P.argmax(1) == y for P, y in zip(P_list, y_list)]))))
+
+# %% ../nbs/08d_rejection.ipynb #4e585471
 def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel = "lr", group_key: str | None = None,
                   score: str = "proba", coverage: float = 0.98, calibrate: bool = True, n_folds: int = 5,
                   holdout: float = 0.2, features: str = "hvg", n_top_genes: int = 3000,
@@ -146,25 +162,7 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel 
     -------
     A `RejectionModel`; `.calibration` holds the held-out details (`kind`, `n_heldout`, `temperature`, `threshold`).
     """
-    if score != "proba" and score not in DETECTORS:
-        raise ValueError(f"score={score!r}; choose 'proba' or a detector: {', '.join(DETECTORS)}")
-    coverage = check_float(coverage, "coverage", low=0, high=1, low_open=True, high_open=True)
-    check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
-    labels, keep = clean_labels(adata, label_key)
-    check_classes(labels[keep], label_key)
-    saved = model if isinstance(model, CellTypeModel) else None
-    if saved is not None:
-        if not saved.classes: raise ValueError("model is not fitted; pass a fitted CellTypeModel or a model name")
-        if score != "proba":
-            raise ValueError(f"score={score!r} fits a detector of its own; a fitted model is used with score='proba'")
-        shared = set(saved.classes) & set(labels[keep])
-        if not shared:
-            raise ValueError(f"the model knows the classes {sorted(saved.classes)[:8]} and obs[{label_key!r}] holds "
-                             f"{sorted(set(labels[keep]))[:8]}: none shared, so no held-out cell can set the threshold. "
-                             "Pass the label key the model was trained on")
-    elif not isinstance(model, str):
-        raise TypeError(f"model={type(model).__name__}: pass a model name ('lr', ...) or a fitted CellTypeModel")
-    if not keep.all(): adata, labels = adata[keep], labels[keep]
+    coverage, saved, adata, labels = _check_rejection_inputs(adata, label_key, model, group_key, score, coverage)
     groups = adata.obs[group_key].astype(str).to_numpy() if group_key else None
     folds, kind = heldout_folds(labels, groups, n_folds, holdout, random_state)
 
@@ -176,17 +174,7 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel 
     def new_detector():
         return NoveltyDetector(score, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes,
                                                                 scale=False), random_state=random_state)
-    P_list, y_list, u_list = [], [], []
-    for fit_idx, ho_idx in folds:
-        fit_classes = sorted(set(labels[fit_idx]))
-        ho_idx = ho_idx[np.isin(labels[ho_idx], fit_classes)]
-        if len(fit_classes) < 2 or len(ho_idx) == 0: continue
-        if score == "proba":
-            m = new_model().fit(adata[fit_idx], label_key=label_key)
-            P_list.append(m.predict_proba(adata[ho_idx]).to_numpy(np.float64))
-            y_list.append(pd.Index(m.classes_).get_indexer(labels[ho_idx]))
-        else:
-            u_list.append(new_detector().fit(adata[fit_idx]).score(adata[ho_idx]))
+    P_list, y_list, u_list = _heldout_scores(adata, labels, label_key, folds, score, new_model, new_detector)
     if not (P_list or u_list):
         raise ValueError(f"no held-out cells to fit the rejection threshold on ({kind}); every fold missed the classes "
                          "of its held-out cells. Pass more training groups or group_key=None")
@@ -194,12 +182,8 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel 
     cal = {"kind": kind, "n_folds": len(folds), "classifier": "the given fitted model" if saved is not None else
            "fitted here on every training cell"}
     if score == "proba":
-        T = _fit_T(P_list, y_list) if calibrate else 1.0
-        nov = np.concatenate([one_minus_max(temper(P, T)) for P in P_list])
-        thr = float(1 - np.quantile(nov, coverage))
-        cal.update(n_heldout=int(len(nov)), temperature=T, threshold=thr, novelty_threshold=float(np.quantile(nov, coverage)),
-                   heldout_accuracy=float(np.mean(np.concatenate([P.argmax(1) == y for P, y in zip(P_list, y_list)]))))
-        rm = RejectionModel(final, "proba", T, thr, coverage, None, cal)
+        cal.update(_proba_rule(P_list, y_list, calibrate, coverage))
+        rm = RejectionModel(final, "proba", cal["temperature"], cal["threshold"], coverage, None, cal)
     else:
         u = np.concatenate(u_list)
         thr = float(np.quantile(u, coverage))
@@ -234,7 +218,7 @@ def predict_with_rejection(adata: AnnData, rm: RejectionModel) -> pd.DataFrame:
     forced = np.asarray(rm.classes, dtype=object)[P.argmax(1)]
     conf = P.max(1)
     if rm.score == "proba":
-        nov = one_minus_max(P); rej = nov > rm.calibration.get("novelty_threshold", 1 - rm.threshold)
+        nov = maxproba_score(P); rej = nov > rm.calibration.get("novelty_threshold", 1 - rm.threshold)
     else:
         nov = rm.detector.score(adata); rej = nov > rm.threshold
     return pd.DataFrame({"pred": np.where(rej, UNKNOWN, forced), "pred_forced": forced, "conf": conf,

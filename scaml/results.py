@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import PathLike, format_values
+from .core import PathLike, atomic_write, format_values
 from .metrics import ci_for_benchmark, compare_models
 from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model_comparison, per_class_f1, radar, use_file_backend
 
@@ -550,8 +550,7 @@ def record_files(folder: PathLike, written: Sequence[PathLike]) -> None:
            if _inside(Path(p).resolve(), folder.resolve())}
     if new <= set(man["files"]): return
     man["files"] = sorted(set(man["files"]) | new)
-    tmp = mf.with_name(f".manifest.json.partial-{os.getpid()}")
-    tmp.write_text(to_json(man)); tmp.replace(mf)
+    atomic_write(mf, lambda tmp: tmp.write_text(to_json(man)))
 
 def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None, n_boot: int = 200,
                        random_state: int | None = 0, dpi: int = 120) -> list[Path]:

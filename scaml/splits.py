@@ -17,7 +17,7 @@ from .data import check_adata, check_classes, check_obs_key, check_values, clean
 
 # %% auto #0
 __all__ = ['split_by_key', 'split_random', 'labelled_rows', 'split_cells', 'check_overlap', 'parse_filters', 'filter_cells',
-           'pick_test_groups', 'heldout_folds']
+           'pick_test_groups', 'group_folds', 'stratified_folds', 'heldout_folds']
 
 # %% ../nbs/04_splits.ipynb #0303ed1b
 log = logging.getLogger(__name__)
@@ -295,16 +295,29 @@ def pick_test_groups(groups: np.ndarray, test_groups, test_size: float, random_s
     rng = np.random.default_rng(random_state)
     return sorted(rng.choice(uniq, k, replace=False).tolist())
 
+# %% ../nbs/04_splits.ipynb #c30bae6d
+def group_folds(groups: np.ndarray, n_folds: int, random_state: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`(fit_idx, heldout_idx)` pairs that hold whole groups out: the groups in a random order (seeded by
+    `random_state`), dealt to `min(n_folds, n_groups)` folds. The one group-fold maker of the package."""
+    uniq = np.random.default_rng(random_state).permutation(np.array(sorted(set(groups))))
+    k = min(n_folds, len(uniq))
+    return [(np.flatnonzero(~np.isin(groups, uniq[i::k])), np.flatnonzero(np.isin(groups, uniq[i::k]))) for i in range(k)]
+
+def stratified_folds(y: np.ndarray, n_folds: int, random_state: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`(fit_idx, heldout_idx)` pairs of shuffled stratified folds of the cells with classes `y` (sklearn's
+    `StratifiedKFold`; its warning about classes with fewer cells than folds is silenced). The one stratified-fold
+    maker of the package."""
+    import warnings
+    from sklearn.model_selection import StratifiedKFold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                 # classes with fewer cells than folds
+        return list(StratifiedKFold(n_folds, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y))
+
 def heldout_folds(labels, groups, n_folds, holdout, random_state):
-    "List of (fit_idx, heldout_idx) pairs and the kind of hold-out."
+    "List of (fit_idx, heldout_idx) pairs and the kind of hold-out: folds of groups, else one random hold-out."
     if groups is not None and len(set(groups)) >= 2:
-        uniq = np.array(sorted(set(groups)))
-        rng = np.random.default_rng(random_state)
-        uniq = uniq[rng.permutation(len(uniq))]
-        k = min(n_folds, len(uniq))
-        folds = [uniq[i::k] for i in range(k)]
-        return [(np.flatnonzero(~np.isin(groups, f)), np.flatnonzero(np.isin(groups, f))) for f in folds], \
-            f"{k}-fold cross-fitting over {len(uniq)} training groups"
+        folds = group_folds(groups, n_folds, random_state)
+        return folds, f"{len(folds)}-fold cross-fitting over {len(set(groups))} training groups"
     tr, te = split_random(labels, test_size=holdout, random_state=random_state)
     kind = "stratified random hold-out of the training cells" + (" (one training group)" if groups is not None else "")
     return [(np.flatnonzero(tr), np.flatnonzero(te))], kind

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .core import PathLike
+from .core import AtomicFile, PathLike
 from .data import describe_matrix
 from .preprocess import Preprocessor, normalize_log1p
 
@@ -185,8 +185,7 @@ def resample_counts(adata: AnnData, n_obs: int, path: PathLike, *, keep_obs: lis
         if obs[c].dtype == object: obs[c] = pd.Categorical(obs[c].astype(str))
     obs.index = [f"cell{i}" for i in range(n_obs)]
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
+    with AtomicFile(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
             write_elem(f, "obs", obs)
@@ -209,8 +208,4 @@ def resample_counts(adata: AnnData, n_obs: int, path: PathLike, *, keep_obs: lis
                 pos += B.nnz
             X.create_dataset("indptr", data=indptr)
             for k in ("obsm", "varm", "layers", "obsp", "varp", "uns"): write_elem(f, k, {})
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
     return path

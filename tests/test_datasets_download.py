@@ -115,7 +115,7 @@ def test_corrupt_download_is_refused(mirror, offline_clone, monkeypatch, tmp_pat
     msg = str(e.value)
     assert "'test_sample.h5'" in msg and f"expected sha256 {expected}" in msg and f"got {sd.file_sha256(p)}" in msg
     orig = offline_clone / "deepchem_actinn_tm_facs/original"
-    assert not (orig / "test_sample.h5").exists() and not list(orig.glob("*.part"))
+    assert not (orig / "test_sample.h5").exists() and not list(orig.glob("*.part*"))
     assert not (offline_clone / sd.DATASETS["deepchem_actinn_tm_facs"].path).exists()
 
 

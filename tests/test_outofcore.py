@@ -106,4 +106,4 @@ def test_resampled_atlas_has_64bit_row_pointers(tmp_path, data_dir):
     # random order: the cell types are mixed along the file, unlike a file sorted by source cell
     first = a.obs["cell_type"].to_numpy()[:300]
     assert len(set(first)) >= 3
-    assert not list(tmp_path.glob(".*partial"))
+    assert not list(tmp_path.glob(".*partial*"))
