@@ -215,8 +215,9 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                    help="scVI epochs of the model scanvi (default: scvi-tools' own, at most 400)")
     m.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
                    help="weight classes equally (balanced) or by frequency (none)")
-    m.add_argument("--calibrate", choices=["temperature", "isotonic", "none"], default="none",
-                   help="calibrate probabilities on cross-fitted held-out training cells (three more fits per model); "
+    m.add_argument("--calibrate", choices=["temperature", "isotonic", "oob", "none"], default="none",
+                   help="calibrate probabilities on cross-fitted held-out training cells (three more fits per model; "
+                        "oob: a temperature on rf's out-of-bag cells, no refit, the other models as they are); "
                         "default none: report them as the models give them, with their calibration error")
     m.add_argument("--ensemble", action="store_true",
                    help="also report 'vote', the soft vote (mean calibrated probability) of the models")
