@@ -206,7 +206,8 @@ for _n, _c in (("combined", ("maxproba", "maha_logits")), ("combined+maha", ("ma
         NOVELTY_CONFIGS[f"{_n}{'@' + _s if _s else ''}/per_class"] = {"components": _c, "shift": _s, "smooth": 30,
                                                                       "per_class": True}
 NOVELTY_DEFAULT = "combined"
-NOVELTY_SINGLES = ("corr_gap", "corr_gap/unsmoothed", "combined+corr_gap")    # each alone against the default
+NOVELTY_SINGLES = ("corr_gap", "corr_gap/unsmoothed", "combined+corr_gap",    # each alone against the default
+                   "combined/per_class", "combined@matched/per_class", "combined+maha+residual@matched/per_class")
 
 class CorrGapScore:
     """The reference-correlation classifier's margin as a novelty score (the NoveltyScorer component interface:
@@ -526,6 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for f in a.merge_from:
         other = json.loads(Path(f).read_text())
         merged_cmds += other.get("protocol", {}).get("commands", [])      # how the merged parts were run
+        results.setdefault("timing", {}).update(other.get("timing", {}))
         for n, r in other["tasks"].items():
             mine = results["tasks"].setdefault(n, {})
             for k, v in r.items():                  # configurations merged one by one: the others stay recorded
