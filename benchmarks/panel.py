@@ -201,8 +201,9 @@ NOVELTY_CONFIGS.update({
 # and a new type assigned to a known one is judged against that type's own held-out cells
 for _n, _c in (("combined", ("maxproba", "maha_logits")), ("combined+maha", ("maxproba", "maha_logits", "maha")),
                ("maha", ("maha",)), ("combined+maha_type", ("maxproba", "maha_logits", "maha_type")),
-               ("combined+maha+residual", ("maxproba", "maha_logits", "maha", "residual"))):
-    for _s in (None, "matched"):
+               ("combined+maha+residual", ("maxproba", "maha_logits", "maha", "residual")),
+               ("maha+residual", ("maha", "residual"))):
+    for _s in (None, "matched", "mean", "per_type"):
         NOVELTY_CONFIGS[f"{_n}{'@' + _s if _s else ''}/per_class"] = {"components": _c, "shift": _s, "smooth": 30,
                                                                       "per_class": True}
 NOVELTY_DEFAULT = "combined"

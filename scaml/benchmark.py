@@ -354,8 +354,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         `'temperature'` or `'isotonic'`: calibrate each model's probabilities with a calibrator fitted on held-out
         training cells (cross-fitted over `calibration_folds` folds; three more fits per model); `None` (default) reports
         them as the models give them, with their calibration error. `'oob'`: a temperature fitted on the out-of-bag
-        training cells of the models that have them (`rf`: no refit); the others as they give them. The out-of-core
-        and dask engines refuse it.
+        training cells of the models that have them (`rf`: no refit); the others as they give them (and every model
+        on the engines that train from blocks). The out-of-core and dask engines refuse the other methods.
     calibration_folds
         Folds of the training cells for the calibrator (folds of `group_key` groups when given; stratified folds,
         with a warning, when a class sits in one group so that a fold's model would never see it).
@@ -404,7 +404,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
         train, test = check_names(train, "train"), check_names(test, "test")
         eng = choose_engine(engine, adata, client=client, block_size=block_size, random_state=random_state)
-        eng.check(models=[m for m in models if m not in custom], use_rep=use_rep, calibrate=calibrate,
+        eng.check(models=[m for m in models if m not in custom], use_rep=use_rep,
+                  calibrate=None if calibrate == "oob" else calibrate,   # 'oob' where it costs nothing: no engine refuses it
                   scale_by=scale_by, align_query=align_query, majority_vote=majority_vote, layer=layer)
         device = resolve_device(device)
         files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
@@ -420,7 +421,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         test_src = adata if adata_test is None else adata_test
         overlap_report = _checked_overlap(adata, test_src, tr, te, layer=layer, random_state=random_state,
                                           allow_overlap=allow_overlap)
-        eng = eng.scaled_to(len(tr), calibrate)
+        eng = eng.scaled_to(len(tr), None if calibrate == "oob" else calibrate)
         train_classes = [str(c) for c in sorted(set(ytr))]
         classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
         unseen = [str(c) for c in sorted(set(yte) - set(ytr))]
@@ -467,7 +468,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                 timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
             secs = eng.fit(name, model, feats, classes=classes, preprocessor=pp, label_key=label_key)
             timings[f"{name}_fit_s"] = secs["fit_s"]
-            if calibrate == "oob":                          # no refit: rf's out-of-bag cells; the others as they are
+            if calibrate == "oob" and hasattr(feats.Xtr, "shape"):   # no refit: rf's out-of-bag cells (training
+                # matrix in memory; engines that train from blocks leave every model as it is), the others as they are
                 t_cal = time.perf_counter()
                 if (oob := oob_calibration(model, feats.Xtr, feats.y)) is not None:
                     calibration[name] = {"kind": "out-of-bag training cells (no refit)", **oob}

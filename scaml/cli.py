@@ -343,7 +343,7 @@ def _train_flags(args: argparse.Namespace) -> None:
         raise ValueError(f"--engine {args.engine} and a Dask cluster (--dask-workers/--dask-scheduler) are two engines; pass one")
     if args.dask_workers and args.dask_scheduler:
         raise ValueError("pass --dask-workers N (a local cluster) or --dask-scheduler ADDRESS (an existing one), not both")
-    if args.calibrate != "none" and (dask or args.engine == "out-of-core"):
+    if args.calibrate not in ("none", "oob") and (dask or args.engine == "out-of-core"):
         raise ValueError(calibration_refusal("dask" if dask else "out-of-core", args.calibrate, cli=True))
     corr = [f for f, on in (("--align-query", args.align_query), (f"--scale-by {args.scale_by}", args.scale_by != "train"))
             if on]

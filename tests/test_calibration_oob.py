@@ -54,3 +54,18 @@ def test_bad_calibrate_value_names_oob():
     a = scaml.load_task("tm_droplet_to_facs")
     with pytest.raises(ValueError, match="'oob'"):
         run(a, "bagging")
+
+
+def test_oob_keeps_the_automatic_out_of_core_engine(tmp_path, monkeypatch):
+    # 'oob' costs nothing and no engine refuses it: above the threshold the run still moves out of core, where the
+    # models train from blocks and are left as they are
+    import anndata
+    import scaml.engines
+    path = tmp_path / "tm.h5ad"
+    scaml.load_task("tm_droplet_to_facs").write_h5ad(path)
+    monkeypatch.setattr(scaml.engines, "OUT_OF_CORE_CELLS", 500)
+    backed = anndata.read_h5ad(path, backed="r")
+    res = run(backed, "oob", models=("lr",))
+    assert res.manifest["engine"] == "out-of-core"
+    assert res.manifest["calibration"]["method"] == "oob" and not res.manifest["calibration"]["models"]
+    backed.file.close()
