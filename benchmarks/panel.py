@@ -150,6 +150,12 @@ CLASSIFIER_CONFIGS: dict[str, dict] = {
     "align_query": {"models": DEFAULT_MODELS, "kwargs": {"align_query": True}},
     "scale_by_query": {"models": DEFAULT_MODELS, "kwargs": {"scale_by": "query"}},
     "calibrated": {"models": DEFAULT_MODELS, "kwargs": {"calibrate": "temperature", "ensemble": True}},
+    # a temperature on rf's out-of-bag cells (no refit; lr, xgb, mlp as they are), alone and with the settings that
+    # passed the rule: the candidate default set, measured together
+    "calibrated_oob": {"models": DEFAULT_MODELS, "kwargs": {"calibrate": "oob", "ensemble": True}},
+    "hvg1000_oob": {"models": DEFAULT_MODELS, "kwargs": {"n_top_genes": 1000, "calibrate": "oob", "ensemble": True}},
+    "hvg1000_align_oob": {"models": DEFAULT_MODELS,
+                          "kwargs": {"n_top_genes": 1000, "align_query": True, "calibrate": "oob", "ensemble": True}},
     # models that travel (scaml.travel); scanvi is measured by benchmarks/scanvi.py (minutes a task), not here
     "singler": {"models": ("singler",), "kwargs": {}},
     "knn": {"models": ("knn",), "kwargs": {}},
@@ -190,8 +196,23 @@ NOVELTY_CONFIGS.update({
     "corr_gap/unsmoothed": {"components": ("corr_gap",), "shift": None, "smooth": 0},
     "combined+corr_gap": {"components": ("maxproba", "maha_logits", "corr_gap"), "shift": None, "smooth": 30},
 })
+# each component's quantile among the held-out training cells *assigned to the same type* (by the scorer's classifier)
+# instead of among all of them: a type the classifier always finds hard (CD4 against CD8 T cells) no longer looks new,
+# and a new type assigned to a known one is judged against that type's own held-out cells
+for _n, _c in (("combined", ("maxproba", "maha_logits")), ("combined+maha", ("maxproba", "maha_logits", "maha")),
+               ("maha", ("maha",)), ("combined+maha_type", ("maxproba", "maha_logits", "maha_type")),
+               ("combined+maha+residual", ("maxproba", "maha_logits", "maha", "residual")),
+               ("maha+residual", ("maha", "residual"))):
+    for _s in (None, "matched", "mean", "per_type"):
+        NOVELTY_CONFIGS[f"{_n}{'@' + _s if _s else ''}/per_class"] = {"components": _c, "shift": _s, "smooth": 30,
+                                                                      "per_class": True}
+for _k in (15, 50):                                  # how many query neighbours the score is averaged over
+    NOVELTY_CONFIGS[f"combined+maha+residual@matched/per_class/smooth{_k}"] = {
+        "components": ("maxproba", "maha_logits", "maha", "residual"), "shift": "matched", "smooth": _k,
+        "per_class": True}
 NOVELTY_DEFAULT = "combined"
-NOVELTY_SINGLES = ("corr_gap", "corr_gap/unsmoothed", "combined+corr_gap")    # each alone against the default
+NOVELTY_SINGLES = ("corr_gap", "corr_gap/unsmoothed", "combined+corr_gap",    # each alone against the default
+                   "combined/per_class", "combined@matched/per_class", "combined+maha+residual@matched/per_class")
 
 class CorrGapScore:
     """The reference-correlation classifier's margin as a novelty score (the NoveltyScorer component interface:
@@ -211,6 +232,24 @@ class CorrGapScore:
         return -(S[:, -1] - S[:, -2])
 
 EXTRA_COMPONENTS = {"corr_gap": CorrGapScore}       # components outside scaml.ood, scored without a shift
+
+def class_quantiles(ref: Mapping[str, np.ndarray], ref_cls: np.ndarray, scores: Mapping[str, np.ndarray],
+                    cls: np.ndarray, *, min_cells: int = 20) -> dict[str, np.ndarray]:
+    """Each score as its quantile (mid-rank) among the reference cells of the class each cell is assigned to (`ref_cls`,
+    `cls`); the pooled reference for a class with fewer than `min_cells` reference cells. Beyond a reference's largest
+    value the order is kept by the distance past it (as `ScoreCombiner.quantiles`)."""
+    out = {}
+    for k, r in ref.items():
+        r, s = np.asarray(r, np.float64), np.asarray(scores[k], np.float64)
+        q = np.empty(len(s))
+        for c in np.unique(cls):
+            rc = np.sort(r[ref_cls == c]) if (ref_cls == c).sum() >= min_cells else np.sort(r)
+            sel = cls == c
+            lo, hi = np.searchsorted(rc, s[sel], "left"), np.searchsorted(rc, s[sel], "right")
+            span = max(rc[-1] - rc[0], 1e-12)
+            q[sel] = np.where(s[sel] > rc[-1], 1 + (s[sel] - rc[-1]) / span, (lo + hi) / (2 * len(rc)))
+        out[k] = q
+    return out
 
 # ------------------------------------------------------------------------------------------------------ classifiers
 def run_classifiers(adata, configs: Mapping[str, dict], *, n_boot: int = 200) -> dict:
@@ -237,6 +276,21 @@ def run_classifiers(adata, configs: Mapping[str, dict], *, n_boot: int = 200) ->
         print(f"  {cname}: " + ", ".join(f"{m} {v['f1_macro']:.3f}" for m, v in per.items()) + f" ({wall:.0f} s)",
               flush=True)
     return out
+
+def time_pairs(tasks: Mapping[str, dict], base: str, cand: str, *, repeats: int = 3) -> dict:
+    """Wall time of configuration `cand` over `base` on each task, the two run alternately `repeats` times in this
+    process (so a busy machine slows both alike): per task the median ratio of each pair, and the seconds."""
+    out = {}
+    for n, t in tasks.items():
+        secs: dict[str, list] = {base: [], cand: []}
+        for _ in range(repeats):
+            for c in (base, cand):
+                secs[c].append(run_classifiers(t["adata"], {c: CLASSIFIER_CONFIGS[c]}, n_boot=200)[c]["wall_s"])
+        r = [b / a for a, b in zip(secs[base], secs[cand])]
+        out[n] = {"median_ratio": float(np.median(r)), "ratios": r, "seconds": secs}
+    rs = [v["median_ratio"] for v in out.values()]
+    return {"base": base, "candidate": cand, "repeats": repeats, "tasks": out,
+            "median_ratio": {"min": min(rs), "max": max(rs), "mean": float(np.mean(rs))}}
 
 # ---------------------------------------------------------------------------------------------------------- novelty
 def _auroc(pos, s) -> float:
@@ -279,6 +333,12 @@ def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int 
         if ns is not None: out["ns"] = ns._fit_all(Zf, yf)
         return out
 
+    def assigned(f, Zs, sh):
+        "The type the scorer's classifier assigns each cell to, on the cells as its components see them."
+        from scaml.ood import _dense, query_shift
+        if sh is not None: Zs = _dense(Zs) - query_shift(Zs, f["ns"]["shift"], how=sh)
+        return f["ns"]["classifier"].predict_proba(Zs).argmax(1)
+
     def score_all(f, Zs, sh):
         out = {}
         if ns is not None: out.update(ns._scores(f["ns"], Zs))
@@ -291,7 +351,8 @@ def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int 
         pp = Preprocessor(n_top_genes=2000)
         Z = pp.fit_transform(adata[fit_idx])
         Zt = pp.transform(adata[te])
-        nbrs = query_neighbors(Zt, 30, random_state=random_state)
+        nbrs = query_neighbors(Zt, max([30] + [cfg.get("smooth", 0) for cfg in configs.values()]),
+                               random_state=random_state)
         t_pp = time.perf_counter() - t0
         # NoveltyScorer.fit for every shift setting at once: the fitted parts do not depend on the setting (the
         # 'matched' fit holds the classifier and training means the others ignore), only the scoring does; each
@@ -307,15 +368,20 @@ def run_novelty_loto(adata, configs: Mapping[str, dict], *, min_test_cells: int 
         for sh in shifts:
             t0 = time.perf_counter()
             if ns is not None: ns.shift = sh
-            ref = {}
+            ref, ref_cls = {}, []
+            pc = any(cfg.get("per_class") and cfg.get("shift") == sh for cfg in configs.values())
             for f, j in parts:
                 for k, v in score_all(f, Z[j], sh).items(): ref.setdefault(k, []).append(v)
-            comb = ScoreCombiner().fit({k: np.concatenate(v) for k, v in ref.items()})
-            Q = comb.quantiles(score_all(full, Zt, sh))
+                if pc: ref_cls.append(assigned(f, Z[j], sh))
+            ref = {k: np.concatenate(v) for k, v in ref.items()}
+            comb = ScoreCombiner().fit(ref)
+            St = score_all(full, Zt, sh)
+            Q = comb.quantiles(St)
+            Qc = class_quantiles(ref, np.concatenate(ref_cls), St, assigned(full, Zt, sh)) if pc else None
             dt = time.perf_counter() - t0 + t_pp + t_fit
             for c, cfg in configs.items():
                 if "components" not in cfg or cfg.get("shift") != sh: continue
-                s = np.mean([Q[k] for k in cfg["components"]], 0)
+                s = np.mean([(Qc if cfg.get("per_class") else Q)[k] for k in cfg["components"]], 0)
                 if cfg.get("smooth", 0) > 1: s = s[nbrs[:, :cfg["smooth"]]].mean(1)
                 scores[c][t] = s
                 secs[c] += dt           # the shared fit charged in full to each configuration (an upper bound)
@@ -390,28 +456,38 @@ def decide(results: dict) -> dict:
         dec["novelty"]["min_type_auroc"] = mt.groupby("family").min().T.to_dict(orient="index")
     return dec
 
-def calibration_summary(results: dict) -> dict:
-    """Calibrated against today's run: accuracy, macro-F1, ECE per default model and task, and the wall-time ratio
-    (the soft vote is left out: its members' calibration changes what it predicts)."""
+def calibration_summary(results: dict, candidate: str = "calibrated") -> dict:
+    """Calibrated (configuration `candidate`) against today's run: accuracy, macro-F1, ECE per default model and task,
+    and the wall-time ratio (the soft vote is left out: its members' calibration changes what it predicts)."""
     out = {}
     for t, r in results["tasks"].items():
         c = r.get("classifiers", {})
-        if "default" not in c or "calibrated" not in c: continue
-        d, k = c["default"], c["calibrated"]
-        out[t] = {"time_ratio": k["wall_s"] / d["wall_s"],
+        if "default" not in c or candidate not in c: continue
+        d, k = c["default"], c[candidate]
+        tpt = results.get("timing", {}).get(f"{candidate}/default", {}).get("tasks", {}).get(t)
+        out[t] = {"time_ratio": tpt["median_ratio"] if tpt else k["wall_s"] / d["wall_s"],
+                  "time_ratio_measured": "alternating runs" if tpt else "one run each",
                   "models": {m: {"accuracy": [d["models"][m]["accuracy"], k["models"][m]["accuracy"]],
                                  "f1_macro": [d["models"][m]["f1_macro"], k["models"][m]["f1_macro"]],
                                  "ece": [d["models"][m]["ece"], k["models"][m]["ece"]]}
                              for m in d["models"] if m in k["models"] and m in DEFAULT_MODELS}}
     if not out: return out
     ratios = [v["time_ratio"] for v in out.values()]
+    tp = results.get("timing", {}).get(f"{candidate}/default")    # measured alternately (--time-pairs): preferred
+    timing = "one run of each configuration per task, one after the other"
+    if tp and set(tp["tasks"]) >= set(out):
+        ratios = [v["median_ratio"] for v in tp["tasks"].values()]
+        timing = (f"median of {tp['repeats']} alternating runs per task on {len(ratios)} tasks "
+                  f"(--time-pairs default {candidate})")
     dacc = max(abs(m["accuracy"][1] - m["accuracy"][0]) for v in out.values() for m in v["models"].values())
     ece = {k: float(np.mean([m["ece"][k] for v in out.values() for m in v["models"].values()])) for k in (0, 1)}
     ok = bool(dacc <= 0.001 and ece[1] < ece[0] and max(ratios) <= 1.5)
     why = (f"largest accuracy change {dacc:.4f}; mean ECE {ece[0]:.3f} -> {ece[1]:.3f}; wall time x{min(ratios):.2f} to "
            f"x{max(ratios):.2f} of today's run (limit 1.5)")
-    return {"tasks": out, "max_accuracy_change": dacc, "mean_ece": [ece[0], ece[1]],
-            "time_ratio": {"min": min(ratios), "max": max(ratios), "mean": float(np.mean(ratios))},
+    tm = {m: max(v["models"][m]["ece"][1] for t, v in out.items() if results["tasks"][t]["family"] == "tabula_muris")
+          for m in DEFAULT_MODELS if any(results["tasks"][t]["family"] == "tabula_muris" for t in out)}
+    return {"tasks": out, "max_accuracy_change": dacc, "mean_ece": [ece[0], ece[1]], "max_ece_tabula_muris": tm,
+            "time_ratio": {"min": min(ratios), "max": max(ratios), "mean": float(np.mean(ratios)), "measured": timing},
             "adopt": ok, "reason": why}
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -428,6 +504,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--configs", nargs="*", help="only these classifier / novelty configurations (with --merge the others "
                                                   "keep their recorded results)")
+    p.add_argument("--time-pairs", nargs=2, metavar=("BASE", "CANDIDATE"),
+                   help="only time CANDIDATE against BASE (classifier configurations), alternating three times per "
+                        "task, and record it under 'timing' in --out (with --merge)")
     a = p.parse_args(argv)
     if a.smoke:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -462,11 +541,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     for f in a.merge_from:
         other = json.loads(Path(f).read_text())
         merged_cmds += other.get("protocol", {}).get("commands", [])      # how the merged parts were run
+        results.setdefault("timing", {}).update(other.get("timing", {}))
         for n, r in other["tasks"].items():
             mine = results["tasks"].setdefault(n, {})
             for k, v in r.items():                  # configurations merged one by one: the others stay recorded
                 if k in ("classifiers", "novelty"): mine.setdefault(k, {}).update(v)
                 else: mine[k] = v
+    if a.time_pairs:
+        bad = [c for c in a.time_pairs if c not in CLASSIFIER_CONFIGS]
+        if bad: print(f"error: unknown classifier configurations {bad}", file=sys.stderr); return 2
+        tp = time_pairs({n: tasks[n] for n in names}, *a.time_pairs)
+        old_tp = results.setdefault("timing", {}).get(f"{a.time_pairs[1]}/{a.time_pairs[0]}")
+        if old_tp:                                   # tasks timed before stay recorded; those timed now replace theirs
+            tp["tasks"] = {**old_tp["tasks"], **tp["tasks"]}
+            rs = [v["median_ratio"] for v in tp["tasks"].values()]
+            tp["median_ratio"] = {"min": min(rs), "max": max(rs), "mean": float(np.mean(rs))}
+        results["timing"][f"{a.time_pairs[1]}/{a.time_pairs[0]}"] = tp
+        print(f"  {a.time_pairs[1]} / {a.time_pairs[0]}: median ratio per task " +
+              ", ".join(f"{n} x{v['median_ratio']:.2f}" for n, v in tp["tasks"].items()), flush=True)
+        names = []
     if a.part == "none": names = []
     for n in names:
         task = tasks[n]
@@ -498,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                     for x in (argv or sys.argv[1:])])]))}
     results["decisions"] = decide(results)
     results["calibration"] = calibration_summary(results)
+    results["calibration_oob"] = calibration_summary(results, "calibrated_oob")
     results["versions"] = package_versions()
     results["seconds_this_run"] = time.perf_counter() - t_all
     a.out.write_text(json.dumps(results, indent=1, default=float) + "\n")

@@ -18,7 +18,7 @@ import pandas as pd
 from anndata import AnnData
 
 import scaml
-from .calibration import calibration_metrics, fit_calibrator
+from .calibration import calibration_metrics, fit_calibrator, oob_calibration
 from .data import check_adata
 from .engines import ENGINES, calibration_refusal, choose_engine  # noqa: F401 (ENGINES, calibration_refusal: re-exported)
 from .metrics import ci_for_benchmark, evaluate
@@ -348,7 +348,9 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     calibrate
         `'temperature'` or `'isotonic'`: calibrate each model's probabilities with a calibrator fitted on held-out
         training cells (cross-fitted over `calibration_folds` folds; three more fits per model); `None` (default) reports
-        them as the models give them, with their calibration error. The out-of-core and dask engines refuse it.
+        them as the models give them, with their calibration error. `'oob'`: a temperature fitted on the out-of-bag
+        training cells of the models that have them (`rf`: no refit); the others as they give them (and every model
+        on the engines that train from blocks). The out-of-core and dask engines refuse the other methods.
     calibration_folds
         Folds of the training cells for the calibrator (folds of `group_key` groups when given; stratified folds,
         with a warning, when a class sits in one group so that a fold's model would never see it).
@@ -383,8 +385,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     `scaml.calibration`); with `calibrate`, probabilities are the calibrated ones (and a saved model applies the same
     calibrator).
     """
-    if calibrate not in (None, "temperature", "isotonic"):
-        raise ValueError(f"calibrate={calibrate!r}; choose 'temperature', 'isotonic' or None")
+    if calibrate not in (None, "temperature", "isotonic", "oob"):
+        raise ValueError(f"calibrate={calibrate!r}; choose 'temperature', 'isotonic', 'oob' or None")
     with limit_threads(n_threads) as threads:
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
@@ -397,7 +399,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
         train, test = check_names(train, "train"), check_names(test, "test")
         eng = choose_engine(engine, adata, client=client, block_size=block_size, random_state=random_state)
-        eng.check(models=[m for m in models if m not in custom], use_rep=use_rep, calibrate=calibrate,
+        eng.check(models=[m for m in models if m not in custom], use_rep=use_rep,
+                  calibrate=None if calibrate == "oob" else calibrate,   # 'oob' where it costs nothing: no engine refuses it
                   scale_by=scale_by, align_query=align_query, majority_vote=majority_vote, layer=layer)
         device = resolve_device(device)
         files = [str(i) if i is not None else None for i in list(inputs) + [None, None]]
@@ -413,7 +416,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         test_src = adata if adata_test is None else adata_test
         overlap_report = _checked_overlap(adata, test_src, tr, te, layer=layer, random_state=random_state,
                                           allow_overlap=allow_overlap)
-        eng = eng.scaled_to(len(tr), calibrate)
+        eng = eng.scaled_to(len(tr), None if calibrate == "oob" else calibrate)
         train_classes = [str(c) for c in sorted(set(ytr))]
         classes = train_classes + [str(c) for c in sorted(set(yte) - set(ytr))]
         unseen = [str(c) for c in sorted(set(yte) - set(ytr))]
@@ -428,7 +431,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         feats = eng.features(pp, adata, test_src, tr, te, pd.Index(classes).get_indexer(ytr))
         timings["preprocess_s"] = time.perf_counter() - t
         folds, cal_kind, calibration = None, None, {}
-        if calibrate is not None:                          # an engine that cannot calibrate refused it above
+        if calibrate not in (None, "oob"):                 # an engine that cannot calibrate refused it above
             groups = adata.obs[group_key].astype(str).to_numpy()[tr] if group_key is not None else None
             folds, cal_kind = _calibration_folds(feats.y, groups, calibration_folds, random_state, classes, group_key)
         scores = _Scores(yte, classes, train_classes, pd.Index(test_src.obs_names[te], name="cell"), random_state, timings)
@@ -460,12 +463,18 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                 timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
             secs = eng.fit(name, model, feats, classes=classes, preprocessor=pp, label_key=label_key)
             timings[f"{name}_fit_s"] = secs["fit_s"]
+            if calibrate == "oob" and hasattr(feats.Xtr, "shape"):   # no refit: rf's out-of-bag cells (training
+                # matrix in memory; engines that train from blocks leave every model as it is), the others as they are
+                t_cal = time.perf_counter()
+                if (oob := oob_calibration(model, feats.Xtr, feats.y)) is not None:
+                    calibration[name] = {"kind": "out-of-bag training cells (no refit)", **oob}
+                    timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
             fitted[name] = model
             if not eng.predicts_together: predict(fitted)
         if fitted: predict(fitted)                           # out-of-core: every model predicts each test block
 
         heldout = {m: c.pop("heldout") for m, c in calibration.items() if "heldout" in c}
-        if ensemble and len(scores.probas) >= 2: scores.soft_vote(heldout, calibrate)
+        if ensemble and len(scores.probas) >= 2: scores.soft_vote(heldout, "temperature" if calibrate == "oob" else calibrate)
         vote_info = scores.majority_votes(models, feats.Xte, pp) if majority_vote else {}  # after the soft vote
         summary = pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in scores.results.items()}).T
         options = dict(args=args, random_state=random_state, label_key=label_key, class_weight=class_weight,

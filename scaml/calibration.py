@@ -14,7 +14,8 @@ import pandas as pd
 # %% auto #0
 __all__ = ['TEMPERATURE_EPS', 'TEMPERATURE_BOUNDS', 'CALIBRATORS', 'reliability_curve', 'expected_calibration_error', 'softmax',
            'temper', 'fit_temperature', 'TemperatureScaler', 'IsotonicCalibrator', 'fit_calibrator',
-           'calibrator_from_dict', 'risk_coverage', 'calibration_metrics', 'reliability_diagram']
+           'calibrator_from_dict', 'risk_coverage', 'calibration_metrics', 'reliability_diagram', 'oob_proba',
+           'oob_calibration']
 
 # %% ../nbs/05a_calibration.ipynb #35de95c0
 log = logging.getLogger(__name__)
@@ -375,3 +376,44 @@ def reliability_diagram(proba, y, *, n_bins: int = 15, ax=None, label: str | Non
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (largest probability)", ylabel="accuracy")
     ax.legend(loc="upper left", fontsize=8)
     return ax
+
+# %% ../nbs/05a_calibration.ipynb #d719da46
+def oob_proba(forest, X) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-bag probabilities of a fitted bagged forest on its own training features `X` (same rows, same order).
+
+    Each cell gets the mean probability of the trees whose bootstrap sample left it out (no refit). `forest` is a
+    scikit-learn forest fitted with `bootstrap=True`. Returns the probabilities (columns: `forest.classes_`) and a
+    mask of the cells that at least one tree left out (the others have no held-out probability)."""
+    from sklearn.ensemble._forest import _generate_unsampled_indices
+    if not getattr(forest, "bootstrap", False) or not hasattr(forest, "_n_samples_bootstrap"):
+        raise ValueError(f"{type(forest).__name__} has no out-of-bag cells: it is not a fitted forest grown on "
+                         "bootstrap samples; calibrate it on held-out cells instead (calibrate='temperature')")
+    n = X.shape[0]
+    P, count = np.zeros((n, len(forest.classes_))), np.zeros(n)
+    sw = getattr(forest, "_sample_weight", None)
+    for tree in forest.estimators_:
+        i = _generate_unsampled_indices(tree.random_state, n, forest._n_samples_bootstrap, sw)
+        if len(i): P[i] += tree.predict_proba(X[i]); count[i] += 1
+    seen = count > 0
+    P[seen] /= count[seen, None]
+    return P, seen
+
+# %% ../nbs/05a_calibration.ipynb #12fb75df
+def oob_calibration(model, X, y: np.ndarray, *, method: str = "temperature") -> dict | None:
+    """A calibrator fitted on a fitted scaml model's out-of-bag probabilities of its training cells `X` (labels `y`,
+    class indices of the run), and its summary, in the form `run_benchmark` records; None when the model has no
+    out-of-bag cells (any backend but a bagged forest: it is left uncalibrated)."""
+    backend = getattr(model, "backend", model)
+    forest = getattr(backend, "model_", None)
+    if not (getattr(forest, "bootstrap", False) and hasattr(forest, "_n_samples_bootstrap")): return None
+    P, seen = oob_proba(forest, X)
+    y = np.asarray(y)
+    if seen.sum() == 0 or len(np.unique(y[seen])) < 2: return None
+    full = np.zeros((len(y), backend.n_classes_))
+    full[:, np.asarray(backend.seen_)[np.asarray(forest.classes_, int)]] = P     # the forest's columns -> the run's classes
+    P, yh = full[seen], y[seen]
+    cal = fit_calibrator(P, yh, method=method)
+    info = {"calibrator": cal, "n_heldout": int(len(yh)), "ece_heldout": calibration_metrics(P, yh)["ece"],
+            "heldout": (cal.transform(P), yh)}
+    if method == "temperature": info["temperature"] = cal.temperature_
+    return info

@@ -214,8 +214,9 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                    help="scVI epochs of the model scanvi (default: scvi-tools' own, at most 400)")
     m.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
                    help="weight classes equally (balanced) or by frequency (none)")
-    m.add_argument("--calibrate", choices=["temperature", "isotonic", "none"], default="none",
-                   help="calibrate probabilities on cross-fitted held-out training cells (three more fits per model); "
+    m.add_argument("--calibrate", choices=["temperature", "isotonic", "oob", "none"], default="none",
+                   help="calibrate probabilities on cross-fitted held-out training cells (three more fits per model; "
+                        "oob: a temperature on rf's out-of-bag cells, no refit, the other models as they are); "
                         "default none: report them as the models give them, with their calibration error")
     m.add_argument("--ensemble", action="store_true",
                    help="also report 'vote', the soft vote (mean calibrated probability) of the models")
@@ -341,7 +342,7 @@ def _train_flags(args: argparse.Namespace) -> None:
         raise ValueError(f"--engine {args.engine} and a Dask cluster (--dask-workers/--dask-scheduler) are two engines; pass one")
     if args.dask_workers and args.dask_scheduler:
         raise ValueError("pass --dask-workers N (a local cluster) or --dask-scheduler ADDRESS (an existing one), not both")
-    if args.calibrate != "none" and (dask or args.engine == "out-of-core"):
+    if args.calibrate not in ("none", "oob") and (dask or args.engine == "out-of-core"):
         raise ValueError(calibration_refusal("dask" if dask else "out-of-core", args.calibrate, cli=True))
     corr = [f for f, on in (("--align-query", args.align_query), (f"--scale-by {args.scale_by}", args.scale_by != "train"))
             if on]

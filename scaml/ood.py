@@ -15,7 +15,8 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['DETECTORS', 'COMPONENTS', 'SHIFTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SHIFT', 'DEFAULT_SMOOTH', 'MahalanobisScore',
            'KNNScore', 'energy_score', 'maxproba_score', 'entropy_score', 'ScoreCombiner', 'ResidualScore',
-           'OneClassScore', 'query_neighbors', 'query_shift', 'NoveltyScorer', 'leave_one_type_out']
+           'OneClassScore', 'query_neighbors', 'query_shift', 'NoveltyScorer', 'leave_one_type_out',
+           'TypeNoveltyScorer']
 
 # %% ../nbs/05b_ood.ipynb #50119ec0
 log = logging.getLogger(__name__)
@@ -630,3 +631,60 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
     df.attrs["mean_auroc"] = {"estimate": float(df.auroc.mean())}
     if n_boot: _bootstrap_auroc(df, lab[te_idx], types, combined, n_boot, random_state)
     return df
+
+# %% ../nbs/05b_ood.ipynb #18c9ee7d
+class TypeNoveltyScorer(NoveltyScorer):
+    """A `NoveltyScorer` whose components are scaled per assigned type: each component's quantile among the held-out
+    training cells that the scorer's classifier assigns to the same type as the cell (after the `shift`, when one is
+    removed); the pooled quantile for a type with fewer than `min_cells` such cells. The other parameters are
+    `NoveltyScorer`'s."""
+    def __init__(self, components: Sequence[str] = DEFAULT_COMPONENTS, *, min_cells: int = 20, **kwargs):
+        super().__init__(components, **kwargs)
+        self.min_cells, self.type_combiners_ = int(min_cells), {}
+
+    def _fit_all(self, Z, y) -> dict:
+        out = super()._fit_all(Z, y)
+        if "classifier" not in out:                  # the assignment needs the classifier even without its scores
+            from scaml.models import get_backend
+            out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
+                                                        random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
+        return out
+
+    def _assigned(self, fitted: dict, Z) -> np.ndarray:
+        "The type each cell is assigned to, on the cells as the components see them."
+        if self.shift is not None: Z = _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
+        return fitted["classifier"].predict_proba(Z).argmax(1)
+
+    def fit(self, Z, y) -> TypeNoveltyScorer:
+        """Fit on training features `Z` and class indices `y` (as `NoveltyScorer.fit`), keeping one reference per type."""
+        from sklearn.model_selection import StratifiedKFold
+        y = np.asarray(y)
+        if len(np.unique(y)) < 2: raise ValueError("the training cells hold a single class; need at least two")
+        ref: dict[str, list] = {c: [] for c in self.components}
+        assigned = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y)), y)
+            for a, b in folds:
+                if len(np.unique(y[a])) < 2: continue
+                f = self._fit_all(Z[a], y[a])
+                for c, v in self._scores(f, Z[b]).items(): ref[c].append(v)
+                assigned.append(self._assigned(f, Z[b]))
+        R, A = {c: np.concatenate(v) for c, v in ref.items()}, np.concatenate(assigned)
+        self.combiner_ = ScoreCombiner().fit(R)
+        self.type_combiners_ = {int(k): ScoreCombiner().fit({c: v[A == k] for c, v in R.items()})
+                                for k in np.unique(A) if (A == k).sum() >= self.min_cells}
+        self.fitted_ = self._fit_all(Z, y)
+        return self
+
+    def score(self, Z, *, smooth: int | None = None) -> np.ndarray:
+        """The combined novelty score (higher = more novel), each cell scaled by its assigned type's reference, then
+        averaged over query neighbours as `NoveltyScorer.score`."""
+        comp = self.score_components(Z)
+        a = self._assigned(self.fitted_, Z)
+        s = self.combiner_.score(comp)
+        for k, cb in self.type_combiners_.items():
+            sel = a == k
+            if sel.any(): s[sel] = cb.score({c: v[sel] for c, v in comp.items()})
+        k = self.smooth if smooth is None else int(smooth)
+        return s[query_neighbors(Z, k, random_state=self.random_state)].mean(1) if k > 1 and len(s) > 1 else s

@@ -133,3 +133,29 @@ def test_panel_configs_merge(tmp_path):
     assert set(d["protocol"]["classifier_configs"]) == {"knn", "singler"}
     r = run("--configs", "nope", "--merge")
     assert r.returncode == 2 and "unknown configurations ['nope']" in r.stderr
+
+def test_class_quantiles_scale_each_cell_by_its_assigned_type():
+    import numpy as np
+    from panel import class_quantiles
+    # type 0's reference scores are low (0..0.99), type 1's high (10..10.99); type 2 has too few cells: pooled
+    ref = {"s": np.r_[np.arange(100) / 100, 10 + np.arange(100) / 100, [5.0]]}
+    ref_cls = np.r_[np.zeros(100), np.ones(100), [2]].astype(int)
+    q = class_quantiles(ref, ref_cls, {"s": np.array([0.5, 0.5, 10.5, 0.5])}, np.array([0, 1, 1, 2]))["s"]
+    assert abs(q[0] - 0.5) < 0.01                     # the middle of its own type
+    assert q[1] < 0.01 and abs(q[2] - 0.5) < 0.01     # a low score for type 1: usual only for type 0
+    assert abs(q[3] - 50.5 / 201) < 0.01              # type 2 (one reference cell): the pooled reference
+    q2 = class_quantiles(ref, ref_cls, {"s": np.array([1.99])}, np.array([0]))["s"]
+    assert q2[0] > 1                                  # beyond the type's largest value: ordered past 1
+
+
+def test_time_pairs_alternates_and_reports_ratios(monkeypatch):
+    import panel
+    calls = []
+    def fake(adata, cfg, n_boot=200):
+        (c,) = cfg; calls.append(c)
+        return {c: {"wall_s": 2.0 if c == "b" else 1.0}}
+    monkeypatch.setattr(panel, "run_classifiers", fake)
+    monkeypatch.setitem(panel.CLASSIFIER_CONFIGS, "a", {}); monkeypatch.setitem(panel.CLASSIFIER_CONFIGS, "b", {})
+    r = panel.time_pairs({"t": {"adata": None}}, "a", "b", repeats=2)
+    assert calls == ["a", "b", "a", "b"]
+    assert r["tasks"]["t"]["median_ratio"] == 2.0 and r["median_ratio"]["max"] == 2.0
