@@ -657,14 +657,14 @@ class TypeNoveltyScorer(NoveltyScorer):
 
     def fit(self, Z, y) -> TypeNoveltyScorer:
         """Fit on training features `Z` and class indices `y` (as `NoveltyScorer.fit`), keeping one reference per type."""
-        from sklearn.model_selection import StratifiedKFold
+        from scaml.splits import stratified_folds
         y = np.asarray(y)
         if len(np.unique(y)) < 2: raise ValueError("the training cells hold a single class; need at least two")
         ref: dict[str, list] = {c: [] for c in self.components}
         assigned = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state).split(np.zeros(len(y)), y)
+            folds = stratified_folds(y, self.n_folds, self.random_state)
             for a, b in folds:
                 if len(np.unique(y[a])) < 2: continue
                 f = self._fit_all(Z[a], y[a])

@@ -17,7 +17,7 @@ HOME = {"softmax": "calibration.py", "temper": "calibration.py", "fit_temperatur
 ALLOWED_MINIMIZE = {("travel.py", "_fit_temperature"): "TRAVEL's own temperature on its similarity scores, a model "
                                                         "parameter fitted on training cells, not a calibration"}
 # modules that rename a whole folder into place (a directory swap with a backup), not a file
-ALLOWED_RENAME = {"models.py": "CellTypeModel.save swaps the model folder", "results.py": "ResultsFolder swaps the "
+ALLOWED_RENAME = {"modelfile.py": "write_model swaps the model folder", "results.py": "ResultsFolder swaps the "
                   "results folder"}
 
 
