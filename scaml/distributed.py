@@ -390,7 +390,8 @@ class DaskBlocks(Blocks):
     def put(self, parts: list) -> list: return self.client.scatter(list(parts))
 
     def map(self, fn, *parts, **kw) -> list:
-        big = {k: self.client.scatter(v, broadcast=True) for k, v in kw.items() if _nbytes(v) > 1_000_000}
+        # every array goes to the workers once, as data: an array passed inline fails in the scheduler above ~100 kB
+        big = {k: self.client.scatter(v, broadcast=True) for k, v in kw.items() if _nbytes(v) > 0}
         return self.client.gather(self.client.map(fn, self._futures, *parts, pure=False, **{**kw, **big}))
 
 # %% ../nbs/03a_distributed.ipynb #09d199c3

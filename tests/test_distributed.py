@@ -173,3 +173,19 @@ def test_local_workers_use_one_thread_each():
     with limit_threads(2), get_client(n_workers=1) as client:
         env = list(client.run(_thread_env).values())[0]
     assert env == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+def test_lr_on_dask_with_many_classes(cluster, data_dir):
+    """Twelve classes x 2,000 genes make lr's weights ~190 kB: passed to the workers as an argument they used to stop the
+    scheduler (`AssertionError: <TaskState 'W' processing>`); now they are scattered, and the fit is the local one."""
+    from distributed import Client
+
+    from scaml.benchmark import run_benchmark
+    from scaml.datasets import load_task
+    t = load_task("actinn_tutorial")
+    kw = dict(label_key="label", split_key="split", train="train", test="test", models=["lr"], random_state=0,
+              progress=False, plots=False, calibrate=None)
+    loc = run_benchmark(t, **kw)
+    with Client(cluster) as client:
+        res = run_benchmark(t, client=client, block_size=1000, **kw)
+    assert res.proba["lr"].shape[1] == 12
+    np.testing.assert_allclose(res.proba["lr"].to_numpy(), loc.proba["lr"].to_numpy(), atol=1e-4)
