@@ -15,9 +15,9 @@ from pathlib import Path
 PathLike = str | os.PathLike
 
 # %% auto #0
-__all__ = ['PathLike', 'MODELS', 'DEFAULT_MODELS', 'format_values', 'format_sorted', 'as_list', 'check_int', 'check_float',
-           'check_names', 'check_outfile', 'resolve_device', 'available_cpus', 'n_threads', 'thread_limit',
-           'limit_threads', 'package_versions', 'AtomicFile', 'atomic_write']
+__all__ = ['PathLike', 'MODELS', 'DEFAULT_MODELS', 'DEFAULT_N_TOP_GENES', 'DEFAULT_CALIBRATION', 'format_values', 'format_sorted',
+           'as_list', 'check_int', 'check_float', 'check_names', 'check_outfile', 'resolve_device', 'available_cpus',
+           'n_threads', 'thread_limit', 'limit_threads', 'package_versions', 'AtomicFile', 'atomic_write']
 
 # %% ../nbs/00_core.ipynb #111c613c
 log = logging.getLogger(__name__)
@@ -238,6 +238,9 @@ MODELS: dict[str, str] = {
     "scanvi": "scaml.scanvi:ScanviBackend",      # optional extra scaml[scvi]; trained with the query, not saved
 }
 DEFAULT_MODELS = ("lr", "rf", "xgb", "mlp")
+# chosen by leave-one-family-out on the validation panel (benchmarks/panel.json, the Quality page):
+DEFAULT_N_TOP_GENES = 1000     # highly variable genes the classifiers see (2,000 before 0.3)
+DEFAULT_CALIBRATION = "oob"    # a temperature on the random forest's out-of-bag cells: no refit, no accuracy change
 
 # %% ../nbs/00_core.ipynb #1802442c
 def resolve_device(device: str = "auto") -> str:

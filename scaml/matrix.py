@@ -18,7 +18,7 @@ from anndata import AnnData
 
 import scaml
 from .benchmark import run_benchmark
-from .core import DEFAULT_MODELS, PathLike, check_int, check_names, package_versions
+from .core import DEFAULT_MODELS, DEFAULT_N_TOP_GENES, PathLike, check_int, check_names, package_versions
 from .data import check_adata, check_values
 from .metrics import evaluate
 from .plots import use_file_backend
@@ -150,7 +150,7 @@ def _within_group_rows(data: AnnData, gcol: pd.Series, groups: list[str], *, lab
 # %% ../nbs/08a_matrix.ipynb #66053ee7
 def run_matrix(adata: AnnData, *, label_key: str = "cell_type", split_key: str = "batch",
                groups: Sequence[str] | None = None, models: Sequence[str] = DEFAULT_MODELS, loo: bool = True,
-               cv_folds: int = 3, metric: str = "f1_macro_seen", features: str = "hvg", n_top_genes: int = 2000,
+               cv_folds: int = 3, metric: str = "f1_macro_seen", features: str = "hvg", n_top_genes: int = DEFAULT_N_TOP_GENES,
                layer: str | None = "auto", class_weight: str | None = "balanced",
                model_params: Mapping[str, dict] | None = None, random_state: int = 0, outdir: PathLike | None = None,
                overwrite: bool = False, plots: bool = True, progress: bool = True, args: dict | None = None

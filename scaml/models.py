@@ -66,7 +66,7 @@ class CellTypeModel:
             self.name = self.backend.name
         if preprocessor is not None and not isinstance(preprocessor, Preprocessor):
             raise TypeError(f"preprocessor={type(preprocessor).__name__}: pass a scaml.preprocess.Preprocessor, e.g. "
-                            "Preprocessor(n_top_genes=2000), or None for the default")
+                            "Preprocessor(n_top_genes=1000), or None for the default")
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor()
         self.classes_: list[str] = []
         self.label_key_: str | None = None

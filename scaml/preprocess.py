@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from fastcore.basics import patch
 
-from .core import check_float, check_int
+from .core import DEFAULT_N_TOP_GENES, check_float, check_int
 from .data import check_obsm_key, describe_matrix
 from .input_scale import normalize_log1p
 
@@ -43,7 +43,7 @@ def _mean_var(X) -> tuple[np.ndarray, np.ndarray]:
     return mean, var
 
 # %% ../nbs/01_preprocess.ipynb #cf72363d
-def highly_variable_genes(X, n_top_genes: int = 2000, *, n_bins: int = 20, log_base: float | None = None) -> np.ndarray:
+def highly_variable_genes(X, n_top_genes: int = DEFAULT_N_TOP_GENES, *, n_bins: int = 20, log_base: float | None = None) -> np.ndarray:
     """Indices (sorted) of the `n_top_genes` most variable genes of log-normalised `X`, Seurat flavour.
 
     Parameters
@@ -176,7 +176,7 @@ class Preprocessor:
         is an error (`scaml.input_scale.check_declared_scale`).
     """
     gene_selection: Selection = "hvg"
-    n_top_genes: int = 2000
+    n_top_genes: int = DEFAULT_N_TOP_GENES
     target_sum: float = 1e4
     log_base: float | None = None
     scale: bool = True

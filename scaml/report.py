@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import scaml
-from .core import DEFAULT_MODELS, PathLike, as_list
+from .core import DEFAULT_MODELS, DEFAULT_N_TOP_GENES, PathLike, as_list
 from .results import ResultsFolder, check_outdir
 
 # %% auto #0
@@ -177,7 +177,7 @@ def _run_split(nb: Path, final: Path, params: dict, *, adata: PathLike | None, o
 def run_report(adata: PathLike | None = None, *, dataset: str | None = None, label_key: str | None = None,
                split_key: str | None = None, train: str | Sequence[str] | None = None,
                test: str | Sequence[str] | None = None, both_directions: bool = True,
-               models: Sequence[str] = DEFAULT_MODELS, n_top_genes: int = 2000,
+               models: Sequence[str] = DEFAULT_MODELS, n_top_genes: int = DEFAULT_N_TOP_GENES,
                use_rep: str | None = None, random_state: int = 0, learning_curve: bool = False,
                novelty: bool = False, outdir: PathLike = "reports", overwrite: bool = False,
                notebook: PathLike | None = None, show_code: bool = False, kernel_name: str = "python3",
