@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import platform
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -17,18 +15,17 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-import scaml
 from .calibration import calibration_metrics, fit_calibrator
 from .data import check_adata
 from .engines import ENGINES, calibration_refusal, choose_engine  # noqa: F401 (ENGINES, calibration_refusal: re-exported)
 from .metrics import ci_for_benchmark, evaluate
 from .models import CellTypeModel, get_backend
 from .preprocess import Preprocessor
-from .results import BenchmarkResult, check_outdir, write_results
+from .results import BenchmarkResult, ResultsFolder, check_outdir
 from .splits import check_overlap, split_cells
 
-from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float, check_int, check_names,
-                        format_sorted, format_values, limit_threads, package_versions, resolve_device)
+from .core import (DEFAULT_MODELS, MODELS, PathLike, check_float, check_int, check_names, format_sorted,
+                        format_values, limit_threads, resolve_device)
 
 # %% auto #0
 __all__ = ['SoftVote', 'run_benchmark']
@@ -241,8 +238,8 @@ def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Score
               threads, timings: dict) -> dict:
     "The run's manifest: what ran, on which cells and genes, with which options, where and how long."
     o, overlap = options, feats.overlap
-    return {
-        "scaml_version": scaml.__version__, "args": o["args"] or {}, "random_state": o["random_state"],
+    return ResultsFolder.new_manifest({
+        "random_state": o["random_state"],
         "split": desc, "label_key": o["label_key"], "models": models, "class_weight": o["class_weight"],
         "features": o["features"] if o["use_rep"] is None else f"obsm[{o['use_rep']!r}]", "n_features": len(pp.features),
         "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": scores.classes,
@@ -258,10 +255,7 @@ def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Score
         "majority_vote": ({"n_clusters": int(len(np.unique(vote_info["clusters"]))), "method": "kmeans",
                            "n_relabelled": vote_info.get("n_relabelled", {})} if "clusters" in vote_info else None),
         "backed": bool(adata.isbacked), "device": o["device"], "model_devices": scores.devices, "engine": engine.name,
-        **feats.info, "versions": package_versions(engine.packages),
-        "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),
-        "cpu_count": os.cpu_count(), "timings": timings,
-    }
+        **feats.info}, args=o["args"] or {}, packages=engine.packages, machine=True, n_threads=threads.n, timings=timings)
 
 # %% ../nbs/08_benchmark.ipynb #cfefbe5b
 def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: str | None = None,
@@ -483,7 +477,6 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         res = BenchmarkResult(summary=summary, metrics=scores.results, predictions=scores.preds, proba=scores.probas,
                               models=scores.fitted, classes=classes, features=list(pp.features), manifest=manifest)
         if outdir is not None:
-            write_results(res, outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start,
-                          inputs=inputs)
+            res.write(outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start, inputs=inputs)
         timings["total_s"] = time.perf_counter() - t_start
         return res

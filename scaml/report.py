@@ -14,7 +14,6 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
-import scaml
 from .core import DEFAULT_MODELS, PathLike, as_list
 from .results import ResultsFolder, check_outdir
 
@@ -229,7 +228,8 @@ def run_report(adata: PathLike | None = None, *, dataset: str | None = None, lab
             if errors: raise RuntimeError(f"the {final.name} report has error outputs: {errors}")
             title = f"scaml report: {dataset or Path(adata).name}, {' + '.join(tr)} → {' + '.join(te)}"
             _export_html(tmp / "report.ipynb", tmp / "report.html", title=title, show_code=show_code)
-            rf.write_manifest({"scaml_version": scaml.__version__, "notebook": str(nb.name), "parameters": params})
+            rf.write_manifest(ResultsFolder.new_manifest({"notebook": str(nb.name), "parameters": params},
+                                                          packages=None))
         log.info("report written to %s", final / "report.html")
         written.append(final)
     return written
