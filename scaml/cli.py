@@ -13,12 +13,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from anndata import AnnData
-
-    from scaml.results import ResultsFolder
 
 # %% auto #0
 __all__ = ['train_parser', 'scaml_train', 'predict_parser', 'scaml_predict', 'plot_parser', 'scaml_plot', 'matrix_parser',
@@ -650,37 +644,25 @@ def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.Argume
 
 def _lc_main(args: argparse.Namespace) -> None:
     import pandas as pd
-    import scaml
-    from scaml.core import package_versions
-    from scaml.learning_curves import learning_curve, plot_learning_curves, summarize_learning_curve
-    from scaml.results import check_outdir
-    from scaml.results import ResultsFolder
+
+    from scaml.learning_curves import run_learning_curve
     from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     _check_models(args.models, "--model")
     if args.filter:
         from scaml.splits import parse_filters
         parse_filters(args.filter)
-    outdir = check_outdir(args.outdir, overwrite=args.overwrite, inputs=[args.adata], param="--outdir")
+    outdir = _check_outdir_flag(args, args.adata)
     t0 = time.perf_counter()
     adata = filter_cells(_read_input(args.adata, args.dataset), args.filter)
-    lc = learning_curve(adata, label_key=args.label_key, group_key=args.group_key, test_groups=args.test_groups,
-                        test_size=args.test_size, models=args.models, n_groups=args.n_groups, fractions=args.fractions,
-                        n_repeats=args.n_repeats, features=args.features, n_top_genes=args.n_hvg, use_rep=args.embedding,
-                        random_state=args.seed, progress=not args.quiet)
-    summary = summarize_learning_curve(lc, metric=args.metric)
-    manifest = {"scaml_version": scaml.__version__, "args": {k: v for k, v in vars(args).items()
-                                                              if k not in ("quiet", "debug")},
-                "n_cells": int(adata.n_obs), "test_groups": lc.test_groups.iloc[0].split(";"),
-                "train_groups": sorted(set(";".join(lc.train_groups).split(";"))), "versions": package_versions(),
-                "timings": {"total_s": time.perf_counter() - t0}}
-    with ResultsFolder(outdir, overwrite=args.overwrite, inputs=[args.adata]) as rf:
-        rf.write_csv("learning_curve.csv", lc.set_index("model"))
-        rf.write_csv("learning_curve_summary.csv", summary.set_index("model"))
-        rf.save_figure("learning_curve.png", plot_learning_curves(lc, metric=args.metric))
-        rf.write_manifest(manifest)
+    res = run_learning_curve(adata, label_key=args.label_key, group_key=args.group_key, test_groups=args.test_groups,
+                             test_size=args.test_size, models=args.models, n_groups=args.n_groups,
+                             fractions=args.fractions, n_repeats=args.n_repeats, features=args.features,
+                             n_top_genes=args.n_hvg, use_rep=args.embedding, random_state=args.seed,
+                             progress=not args.quiet, metric=args.metric, outdir=outdir, overwrite=args.overwrite,
+                             inputs=[args.adata], args=args, t_start=t0)
     with pd.option_context("display.width", 160):
-        print(summary[["model", "schedule", "size", "n_train", "mean", "std"]].round(3).to_string(index=False))
+        print(res.summary[["model", "schedule", "size", "n_train", "mean", "std"]].round(3).to_string(index=False))
     print(f"results: {outdir}")
 
 def scaml_learning_curve(argv: Sequence[str] | None = None) -> int:
@@ -741,9 +723,9 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
 
 # %% ../nbs/09_cli.ipynb #bed805d3
 def _novelty_main(args: argparse.Namespace) -> None:
-    from scaml.novelty import run_novelty, write_novelty
+    from scaml.novelty import run_novelty
+    from scaml.rejection import run_rejection
     from scaml.results import check_outdir
-    from scaml.results import ResultsFolder
     from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     if args.split_key and not args.split_train: raise ValueError("--split-key needs --split-train VALUE(S)")
@@ -765,57 +747,25 @@ def _novelty_main(args: argparse.Namespace) -> None:
     outdir = check_outdir(args.outdir, overwrite=args.overwrite,
                           inputs=[args.adata, model if model and Path(model).is_dir() else None], param="--outdir")
     adata = filter_cells(_read_input(args.adata, args.dataset), args.filter)
-    rec = {k: v for k, v in vars(args).items() if k not in ("quiet", "debug")}
     kw = dict(flag_key=args.hek_key, positive=args.hek_positive, split_key=args.split_key, train=args.split_train,
               test=args.split_test, group_key=None if args.split_key else args.group_key,
               test_groups=args.test_groups, test_size=args.test_size, random_state=args.seed)
     res = run_novelty(adata, method=args.method, label_key=args.label_key, model=model, features=args.features,
                       n_top_genes=args.n_hvg, n_components="auto" if args.n_components is None else args.n_components,
-                      use_rep=args.embedding,
-                      args=rec, **kw)
-    with ResultsFolder(outdir, overwrite=args.overwrite, inputs=[args.adata]) as rf:
-        write_novelty(res, rf, plots=not args.no_plots)
-        if args.reject: _reject_into(rf, adata, args, kw, plots=not args.no_plots)
-        rf.write_manifest(res.manifest)
+                      use_rep=args.embedding, args=vars(args), **kw)
+    rej = None
+    if args.reject:
+        rej = run_rejection(adata, label_key=args.label_key, model=model, calibration_groups=args.group_key or args.split_key,
+                            coverage=args.coverage, features=args.features, n_top_genes=args.n_hvg, **kw)
+        m = rej.metrics
+        print(f"rejection rule on {m['model']}")
+        print(f"rejection: {m['pct_unknown']:.1f}% unknown, known kept {m['known_kept']:.3f}, "
+              f"unseen rejected {m['unseen_rejected']:.3f}, F1 (labelled) {m['f1_labelled']:.3f}")
+    res.write(outdir, overwrite=args.overwrite, plots=not args.no_plots, inputs=[args.adata], also=[rej] if rej else [])
     m = res.metrics
     print(f"{res.manifest['method']}: AUROC {m['auroc']:.4f}  AUPRC {m['auprc']:.4f}  FPR@95%recall {m['fpr_at_95_recall']:.4f}  "
           f"({m['n']} test cells, {m['n_positive']} flagged; fitted on {res.manifest['n_fit']})")
     print(f"results: {outdir}")
-
-def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bool) -> None:
-    "Fit a rejection rule on the non-novel training cells, evaluate on the test side, write `rejection/` into `rf`."
-    import numpy as np
-    from scaml.data import clean_labels
-    from scaml.metrics import rejection_curve, rejection_metrics
-    from scaml.novelty import novelty_split, parse_flag
-    from scaml.rejection import fit_rejection, plot_rejection_curve, predict_with_rejection
-    flag = parse_flag(adata.obs[args.hek_key], positive=args.hek_positive, name=f"obs[{args.hek_key!r}]")
-    fit, te, _ = novelty_split(adata, flag=flag, **{k: kw[k] for k in ("split_key", "train", "test", "group_key",
-                                                                         "test_groups", "test_size", "random_state")})
-    gk = args.group_key or args.split_key
-    from scaml.core import MODELS
-    from scaml.models import CellTypeModel
-    saved = args.model and Path(args.model).is_dir()
-    model = CellTypeModel.load(args.model) if saved else (args.model if args.model in MODELS else "lr")
-    used = (f"the saved model '{args.model}' ({model.name}, {len(model.classes_)} classes)" if saved else
-            f"{model}, trained here on the training cells")
-    print(f"rejection rule on {used}")
-    rm = fit_rejection(adata[fit], label_key=args.label_key, model=model, group_key=gk, coverage=args.coverage,
-                       features=args.features, n_top_genes=args.n_hvg, random_state=args.seed)
-    pred = predict_with_rejection(adata[te], rm)
-    labels, keep = clean_labels(adata[te], args.label_key)       # unlabelled known cells ('') count in no metric
-    labels = labels.astype(str)
-    y = np.where(flag[te], np.char.add("novel:", np.where(keep, labels, "unlabelled")), labels).astype(object)
-    pred.insert(0, "y_true", y)
-    met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes_)
-    met.update(rule=repr(rm), calibration=rm.calibration, model=used)
-    curve = rejection_curve(y, pred.pred_forced, pred.novelty, train_classes=rm.model.classes_)
-    rf.write_json("rejection/metrics.json", met)
-    rf.write_csv("rejection/predictions.csv", pred)
-    rf.write_csv("rejection/curve.csv", curve, index=False)
-    if plots: rf.save_figure("rejection/rejection.png", plot_rejection_curve(curve))
-    print(f"rejection: {met['pct_unknown']:.1f}% unknown, known kept {met['known_kept']:.3f}, "
-          f"unseen rejected {met['unseen_rejected']:.3f}, F1 (labelled) {met['f1_labelled']:.3f}")
 
 def scaml_novelty(argv: Sequence[str] | None = None) -> int:
     "Console entry point: fit a novelty detector on training cells and evaluate it on held-out cells."
