@@ -28,7 +28,7 @@ from .core import (DEFAULT_MODELS, MODELS, PathLike, check_float, check_int, che
                         format_values, limit_threads, resolve_device)
 
 # %% auto #0
-__all__ = ['SoftVote', 'run_benchmark']
+__all__ = ['SoftVote', 'run_benchmark', 'task_keys', 'benchmark_files']
 
 # %% ../nbs/08_benchmark.ipynb #ff060871
 log = logging.getLogger(__name__)
@@ -480,3 +480,52 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             res.write(outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start, inputs=inputs)
         timings["total_s"] = time.perf_counter() - t_start
         return res
+
+# %% ../nbs/08_benchmark.ipynb #662b3022
+def task_keys(dataset: str | None, *, label_key: str | None = None, split: str = "key", split_key: str | None = None,
+              train: Sequence[str] | None = None, test: Sequence[str] | None = None) -> dict:
+    "`label_key`, `split_key`, `train`, `test` of a run on `dataset`: a task's own (`label`; `split`: `train` -> `test`) where not given."
+    from scaml.datasets import TASKS
+    is_task = dataset in TASKS
+    keys = dict(label_key=label_key or ("label" if is_task else "cell_type"), split_key=split_key, train=train, test=test)
+    if is_task and split == "key" and split_key is None:
+        keys.update(split_key="split", train=train or ["train"], test=test or ["test"])
+    return keys
+
+def benchmark_files(adata: PathLike | None = None, *, dataset: str | None = None, adata_test: PathLike | None = None,
+                    backed: bool = False, dask_workers: int | None = None, dask_scheduler: str | None = None,
+                    **kwargs) -> BenchmarkResult:
+    """`run_benchmark` on the cells of a file (or a registered dataset or task), tested on another file if given.
+
+    Parameters
+    ----------
+    adata
+        The cells (any format `scaml.io.read` knows).
+    dataset
+        A registered dataset or task by name instead of `adata`.
+    adata_test
+        Test cells from another file.
+    backed
+        Open the `.h5ad` files backed, block by block.
+    dask_workers
+        Run on a local Dask cluster of this many worker processes.
+    dask_scheduler
+        Run on the Dask cluster at this address.
+    **kwargs
+        Passed to `run_benchmark`.
+
+    Returns
+    -------
+    The `BenchmarkResult`.
+    """
+    from contextlib import nullcontext
+
+    from scaml.datasets import read_input
+    t = time.perf_counter()
+    cells = read_input(adata, dataset, backed=backed)
+    test_cells = read_input(adata_test, backed=backed) if adata_test else None
+    log.info("read %d cells x %d genes in %.1fs", cells.n_obs, cells.n_vars, time.perf_counter() - t)
+    if dask_workers or dask_scheduler:
+        from scaml.distributed import get_client
+    with (get_client(dask_scheduler, dask_workers) if dask_workers or dask_scheduler else nullcontext()) as client:
+        return run_benchmark(cells, adata_test=test_cells, client=client, inputs=[adata, adata_test], **kwargs)

@@ -154,18 +154,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _read_input(path: str | None = None, dataset: str | None = None, *, backed: bool = False):
     "AnnData from a file (any format scaml.io.read knows), opened backed if asked, or from a named dataset/task."
-    if dataset:
-        from scaml.datasets import DATASETS, TASKS, load_dataset, load_task
-        if dataset in TASKS: return load_task(dataset)
-        if dataset in DATASETS: return load_dataset(dataset)
-        raise ValueError(f"unknown dataset {dataset!r}; datasets: {', '.join(DATASETS)}; tasks: {', '.join(TASKS)}")
-    if backed:
-        if not str(path).endswith(".h5ad"):
-            raise ValueError(f"--backed reads .h5ad files block by block; '{path}' is not one. Convert it first")
-        from scaml.data import read_h5ad
-        return read_h5ad(path, backed=True)
-    from scaml.io import read
-    return read(path)
+    from scaml.datasets import read_input
+    return read_input(path, dataset, backed=backed)
 
 # %% ../nbs/09_cli.ipynb #10de559b
 def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
@@ -283,47 +273,31 @@ def _train(args: argparse.Namespace) -> None:
         raise ValueError(f"--embedding {args.embedding} trains on an embedding and --features {args.features} selects "
                          "genes; pass one of them")
     check_outdir(args.outdir, overwrite=args.overwrite, inputs=[args.adata, args.adata_test], param="--outdir")
-    is_task = args.dataset in TASKS
-    label_key = args.label_key or ("label" if is_task else "cell_type")
-    split_key, train, test = args.split_key, args.split_train, args.split_test
-    if is_task and args.split == "key" and split_key is None:
-        split_key, train, test = "split", train or ["train"], test or ["test"]
-    if args.split == "key" and not args.adata_test and (split_key is None or not train):
+    from scaml.benchmark import benchmark_files, task_keys
+    keys = task_keys(args.dataset, label_key=args.label_key, split=args.split, split_key=args.split_key,
+                     train=args.split_train, test=args.split_test)
+    if args.split == "key" and not args.adata_test and (keys["split_key"] is None or not keys["train"]):
         raise ValueError("say how to split: --split-key KEY --split-train VALUE(S), or --adata-test FILE, "
                          "or --split random")
-    t = time.perf_counter()
     if args.backed and args.dataset:
         raise ValueError("--backed reads a file block by block; pass --adata FILE.h5ad instead of --dataset")
-    adata = _read_input(args.adata, args.dataset, backed=args.backed)
-    adata_test = _read_input(args.adata_test, backed=args.backed) if args.adata_test else None
-    log.info("read %d cells x %d genes in %.1fs", adata.n_obs, adata.n_vars, time.perf_counter() - t)
-    dask = bool(args.dask_workers or args.dask_scheduler)
-    if dask and args.engine != "auto":
-        raise ValueError(f"--engine {args.engine} and a Dask cluster (--dask-workers/--dask-scheduler) are two engines; pass one")
-    if args.dask_workers and args.dask_scheduler:
-        raise ValueError("pass --dask-workers N (a local cluster) or --dask-scheduler ADDRESS (an existing one), not both")
-    from contextlib import nullcontext
-    from scaml.benchmark import run_benchmark
-    if dask:
-        from scaml.distributed import get_client
-    with (get_client(args.dask_scheduler, args.dask_workers) if dask else nullcontext()) as client:
-        res = run_benchmark(adata, label_key=label_key, split_key=split_key, train=train, test=test,
-                            adata_test=adata_test, split=args.split, test_size=args.test_size, models=args.models,
-                            features=args.features or "hvg", n_top_genes=args.n_hvg, use_rep=args.embedding,
-                            layer=None if args.layer == "X" else args.layer,
-                            class_weight=None if args.class_weight == "none" else args.class_weight,
-                            input_scale=args.input_scale, trust_input_scale=args.trust_input_scale,
-                            group_key=args.group_key, ensemble=args.ensemble,
-                            align_query=args.align_query, scale_by=args.scale_by, majority_vote=args.majority_vote,
-                            calibrate=None if args.calibrate == "none" else args.calibrate,
-                            random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
-                            plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
-                            device=args.device, block_size=args.block_size, client=client, engine=args.engine,
-                            inputs=[args.adata, args.adata_test], allow_overlap=args.allow_overlap,
-                            n_threads=args.n_threads,
-                            model_params={"scanvi": {"max_epochs": args.scanvi_epochs}}
-                            if args.scanvi_epochs and "scanvi" in args.models else None,
-                            args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})
+    res = benchmark_files(args.adata, dataset=args.dataset, adata_test=args.adata_test, backed=args.backed,
+                          dask_workers=args.dask_workers, dask_scheduler=args.dask_scheduler, **keys,
+                          split=args.split, test_size=args.test_size, models=args.models,
+                          features=args.features or "hvg", n_top_genes=args.n_hvg, use_rep=args.embedding,
+                          layer=None if args.layer == "X" else args.layer,
+                          class_weight=None if args.class_weight == "none" else args.class_weight,
+                          input_scale=args.input_scale, trust_input_scale=args.trust_input_scale,
+                          group_key=args.group_key, ensemble=args.ensemble, align_query=args.align_query,
+                          scale_by=args.scale_by, majority_vote=args.majority_vote,
+                          calibrate=None if args.calibrate == "none" else args.calibrate,
+                          random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
+                          plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
+                          device=args.device, block_size=args.block_size, engine=args.engine,
+                          allow_overlap=args.allow_overlap, n_threads=args.n_threads,
+                          model_params={"scanvi": {"max_epochs": args.scanvi_epochs}}
+                          if args.scanvi_epochs and "scanvi" in args.models else None,
+                          args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})
     cols = ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro_ovr"]
     print(res.summary[cols].astype(float).round(4).to_string())
     print(f"results: {args.outdir}")
