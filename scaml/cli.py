@@ -68,6 +68,7 @@ def _run(main: Callable, parser: argparse.ArgumentParser | Callable[[], argparse
                   file=sys.stderr)
             return 1
 
+# %% ../nbs/09_cli.ipynb #029b14f8
 def _folders() -> dict[str, list]:
     "The results folders this process completed and interrupted so far (empty before scaml.results is imported)."
     mod = sys.modules.get("scaml.results")
@@ -102,6 +103,7 @@ def _int_flag(flag: str, minimum: int | None = None, maximum: int | None = None)
     conv.__name__ = "integer"
     return conv
 
+# %% ../nbs/09_cli.ipynb #a66215cb
 def _float_flag(flag: str, low: float, high: float, *, low_open: bool = True, high_open: bool = False
                 ) -> Callable[[str], float]:
     "An argparse `type` that reads a number inside (low, high] (bounds as given) and names `flag` when it is not one."
@@ -140,6 +142,7 @@ def _check_models(models: Sequence[str], flag: str = "--models") -> None:
                       UserWarning, stacklevel=2)
         if isinstance(models, list): models[:] = list(dict.fromkeys(models))
 
+# %% ../nbs/09_cli.ipynb #e4e40a42
 def _check_outdir_flag(args: argparse.Namespace, *inputs) -> Path:
     "`check_outdir` on --outdir, before anything is read."
     from scaml.results import check_outdir
@@ -240,6 +243,7 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     _common(p)
     return p
 
+# %% ../nbs/09_cli.ipynb #48f26670
 def _check_memory_only(args: argparse.Namespace) -> None:
     "Refuse, before anything is read, the models and the vote that need the in-memory engine on another one."
     engine = ("dask" if (args.dask_workers or args.dask_scheduler) else args.engine if args.engine != "auto"
@@ -254,6 +258,7 @@ def _check_memory_only(args: argparse.Namespace) -> None:
         raise ValueError(f"--majority-vote clusters all test cells together, which the {engine} engine reads block by "
                          "block; drop --backed/--engine/--dask-* or drop --majority-vote")
 
+# %% ../nbs/09_cli.ipynb #90c20616
 def _train(args: argparse.Namespace) -> None:
     from scaml.core import limit_threads
     limit_threads(args.n_threads)           # before scikit-learn, XGBoost or torch load: their OpenMP reads it once
@@ -302,6 +307,7 @@ def _train(args: argparse.Namespace) -> None:
     print(res.summary[cols].astype(float).round(4).to_string())
     print(f"results: {args.outdir}")
 
+# %% ../nbs/09_cli.ipynb #34d2e4b3
 def _train_flags(args: argparse.Namespace) -> None:
     "Refuse flags that cannot work together, and say so for flags that would do nothing, before any data is read."
     from scaml.benchmark import calibration_refusal
@@ -376,6 +382,7 @@ def _is_prediction_file(path: Path) -> bool:
         with h5py.File(path, "r") as f: return "uns" in f and any(k.endswith("_classes") for k in f["uns"].keys())
     except (OSError, ValueError): return False
 
+# %% ../nbs/09_cli.ipynb #8ea63748
 def _check_predict_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
     "Check --out and --h5ad-out before the model or the cells are read."
     from scaml.core import check_outfile
@@ -409,6 +416,7 @@ def _write_file(path: Path, write: Callable[[Path], object]) -> None:
     finally:
         if tmp.exists(): tmp.unlink()
 
+# %% ../nbs/09_cli.ipynb #6ec2f664
 def _predict(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
@@ -450,6 +458,7 @@ def _predict(args: argparse.Namespace) -> None:
     print(counts.to_string())
     print(f"predictions: {out}")
 
+# %% ../nbs/09_cli.ipynb #19e944db
 def _predict_streaming(args: argparse.Namespace, model, out: Path, h5: Path | None) -> bool:
     "`--backed`: annotate the query block by block (`scaml.predict_stream.annotate_h5ad`); `False` when not streaming."
     import shutil
@@ -551,6 +560,7 @@ def matrix_parser(prog: str = "scaml_matrix") -> argparse.ArgumentParser:
     _common(p)
     return p
 
+# %% ../nbs/09_cli.ipynb #9ebec9d8
 def _matrix(args: argparse.Namespace) -> None:
     from scaml.matrix import run_matrix
     from scaml.splits import filter_cells
@@ -616,6 +626,7 @@ def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.Argume
     _common(p)
     return p
 
+# %% ../nbs/09_cli.ipynb #2fa27326
 def _lc_main(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -741,6 +752,7 @@ def _novelty_main(args: argparse.Namespace) -> None:
           f"({m['n']} test cells, {m['n_positive']} flagged; fitted on {res.manifest['n_fit']})")
     print(f"results: {outdir}")
 
+# %% ../nbs/09_cli.ipynb #14062e7f
 def scaml_novelty(argv: Sequence[str] | None = None) -> int:
     "Console entry point: fit a novelty detector on training cells and evaluate it on held-out cells."
     return _run(_novelty_main, novelty_parser(), argv)
@@ -790,6 +802,7 @@ def _report(args: argparse.Namespace) -> None:
                          notebook=args.notebook, show_code=args.show_code, timeout=args.timeout)
     for f in folders: print(f"{f.name}: {f / 'report.html'}")
 
+# %% ../nbs/09_cli.ipynb #8cd9e042
 def scaml_report(argv: Sequence[str] | None = None) -> int:
     "Console entry point: run the cross-batch report for each split."
     return _run(_report, report_parser(), argv)
