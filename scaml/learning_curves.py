@@ -41,6 +41,7 @@ def _subsample_within(labels: np.ndarray, groups: np.ndarray, frac: float, rng) 
         out.extend(rng.choice(idx, k, replace=False).tolist())
     return np.sort(np.asarray(out, dtype=int))
 
+# %% ../nbs/08b_learning_curves.ipynb #db263ed7
 def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: str,
                    test_groups: Sequence[str] | None = None, test_size: float = 0.25,
                    models: Sequence[str] = ("lr",), n_groups: Sequence[int] | None = None,
@@ -185,6 +186,7 @@ def summarize_learning_curve(lc: pd.DataFrame, *, metric: str = "f1_macro") -> p
     out.insert(0, "n_train", g["n_train"].mean())
     return out.reset_index().fillna({"std": 0.0})
 
+# %% ../nbs/08b_learning_curves.ipynb #7374dd44
 def plot_learning_curve(lc: pd.DataFrame, *, schedule: str = "groups", metric: str = "f1_macro",
                         band: str = "std", ax=None):
     """Mean `metric` against training size with an error band, one line per model.
@@ -221,6 +223,7 @@ def plot_learning_curve(lc: pd.DataFrame, *, schedule: str = "groups", metric: s
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     return ax
 
+# %% ../nbs/08b_learning_curves.ipynb #9dce830d
 def plot_learning_curves(lc: pd.DataFrame, *, metric: str = "f1_macro", band: str = "std"):
     """Both schedules side by side (those present in `lc`).
 

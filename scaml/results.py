@@ -567,6 +567,7 @@ def _final_path(path: Path) -> Path:
     m = re.fullmatch(r"\.(.*)\.partial-\d+", path.name)
     return path.with_name(m[1]) if m else path
 
+# %% ../nbs/07_results.ipynb #0a2f2019
 def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int = 110, stats: bool = True) -> list[Path]:
     """Draw the standard figures of a benchmark results folder and save them as PNG.
 
@@ -627,6 +628,7 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
     record_files(outdir, written)
     return written
 
+# %% ../nbs/07_results.ipynb #63affaf1
 FIGURE_FILES = ("model_compare.png", "per_class_f1.png", "reliability.png", "metrics_ci.png", "radar.png",
                 "confusions.png", "confusions.csv", "per_class_all.csv")
 
@@ -652,6 +654,7 @@ def record_files(folder: PathLike, written: Sequence[PathLike]) -> None:
     tmp = mf.with_name(f".manifest.json.partial-{os.getpid()}")
     tmp.write_text(to_json(man)); tmp.replace(mf)
 
+# %% ../nbs/07_results.ipynb #32b61a0b
 def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None, n_boot: int = 200,
                        random_state: int | None = 0, dpi: int = 120) -> list[Path]:
     """Write the interval, radar and confusion figures and tables of a results folder.
