@@ -419,33 +419,17 @@ def _write_file(path: Path, write: Callable[[Path], object]) -> None:
 # %% ../nbs/09_cli.ipynb #6ec2f664
 def _predict(args: argparse.Namespace) -> None:
     import numpy as np
-    import pandas as pd
-    from scaml.models import CellTypeModel, annotate
+
+    from scaml.models import CellTypeModel
+    from scaml.predict_stream import predictions_table
     out, h5 = _check_predict_outputs(args)
     model = CellTypeModel.load(args.model)
     _check_model_flags(args, model)
     if args.trust_input_scale: model.preprocessor.trust_input_scale = True
     if _predict_streaming(args, model, out, h5): return
     adata = _read_input(args.adata)
-    if not adata.obs_names.is_unique:
-        dup = adata.obs_names[adata.obs_names.duplicated()].unique()
-        raise ValueError(f"'{args.adata}' has {len(dup)} duplicated cell names (e.g. {[str(c) for c in dup[:5]]}); the "
-                         "predictions are written one row per cell name. Make them unique with "
-                         "adata.obs_names_make_unique() and save the file again")
-    annotate(adata, model, key_added=args.key_added)
+    df = predictions_table(adata, model, key_added=args.key_added, majority_vote=args.majority_vote, source=args.adata)
     k = args.key_added
-    df = pd.DataFrame({"label": adata.obs[f"{k}_pred"].astype(str), "confidence": adata.obs[f"{k}_conf"]},
-                      index=pd.Index(adata.obs_names, name="cell"))
-    if args.majority_vote:
-        from scaml.travel import majority_vote, query_clusters
-        cl = query_clusters(model.preprocessor.transform(adata), preprocessor=model.preprocessor, random_state=0)
-        P, changed = majority_vote(adata.obsm[f"{k}_proba"].to_numpy(), cl)
-        voted = pd.Categorical(np.asarray(model.classes_)[P.argmax(1)], categories=model.classes_)
-        adata.obs[f"{k}_pred_vote"], adata.obs[f"{k}_cluster"] = voted, cl
-        df["label_vote"], df["cluster"] = np.asarray(voted.astype(str)), cl
-        log.info("majority vote over %d clusters relabelled %d cells", len(np.unique(cl)), int(changed.sum()))
-    df = pd.concat([df, adata.obsm[f"{k}_proba"].add_prefix("proba_")], axis=1)
-    df.index.name = "cell"
     h5ads = [f for f in (h5, out if out.suffix.lower() == ".h5ad" else None) if f is not None]
     if out.suffix.lower() == ".csv":
         _write_file(out, lambda tmp: df.to_csv(tmp, float_format="%.6g", lineterminator="\n"))
