@@ -169,39 +169,46 @@ class ResultsFolder:
         if old is not None: shutil.rmtree(old, ignore_errors=True)
         log.info("results written to %s", self.outdir)
 
-    def file(self, name: str) -> Path:
-        "The path of `name` inside the folder being written (parent folders created)."
-        p = self.path / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return p
+# %% ../nbs/07_results.ipynb #82060002
+@patch
+def file(self: ResultsFolder, name: str) -> Path:
+    "The path of `name` inside the folder being written (parent folders created)."
+    p = self.path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
 
-    def write_json(self, name: str, obj) -> Path:
-        "Write `obj` as JSON (see `to_json`)."
-        p = self.file(name); p.write_text(to_json(obj)); return p
+@patch
+def write_json(self: ResultsFolder, name: str, obj) -> Path:
+    "Write `obj` as JSON (see `to_json`)."
+    p = self.file(name); p.write_text(to_json(obj)); return p
 
-    def write_csv(self, name: str, df: pd.DataFrame, **kw) -> Path:
-        "Write a table as CSV (see `write_csv`)."
-        p = self.file(name); write_csv(df, p, **kw); return p
+@patch(nm="write_csv")          # the method; `write_csv` the function stays as it is
+def _write_csv_into(self: ResultsFolder, name: str, df: pd.DataFrame, **kw) -> Path:
+    "Write a table as CSV (see `write_csv`)."
+    p = self.file(name); write_csv(df, p, **kw); return p
 
-    def write_text(self, name: str, text: str) -> Path:
-        "Write a text file."
-        p = self.file(name); p.write_text(text); return p
+@patch
+def write_text(self: ResultsFolder, name: str, text: str) -> Path:
+    "Write a text file."
+    p = self.file(name); p.write_text(text); return p
 
-    def save_figure(self, name: str, fig, *, dpi: int = 120) -> Path:
-        "Save a matplotlib Figure (or the figure of an Axes) as PNG and close it."
-        import matplotlib.pyplot as plt
-        fig = fig.figure if not hasattr(fig, "savefig") else fig
-        p = self.file(name)
-        fig.savefig(p, dpi=dpi, bbox_inches="tight", pil_kwargs=PNG_FAST)
-        plt.close(fig)
-        return p
+@patch
+def save_figure(self: ResultsFolder, name: str, fig, *, dpi: int = 120) -> Path:
+    "Save a matplotlib Figure (or the figure of an Axes) as PNG and close it."
+    import matplotlib.pyplot as plt
+    fig = fig.figure if not hasattr(fig, "savefig") else fig
+    p = self.file(name)
+    fig.savefig(p, dpi=dpi, bbox_inches="tight", pil_kwargs=PNG_FAST)
+    plt.close(fig)
+    return p
 
-    def write_manifest(self, manifest: dict) -> Path:
-        "Write `manifest.json`, listing every file written: call it last."
-        manifest["files"] = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()
-                                   and p.name != "manifest.json")
-        self.manifest = manifest
-        return self.write_json("manifest.json", manifest)
+@patch
+def write_manifest(self: ResultsFolder, manifest: dict) -> Path:
+    "Write `manifest.json`, listing every file written: call it last."
+    manifest["files"] = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()
+                               and p.name != "manifest.json")
+    self.manifest = manifest
+    return self.write_json("manifest.json", manifest)
 
 # %% ../nbs/07_results.ipynb #9a24b878
 def command_args(args) -> dict:
