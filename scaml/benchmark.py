@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import platform
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -17,7 +15,6 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-import scaml
 from .calibration import calibration_metrics, fit_calibrator, oob_calibration
 from .data import check_adata
 from .engines import ENGINES, calibration_refusal, choose_engine  # noqa: F401 (ENGINES, calibration_refusal: re-exported)
@@ -25,14 +22,14 @@ from .metrics import ci_for_benchmark, evaluate
 from .backends import get_backend
 from .models import CellTypeModel
 from .preprocess import Preprocessor
-from .results import BenchmarkResult, check_outdir, write_results
+from .results import BenchmarkResult, ResultsFolder, check_outdir
 from .splits import check_overlap, group_folds, split_cells, stratified_folds
 
-from .core import (DEFAULT_MODELS, MODELS, PathLike, available_cpus, check_float, check_int, check_names,
-                        format_sorted, format_values, limit_threads, package_versions, resolve_device)
+from .core import (DEFAULT_MODELS, MODELS, PathLike, check_float, check_int, check_names, format_sorted,
+                        format_values, limit_threads, resolve_device)
 
 # %% auto #0
-__all__ = ['SoftVote', 'run_benchmark']
+__all__ = ['SoftVote', 'run_benchmark', 'task_keys', 'benchmark_files']
 
 # %% ../nbs/08_benchmark.ipynb #ff060871
 log = logging.getLogger(__name__)
@@ -236,8 +233,8 @@ def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Score
               threads, timings: dict) -> dict:
     "The run's manifest: what ran, on which cells and genes, with which options, where and how long."
     o, overlap = options, feats.overlap
-    return {
-        "scaml_version": scaml.__version__, "args": o["args"] or {}, "random_state": o["random_state"],
+    return ResultsFolder.new_manifest({
+        "random_state": o["random_state"],
         "split": desc, "label_key": o["label_key"], "models": models, "class_weight": o["class_weight"],
         "features": o["features"] if o["use_rep"] is None else f"obsm[{o['use_rep']!r}]", "n_features": len(pp.features),
         "n_train": int(len(tr)), "n_test": int(len(te)), "n_genes_input": int(adata.n_vars), "classes": scores.classes,
@@ -253,10 +250,7 @@ def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Score
         "majority_vote": ({"n_clusters": int(len(np.unique(vote_info["clusters"]))), "method": "kmeans",
                            "n_relabelled": vote_info.get("n_relabelled", {})} if "clusters" in vote_info else None),
         "backed": bool(adata.isbacked), "device": o["device"], "model_devices": scores.devices, "engine": engine.name,
-        **feats.info, "versions": package_versions(engine.packages),
-        "platform": platform.platform(), "n_threads": threads.n, "n_cpus": available_cpus(),
-        "cpu_count": os.cpu_count(), "timings": timings,
-    }
+        **feats.info}, args=o["args"] or {}, packages=engine.packages, machine=True, n_threads=threads.n, timings=timings)
 
 # %% ../nbs/08_benchmark.ipynb #cfefbe5b
 def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: str | None = None,
@@ -487,7 +481,55 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         res = BenchmarkResult(summary=summary, metrics=scores.results, predictions=scores.preds, proba=scores.probas,
                               models=scores.fitted, classes=classes, features=list(pp.features), manifest=manifest)
         if outdir is not None:
-            write_results(res, outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start,
-                          inputs=inputs)
+            res.write(outdir, overwrite=overwrite, plots=plots, save_models=save_models, t_start=t_start, inputs=inputs)
         timings["total_s"] = time.perf_counter() - t_start
         return res
+
+# %% ../nbs/08_benchmark.ipynb #662b3022
+def task_keys(dataset: str | None, *, label_key: str | None = None, split: str = "key", split_key: str | None = None,
+              train: Sequence[str] | None = None, test: Sequence[str] | None = None) -> dict:
+    "`label_key`, `split_key`, `train`, `test` of a run on `dataset`: a task's own (`label`; `split`: `train` -> `test`) where not given."
+    from scaml.datasets import TASKS
+    is_task = dataset in TASKS
+    keys = dict(label_key=label_key or ("label" if is_task else "cell_type"), split_key=split_key, train=train, test=test)
+    if is_task and split == "key" and split_key is None:
+        keys.update(split_key="split", train=train or ["train"], test=test or ["test"])
+    return keys
+
+def benchmark_files(adata: PathLike | None = None, *, dataset: str | None = None, adata_test: PathLike | None = None,
+                    backed: bool = False, dask_workers: int | None = None, dask_scheduler: str | None = None,
+                    **kwargs) -> BenchmarkResult:
+    """`run_benchmark` on the cells of a file (or a registered dataset or task), tested on another file if given.
+
+    Parameters
+    ----------
+    adata
+        The cells (any format `scaml.io.read` knows).
+    dataset
+        A registered dataset or task by name instead of `adata`.
+    adata_test
+        Test cells from another file.
+    backed
+        Open the `.h5ad` files backed, block by block.
+    dask_workers
+        Run on a local Dask cluster of this many worker processes.
+    dask_scheduler
+        Run on the Dask cluster at this address.
+    **kwargs
+        Passed to `run_benchmark`.
+
+    Returns
+    -------
+    The `BenchmarkResult`.
+    """
+    from contextlib import nullcontext
+
+    from scaml.datasets import read_input
+    t = time.perf_counter()
+    cells = read_input(adata, dataset, backed=backed)
+    test_cells = read_input(adata_test, backed=backed) if adata_test else None
+    log.info("read %d cells x %d genes in %.1fs", cells.n_obs, cells.n_vars, time.perf_counter() - t)
+    if dask_workers or dask_scheduler:
+        from scaml.distributed import get_client
+    with (get_client(dask_scheduler, dask_workers) if dask_workers or dask_scheduler else nullcontext()) as client:
+        return run_benchmark(cells, adata_test=test_cells, client=client, inputs=[adata, adata_test], **kwargs)

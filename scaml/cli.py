@@ -12,12 +12,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from anndata import AnnData
-
-    from scaml.results import ResultsFolder
 
 # %% auto #0
 __all__ = ['train_parser', 'scaml_train', 'predict_parser', 'scaml_predict', 'plot_parser', 'scaml_plot', 'matrix_parser',
@@ -73,6 +67,7 @@ def _run(main: Callable, parser: argparse.ArgumentParser | Callable[[], argparse
                   file=sys.stderr)
             return 1
 
+# %% ../nbs/09_cli.ipynb #029b14f8
 def _folders() -> dict[str, list]:
     "The results folders this process completed and interrupted so far (empty before scaml.results is imported)."
     mod = sys.modules.get("scaml.results")
@@ -107,6 +102,7 @@ def _int_flag(flag: str, minimum: int | None = None, maximum: int | None = None)
     conv.__name__ = "integer"
     return conv
 
+# %% ../nbs/09_cli.ipynb #a66215cb
 def _float_flag(flag: str, low: float, high: float, *, low_open: bool = True, high_open: bool = False
                 ) -> Callable[[str], float]:
     "An argparse `type` that reads a number inside (low, high] (bounds as given) and names `flag` when it is not one."
@@ -145,6 +141,7 @@ def _check_models(models: Sequence[str], flag: str = "--models") -> None:
                       UserWarning, stacklevel=2)
         if isinstance(models, list): models[:] = list(dict.fromkeys(models))
 
+# %% ../nbs/09_cli.ipynb #e4e40a42
 def _check_outdir_flag(args: argparse.Namespace, *inputs) -> Path:
     "`check_outdir` on --outdir, before anything is read."
     from scaml.results import check_outdir
@@ -159,18 +156,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _read_input(path: str | None = None, dataset: str | None = None, *, backed: bool = False):
     "AnnData from a file (any format scaml.io.read knows), opened backed if asked, or from a named dataset/task."
-    if dataset:
-        from scaml.datasets import DATASETS, TASKS, load_dataset, load_task
-        if dataset in TASKS: return load_task(dataset)
-        if dataset in DATASETS: return load_dataset(dataset)
-        raise ValueError(f"unknown dataset {dataset!r}; datasets: {', '.join(DATASETS)}; tasks: {', '.join(TASKS)}")
-    if backed:
-        if not str(path).endswith(".h5ad"):
-            raise ValueError(f"--backed reads .h5ad files block by block; '{path}' is not one. Convert it first")
-        from scaml.data import read_h5ad
-        return read_h5ad(path, backed=True)
-    from scaml.io import read
-    return read(path)
+    from scaml.datasets import read_input
+    return read_input(path, dataset, backed=backed)
 
 # %% ../nbs/09_cli.ipynb #10de559b
 def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
@@ -256,6 +243,7 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     _common(p)
     return p
 
+# %% ../nbs/09_cli.ipynb #48f26670
 def _check_memory_only(args: argparse.Namespace) -> None:
     "Refuse, before anything is read, the models and the vote that need the in-memory engine on another one."
     engine = ("dask" if (args.dask_workers or args.dask_scheduler) else args.engine if args.engine != "auto"
@@ -270,6 +258,7 @@ def _check_memory_only(args: argparse.Namespace) -> None:
         raise ValueError(f"--majority-vote clusters all test cells together, which the {engine} engine reads block by "
                          "block; drop --backed/--engine/--dask-* or drop --majority-vote")
 
+# %% ../nbs/09_cli.ipynb #90c20616
 def _train(args: argparse.Namespace) -> None:
     from scaml.core import limit_threads
     limit_threads(args.n_threads)           # before scikit-learn, XGBoost or torch load: their OpenMP reads it once
@@ -289,51 +278,36 @@ def _train(args: argparse.Namespace) -> None:
         raise ValueError(f"--embedding {args.embedding} trains on an embedding and --features {args.features} selects "
                          "genes; pass one of them")
     check_outdir(args.outdir, overwrite=args.overwrite, inputs=[args.adata, args.adata_test], param="--outdir")
-    is_task = args.dataset in TASKS
-    label_key = args.label_key or ("label" if is_task else "cell_type")
-    split_key, train, test = args.split_key, args.split_train, args.split_test
-    if is_task and args.split == "key" and split_key is None:
-        split_key, train, test = "split", train or ["train"], test or ["test"]
-    if args.split == "key" and not args.adata_test and (split_key is None or not train):
+    from scaml.benchmark import benchmark_files, task_keys
+    keys = task_keys(args.dataset, label_key=args.label_key, split=args.split, split_key=args.split_key,
+                     train=args.split_train, test=args.split_test)
+    if args.split == "key" and not args.adata_test and (keys["split_key"] is None or not keys["train"]):
         raise ValueError("say how to split: --split-key KEY --split-train VALUE(S), or --adata-test FILE, "
                          "or --split random")
-    t = time.perf_counter()
     if args.backed and args.dataset:
         raise ValueError("--backed reads a file block by block; pass --adata FILE.h5ad instead of --dataset")
-    adata = _read_input(args.adata, args.dataset, backed=args.backed)
-    adata_test = _read_input(args.adata_test, backed=args.backed) if args.adata_test else None
-    log.info("read %d cells x %d genes in %.1fs", adata.n_obs, adata.n_vars, time.perf_counter() - t)
-    dask = bool(args.dask_workers or args.dask_scheduler)
-    if dask and args.engine != "auto":
-        raise ValueError(f"--engine {args.engine} and a Dask cluster (--dask-workers/--dask-scheduler) are two engines; pass one")
-    if args.dask_workers and args.dask_scheduler:
-        raise ValueError("pass --dask-workers N (a local cluster) or --dask-scheduler ADDRESS (an existing one), not both")
-    from contextlib import nullcontext
-    from scaml.benchmark import run_benchmark
-    if dask:
-        from scaml.distributed import get_client
-    with (get_client(args.dask_scheduler, args.dask_workers) if dask else nullcontext()) as client:
-        res = run_benchmark(adata, label_key=label_key, split_key=split_key, train=train, test=test,
-                            adata_test=adata_test, split=args.split, test_size=args.test_size, models=args.models,
-                            features=args.features or "hvg", n_top_genes=args.n_hvg, use_rep=args.embedding,
-                            layer=None if args.layer == "X" else args.layer,
-                            class_weight=None if args.class_weight == "none" else args.class_weight,
-                            input_scale=args.input_scale, trust_input_scale=args.trust_input_scale,
-                            group_key=args.group_key, ensemble=args.ensemble,
-                            align_query=args.align_query, scale_by=args.scale_by, majority_vote=args.majority_vote,
-                            calibrate=None if args.calibrate == "none" else args.calibrate,
-                            random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
-                            plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
-                            device=args.device, block_size=args.block_size, client=client, engine=args.engine,
-                            inputs=[args.adata, args.adata_test], allow_overlap=args.allow_overlap,
-                            n_threads=args.n_threads,
-                            model_params={"scanvi": {"max_epochs": args.scanvi_epochs}}
-                            if args.scanvi_epochs and "scanvi" in args.models else None,
-                            args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})
+    res = benchmark_files(args.adata, dataset=args.dataset, adata_test=args.adata_test, backed=args.backed,
+                          dask_workers=args.dask_workers, dask_scheduler=args.dask_scheduler, **keys,
+                          split=args.split, test_size=args.test_size, models=args.models,
+                          features=args.features or "hvg", n_top_genes=args.n_hvg, use_rep=args.embedding,
+                          layer=None if args.layer == "X" else args.layer,
+                          class_weight=None if args.class_weight == "none" else args.class_weight,
+                          input_scale=args.input_scale, trust_input_scale=args.trust_input_scale,
+                          group_key=args.group_key, ensemble=args.ensemble, align_query=args.align_query,
+                          scale_by=args.scale_by, majority_vote=args.majority_vote,
+                          calibrate=None if args.calibrate == "none" else args.calibrate,
+                          random_state=args.seed, outdir=args.outdir, overwrite=args.overwrite,
+                          plots=not args.no_plots, save_models=not args.no_save_models, progress=not args.quiet,
+                          device=args.device, block_size=args.block_size, engine=args.engine,
+                          allow_overlap=args.allow_overlap, n_threads=args.n_threads,
+                          model_params={"scanvi": {"max_epochs": args.scanvi_epochs}}
+                          if args.scanvi_epochs and "scanvi" in args.models else None,
+                          args={k: v for k, v in vars(args).items() if k not in ("quiet", "debug")})
     cols = ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc_macro_ovr"]
     print(res.summary[cols].astype(float).round(4).to_string())
     print(f"results: {args.outdir}")
 
+# %% ../nbs/09_cli.ipynb #34d2e4b3
 def _train_flags(args: argparse.Namespace) -> None:
     "Refuse flags that cannot work together, and say so for flags that would do nothing, before any data is read."
     from scaml.benchmark import calibration_refusal
@@ -408,6 +382,7 @@ def _is_prediction_file(path: Path) -> bool:
         with h5py.File(path, "r") as f: return "uns" in f and any(k.endswith("_classes") for k in f["uns"].keys())
     except (OSError, ValueError): return False
 
+# %% ../nbs/09_cli.ipynb #8ea63748
 def _check_predict_outputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
     "Check --out and --h5ad-out before the model or the cells are read."
     from scaml.core import check_outfile
@@ -436,35 +411,20 @@ def _write_file(path: Path, write: Callable[[Path], object]) -> None:
         if not is_disk_full(e): raise
         raise disk_full(path, e) from None
 
+# %% ../nbs/09_cli.ipynb #6ec2f664
 def _predict(args: argparse.Namespace) -> None:
     import numpy as np
-    import pandas as pd
-    from scaml.models import CellTypeModel, annotate
+
+    from scaml.models import CellTypeModel
+    from scaml.predict_stream import predictions_table
     out, h5 = _check_predict_outputs(args)
     model = CellTypeModel.load(args.model)
     _check_model_flags(args, model)
     if args.trust_input_scale: model.preprocessor.trust_input_scale = True
     if _predict_streaming(args, model, out, h5): return
     adata = _read_input(args.adata)
-    if not adata.obs_names.is_unique:
-        dup = adata.obs_names[adata.obs_names.duplicated()].unique()
-        raise ValueError(f"'{args.adata}' has {len(dup)} duplicated cell names (e.g. {[str(c) for c in dup[:5]]}); the "
-                         "predictions are written one row per cell name. Make them unique with "
-                         "adata.obs_names_make_unique() and save the file again")
-    annotate(adata, model, key_added=args.key_added)
+    df = predictions_table(adata, model, key_added=args.key_added, majority_vote=args.majority_vote, source=args.adata)
     k = args.key_added
-    df = pd.DataFrame({"label": adata.obs[f"{k}_pred"].astype(str), "confidence": adata.obs[f"{k}_conf"]},
-                      index=pd.Index(adata.obs_names, name="cell"))
-    if args.majority_vote:
-        from scaml.travel import majority_vote, query_clusters
-        cl = query_clusters(model.preprocessor.transform(adata), preprocessor=model.preprocessor, random_state=0)
-        P, changed = majority_vote(adata.obsm[f"{k}_proba"].to_numpy(), cl)
-        voted = pd.Categorical(np.asarray(model.classes_)[P.argmax(1)], categories=model.classes_)
-        adata.obs[f"{k}_pred_vote"], adata.obs[f"{k}_cluster"] = voted, cl
-        df["label_vote"], df["cluster"] = np.asarray(voted.astype(str)), cl
-        log.info("majority vote over %d clusters relabelled %d cells", len(np.unique(cl)), int(changed.sum()))
-    df = pd.concat([df, adata.obsm[f"{k}_proba"].add_prefix("proba_")], axis=1)
-    df.index.name = "cell"
     h5ads = [f for f in (h5, out if out.suffix.lower() == ".h5ad" else None) if f is not None]
     if out.suffix.lower() == ".csv":
         _write_file(out, lambda tmp: df.to_csv(tmp, float_format="%.6g", lineterminator="\n"))
@@ -477,6 +437,7 @@ def _predict(args: argparse.Namespace) -> None:
     print(counts.to_string())
     print(f"predictions: {out}")
 
+# %% ../nbs/09_cli.ipynb #19e944db
 def _predict_streaming(args: argparse.Namespace, model, out: Path, h5: Path | None) -> bool:
     "`--backed`: annotate the query block by block (`scaml.predict_stream.annotate_h5ad`); `False` when not streaming."
     import shutil
@@ -578,6 +539,7 @@ def matrix_parser(prog: str = "scaml_matrix") -> argparse.ArgumentParser:
     _common(p)
     return p
 
+# %% ../nbs/09_cli.ipynb #9ebec9d8
 def _matrix(args: argparse.Namespace) -> None:
     from scaml.matrix import run_matrix
     from scaml.splits import filter_cells
@@ -643,39 +605,28 @@ def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.Argume
     _common(p)
     return p
 
+# %% ../nbs/09_cli.ipynb #2fa27326
 def _lc_main(args: argparse.Namespace) -> None:
     import pandas as pd
-    import scaml
-    from scaml.core import package_versions
-    from scaml.learning_curves import learning_curve, plot_learning_curves, summarize_learning_curve
-    from scaml.results import check_outdir
-    from scaml.results import ResultsFolder
+
+    from scaml.learning_curves import run_learning_curve
     from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     _check_models(args.models, "--model")
     if args.filter:
         from scaml.splits import parse_filters
         parse_filters(args.filter)
-    outdir = check_outdir(args.outdir, overwrite=args.overwrite, inputs=[args.adata], param="--outdir")
+    outdir = _check_outdir_flag(args, args.adata)
     t0 = time.perf_counter()
     adata = filter_cells(_read_input(args.adata, args.dataset), args.filter)
-    lc = learning_curve(adata, label_key=args.label_key, group_key=args.group_key, test_groups=args.test_groups,
-                        test_size=args.test_size, models=args.models, n_groups=args.n_groups, fractions=args.fractions,
-                        n_repeats=args.n_repeats, features=args.features, n_top_genes=args.n_hvg, use_rep=args.embedding,
-                        random_state=args.seed, progress=not args.quiet)
-    summary = summarize_learning_curve(lc, metric=args.metric)
-    manifest = {"scaml_version": scaml.__version__, "args": {k: v for k, v in vars(args).items()
-                                                              if k not in ("quiet", "debug")},
-                "n_cells": int(adata.n_obs), "test_groups": lc.test_groups.iloc[0].split(";"),
-                "train_groups": sorted(set(";".join(lc.train_groups).split(";"))), "versions": package_versions(),
-                "timings": {"total_s": time.perf_counter() - t0}}
-    with ResultsFolder(outdir, overwrite=args.overwrite, inputs=[args.adata]) as rf:
-        rf.write_csv("learning_curve.csv", lc.set_index("model"))
-        rf.write_csv("learning_curve_summary.csv", summary.set_index("model"))
-        rf.save_figure("learning_curve.png", plot_learning_curves(lc, metric=args.metric))
-        rf.write_manifest(manifest)
+    res = run_learning_curve(adata, label_key=args.label_key, group_key=args.group_key, test_groups=args.test_groups,
+                             test_size=args.test_size, models=args.models, n_groups=args.n_groups,
+                             fractions=args.fractions, n_repeats=args.n_repeats, features=args.features,
+                             n_top_genes=args.n_hvg, use_rep=args.embedding, random_state=args.seed,
+                             progress=not args.quiet, metric=args.metric, outdir=outdir, overwrite=args.overwrite,
+                             inputs=[args.adata], args=args, t_start=t0)
     with pd.option_context("display.width", 160):
-        print(summary[["model", "schedule", "size", "n_train", "mean", "std"]].round(3).to_string(index=False))
+        print(res.summary[["model", "schedule", "size", "n_train", "mean", "std"]].round(3).to_string(index=False))
     print(f"results: {outdir}")
 
 def scaml_learning_curve(argv: Sequence[str] | None = None) -> int:
@@ -736,9 +687,9 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
 
 # %% ../nbs/09_cli.ipynb #bed805d3
 def _novelty_main(args: argparse.Namespace) -> None:
-    from scaml.novelty import run_novelty, write_novelty
+    from scaml.novelty import run_novelty
+    from scaml.rejection import run_rejection
     from scaml.results import check_outdir
-    from scaml.results import ResultsFolder
     from scaml.splits import filter_cells
     if bool(args.adata) == bool(args.dataset): raise ValueError("pass exactly one of --adata FILE or --dataset NAME")
     if args.split_key and not args.split_train: raise ValueError("--split-key needs --split-train VALUE(S)")
@@ -760,58 +711,27 @@ def _novelty_main(args: argparse.Namespace) -> None:
     outdir = check_outdir(args.outdir, overwrite=args.overwrite,
                           inputs=[args.adata, model if model and Path(model).is_dir() else None], param="--outdir")
     adata = filter_cells(_read_input(args.adata, args.dataset), args.filter)
-    rec = {k: v for k, v in vars(args).items() if k not in ("quiet", "debug")}
     kw = dict(flag_key=args.hek_key, positive=args.hek_positive, split_key=args.split_key, train=args.split_train,
               test=args.split_test, group_key=None if args.split_key else args.group_key,
               test_groups=args.test_groups, test_size=args.test_size, random_state=args.seed)
     res = run_novelty(adata, method=args.method, label_key=args.label_key, model=model, features=args.features,
                       n_top_genes=args.n_hvg, n_components="auto" if args.n_components is None else args.n_components,
-                      use_rep=args.embedding,
-                      args=rec, **kw)
-    with ResultsFolder(outdir, overwrite=args.overwrite, inputs=[args.adata]) as rf:
-        write_novelty(res, rf, plots=not args.no_plots)
-        if args.reject: _reject_into(rf, adata, args, kw, plots=not args.no_plots)
-        rf.write_manifest(res.manifest)
+                      use_rep=args.embedding, args=vars(args), **kw)
+    rej = None
+    if args.reject:
+        rej = run_rejection(adata, label_key=args.label_key, model=model, calibration_groups=args.group_key or args.split_key,
+                            coverage=args.coverage, features=args.features, n_top_genes=args.n_hvg, **kw)
+        m = rej.metrics
+        print(f"rejection rule on {m['model']}")
+        print(f"rejection: {m['pct_unknown']:.1f}% unknown, known kept {m['known_kept']:.3f}, "
+              f"unseen rejected {m['unseen_rejected']:.3f}, F1 (labelled) {m['f1_labelled']:.3f}")
+    res.write(outdir, overwrite=args.overwrite, plots=not args.no_plots, inputs=[args.adata], also=[rej] if rej else [])
     m = res.metrics
     print(f"{res.manifest['method']}: AUROC {m['auroc']:.4f}  AUPRC {m['auprc']:.4f}  FPR@95%recall {m['fpr_at_95_recall']:.4f}  "
           f"({m['n']} test cells, {m['n_positive']} flagged; fitted on {res.manifest['n_fit']})")
     print(f"results: {outdir}")
 
-def _reject_into(rf: ResultsFolder, adata: AnnData, args, kw: dict, *, plots: bool) -> None:
-    "Fit a rejection rule on the non-novel training cells, evaluate on the test side, write `rejection/` into `rf`."
-    import numpy as np
-    from scaml.data import clean_labels
-    from scaml.metrics import rejection_curve, rejection_metrics
-    from scaml.novelty import novelty_split, parse_flag
-    from scaml.rejection import fit_rejection, plot_rejection_curve, predict_with_rejection
-    flag = parse_flag(adata.obs[args.hek_key], positive=args.hek_positive, name=f"obs[{args.hek_key!r}]")
-    fit, te, _ = novelty_split(adata, flag=flag, **{k: kw[k] for k in ("split_key", "train", "test", "group_key",
-                                                                         "test_groups", "test_size", "random_state")})
-    gk = args.group_key or args.split_key
-    from scaml.core import MODELS
-    from scaml.models import CellTypeModel
-    saved = args.model and Path(args.model).is_dir()
-    model = CellTypeModel.load(args.model) if saved else (args.model if args.model in MODELS else "lr")
-    used = (f"the saved model '{args.model}' ({model.name}, {len(model.classes_)} classes)" if saved else
-            f"{model}, trained here on the training cells")
-    print(f"rejection rule on {used}")
-    rm = fit_rejection(adata[fit], label_key=args.label_key, model=model, group_key=gk, coverage=args.coverage,
-                       features=args.features, n_top_genes=args.n_hvg, random_state=args.seed)
-    pred = predict_with_rejection(adata[te], rm)
-    labels, keep = clean_labels(adata[te], args.label_key)       # unlabelled known cells ('') count in no metric
-    labels = labels.astype(str)
-    y = np.where(flag[te], np.char.add("novel:", np.where(keep, labels, "unlabelled")), labels).astype(object)
-    pred.insert(0, "y_true", y)
-    met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes_)
-    met.update(rule=repr(rm), calibration=rm.calibration, model=used)
-    curve = rejection_curve(y, pred.pred_forced, pred.novelty, train_classes=rm.model.classes_)
-    rf.write_json("rejection/metrics.json", met)
-    rf.write_csv("rejection/predictions.csv", pred)
-    rf.write_csv("rejection/curve.csv", curve, index=False)
-    if plots: rf.save_figure("rejection/rejection.png", plot_rejection_curve(curve))
-    print(f"rejection: {met['pct_unknown']:.1f}% unknown, known kept {met['known_kept']:.3f}, "
-          f"unseen rejected {met['unseen_rejected']:.3f}, F1 (labelled) {met['f1_labelled']:.3f}")
-
+# %% ../nbs/09_cli.ipynb #14062e7f
 def scaml_novelty(argv: Sequence[str] | None = None) -> int:
     "Console entry point: fit a novelty detector on training cells and evaluate it on held-out cells."
     return _run(_novelty_main, novelty_parser(), argv)
@@ -861,6 +781,7 @@ def _report(args: argparse.Namespace) -> None:
                          notebook=args.notebook, show_code=args.show_code, timeout=args.timeout)
     for f in folders: print(f"{f.name}: {f / 'report.html'}")
 
+# %% ../nbs/09_cli.ipynb #8cd9e042
 def scaml_report(argv: Sequence[str] | None = None) -> int:
     "Console entry point: run the cross-batch report for each split."
     return _run(_report, report_parser(), argv)

@@ -24,7 +24,7 @@ from .data import read_h5ad
 
 # %% auto #0
 __all__ = ['DATASETS', 'TASKS', 'data_dir', 'cache_dir', 'SourceFile', 'Dataset', 'list_datasets', 'file_sha256',
-           'content_sha256', 'read_sce_rda', 'load_dataset', 'fetch_dataset', 'list_tasks', 'load_task']
+           'content_sha256', 'read_sce_rda', 'load_dataset', 'fetch_dataset', 'list_tasks', 'load_task', 'read_input']
 
 # %% ../nbs/00a_datasets.ipynb #d6ab94d3
 log = logging.getLogger(__name__)
@@ -723,3 +723,32 @@ def load_task(name: str, *, data_dir: PathLike | None = None, cache_dir: PathLik
         return _task(cb[cb.obs.batch == "sc_celseq2"], cb[cb.obs.batch == "sc_dropseq"], "cell_line")
     p23 = cb.obs.batch.isin(["sc_celseq2_5cl_p2", "sc_celseq2_5cl_p3"])
     return _task(cb[cb.obs.batch == "sc_celseq2_5cl_p1"], cb[p23], "cell_line")
+
+# %% ../nbs/00a_datasets.ipynb #b144b349
+def read_input(path: PathLike | None = None, dataset: str | None = None, *, backed: bool = False) -> AnnData:
+    """AnnData from a file, or from a registered dataset or task by name.
+
+    Parameters
+    ----------
+    path
+        A file or 10x folder (see `scaml.io.read`).
+    dataset
+        A name in `DATASETS` or `TASKS`, read instead of `path`.
+    backed
+        Open the `.h5ad` file `path` backed (block by block) instead of reading it into memory.
+
+    Returns
+    -------
+    The AnnData.
+    """
+    if dataset:
+        if dataset in TASKS: return load_task(dataset)
+        if dataset in DATASETS: return load_dataset(dataset)
+        raise ValueError(f"unknown dataset {dataset!r}; datasets: {', '.join(DATASETS)}; tasks: {', '.join(TASKS)}")
+    if backed:
+        if not str(path).endswith(".h5ad"):
+            raise ValueError(f"--backed reads .h5ad files block by block; '{path}' is not one. Convert it first")
+        from scaml.data import read_h5ad
+        return read_h5ad(path, backed=True)
+    from scaml.io import read
+    return read(path)

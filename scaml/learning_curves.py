@@ -9,21 +9,25 @@ import logging
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .core import check_float, check_int, check_names
+from .core import PathLike, check_float, check_int, check_names
 from .data import check_adata, clean_labels
 from .metrics import evaluate
 from .backends import get_backend
 from .models import CellTypeModel
 from .preprocess import Preprocessor
+from .results import ResultsFolder, check_outdir
 from .splits import pick_test_groups
 
 # %% auto #0
-__all__ = ['learning_curve', 'summarize_learning_curve', 'plot_learning_curve', 'plot_learning_curves']
+__all__ = ['learning_curve', 'summarize_learning_curve', 'plot_learning_curve', 'plot_learning_curves', 'LearningCurveResult',
+           'run_learning_curve']
 
 # %% ../nbs/08b_learning_curves.ipynb #ed090e5b
 log = logging.getLogger(__name__)
@@ -38,6 +42,7 @@ def _subsample_within(labels: np.ndarray, groups: np.ndarray, frac: float, rng) 
         out.extend(rng.choice(idx, k, replace=False).tolist())
     return np.sort(np.asarray(out, dtype=int))
 
+# %% ../nbs/08b_learning_curves.ipynb #db263ed7
 def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: str,
                    test_groups: Sequence[str] | None = None, test_size: float = 0.25,
                    models: Sequence[str] = ("lr",), n_groups: Sequence[int] | None = None,
@@ -182,6 +187,7 @@ def summarize_learning_curve(lc: pd.DataFrame, *, metric: str = "f1_macro") -> p
     out.insert(0, "n_train", g["n_train"].mean())
     return out.reset_index().fillna({"std": 0.0})
 
+# %% ../nbs/08b_learning_curves.ipynb #7374dd44
 def plot_learning_curve(lc: pd.DataFrame, *, schedule: str = "groups", metric: str = "f1_macro",
                         band: str = "std", ax=None):
     """Mean `metric` against training size with an error band, one line per model.
@@ -218,6 +224,7 @@ def plot_learning_curve(lc: pd.DataFrame, *, schedule: str = "groups", metric: s
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     return ax
 
+# %% ../nbs/08b_learning_curves.ipynb #9dce830d
 def plot_learning_curves(lc: pd.DataFrame, *, metric: str = "f1_macro", band: str = "std"):
     """Both schedules side by side (those present in `lc`).
 
@@ -241,3 +248,73 @@ def plot_learning_curves(lc: pd.DataFrame, *, metric: str = "f1_macro", band: st
     fig.suptitle(f"test groups: {lc.test_groups.iloc[0].replace(';', ', ')}", fontsize=9)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/08b_learning_curves.ipynb #08667e59
+@dataclass
+class LearningCurveResult:
+    "What `run_learning_curve` returns: `curve` (`learning_curve`'s table), `summary`, `metric`, `manifest`, `outdir`."
+    curve: pd.DataFrame
+    summary: pd.DataFrame
+    metric: str
+    manifest: dict
+    outdir: Path | None = None
+
+    def __repr__(self) -> str:
+        where = f", written to '{self.outdir}'" if self.outdir else ""
+        cols = ["model", "schedule", "size", "n_train", "mean", "std"]
+        return (f"LearningCurveResult: {len(self.curve)} fits, test groups {self.manifest['test_groups']} "
+                f"({self.metric}){where}\n" + self.summary[cols].round(3).to_string(index=False))
+
+    def write_into(self, rf: ResultsFolder) -> None:
+        "Write the tables, the figure and `manifest.json` (last) into the open `rf`."
+        rf.write_csv("learning_curve.csv", self.curve.set_index("model"))
+        rf.write_csv("learning_curve_summary.csv", self.summary.set_index("model"))
+        rf.save_figure("learning_curve.png", plot_learning_curves(self.curve, metric=self.metric))
+        rf.write_manifest(self.manifest)
+
+    def write(self, outdir: PathLike, *, overwrite: bool = False, inputs: Sequence[PathLike | None] = ()) -> Path:
+        "Write the result as a results folder, atomically, and remember it as `outdir`."
+        outdir = Path(outdir)
+        with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf: self.write_into(rf)
+        self.outdir = outdir
+        return outdir
+
+# %% ../nbs/08b_learning_curves.ipynb #8a5351aa
+def run_learning_curve(adata: AnnData, *, metric: str = "f1_macro", outdir: PathLike | None = None,
+                       overwrite: bool = False, inputs: Sequence[PathLike | None] = (), args=None,
+                       t_start: float | None = None, **kwargs) -> LearningCurveResult:
+    """`learning_curve` and its summary as a `LearningCurveResult`, written to `outdir` when given.
+
+    Parameters
+    ----------
+    adata
+        Cells with labels and groups.
+    metric
+        Metric of the summary and the figure.
+    outdir
+        Results folder to write; nothing is written when `None`.
+    overwrite
+        Replace an existing `outdir`.
+    inputs
+        Files the run read (`outdir` must not hold them).
+    args
+        Command-line arguments to record in the manifest.
+    t_start
+        `time.perf_counter()` at the start of the run (default: now), for the total time in the manifest.
+    **kwargs
+        Passed to `learning_curve` (`label_key`, `group_key`, `models`, `fractions`, ...).
+
+    Returns
+    -------
+    A `LearningCurveResult`.
+    """
+    t0 = time.perf_counter() if t_start is None else t_start
+    if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite, inputs=inputs)
+    lc = learning_curve(adata, **kwargs)
+    manifest = ResultsFolder.new_manifest(
+        {"n_cells": int(adata.n_obs), "test_groups": lc.test_groups.iloc[0].split(";"),
+         "train_groups": sorted(set(";".join(lc.train_groups).split(";")))}, args=args or {},
+        timings={"total_s": time.perf_counter() - t0})
+    res = LearningCurveResult(lc, summarize_learning_curve(lc, metric=metric), metric, manifest)
+    if outdir is not None: res.write(outdir, overwrite=overwrite, inputs=inputs)
+    return res

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from fastcore.basics import patch
 
-import scaml
 from .benchmark import run_benchmark
-from .core import DEFAULT_MODELS, DEFAULT_N_TOP_GENES, PathLike, check_int, check_names, package_versions
+from .core import DEFAULT_MODELS, DEFAULT_N_TOP_GENES, PathLike, check_int, check_names
 from .data import check_adata, check_values
 from .metrics import evaluate
 from .plots import use_file_backend
@@ -219,14 +219,14 @@ def run_matrix(adata: AnnData, *, label_key: str = "cell_type", split_key: str =
                                    random_state=random_state, bench_kw=bench_kw, progress=progress)
     matrix = pd.DataFrame(rows)
     gap, summary = _gap(matrix, metric)
-    manifest = {"scaml_version": scaml.__version__, "args": args or {}, "label_key": label_key, "split_key": split_key,
-                "groups": groups, "models": list(models), "loo": loo, "cv_folds": cv_folds, "metric": metric,
-                "features": features, "n_top_genes": n_top_genes, "class_weight": class_weight,
-                "random_state": random_state, "n_cells": int(data.n_obs),
-                "cells_per_group": gcol.value_counts().sort_index().to_dict(), "versions": package_versions(),
-                "timings": {"total_s": time.perf_counter() - t0}}
+    manifest = ResultsFolder.new_manifest({
+        "label_key": label_key, "split_key": split_key, "groups": groups, "models": list(models), "loo": loo,
+        "cv_folds": cv_folds, "metric": metric, "features": features, "n_top_genes": n_top_genes,
+        "class_weight": class_weight, "random_state": random_state, "n_cells": int(data.n_obs),
+        "cells_per_group": gcol.value_counts().sort_index().to_dict()}, args=args or {},
+        timings={"total_s": time.perf_counter() - t0})
     out = MatrixResult(matrix=matrix, gap=gap, summary=summary, metric=metric, groups=groups, manifest=manifest)
-    if outdir is not None: write_matrix(out, outdir, overwrite=overwrite, plots=plots)
+    if outdir is not None: out.write(outdir, overwrite=overwrite, plots=plots)
     return out
 
 # %% ../nbs/08a_matrix.ipynb #425e95ee
@@ -318,14 +318,13 @@ def save_matrix_figures(results: PathLike, *, dpi: int = 120) -> list[Path]:
     return written
 
 # %% ../nbs/08a_matrix.ipynb #68ac5326
-def write_matrix(res: MatrixResult, outdir: PathLike, *, overwrite: bool = False, plots: bool = True,
-                 inputs: Sequence[PathLike | None] = ()) -> Path:
-    """Write a `MatrixResult` as a results folder, atomically.
+@patch
+def write(self: MatrixResult, outdir: PathLike, *, overwrite: bool = False, plots: bool = True,
+          inputs: Sequence[PathLike | None] = ()) -> Path:
+    """Write the result as a results folder, atomically, and remember it as `outdir`.
 
     Parameters
     ----------
-    res
-        The result.
     outdir
         Destination folder.
     overwrite
@@ -340,14 +339,22 @@ def write_matrix(res: MatrixResult, outdir: PathLike, *, overwrite: bool = False
     `outdir`; it holds `matrix.csv`, `gap.csv`, `gap.json`, `heatmap_<model>.png` and `manifest.json`.
     """
     outdir = Path(outdir)
-    with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf:
-        rf.write_csv("matrix.csv", res.matrix, index=False)
-        rf.write_csv("gap.csv", res.gap, index=False)
-        rf.write_json("gap.json", {"metric": res.metric, "models": res.summary.to_dict(orient="index")})
-        if plots:
-            rf.write_json("manifest.json", res.manifest)
-            save_matrix_figures(rf.path)
-        rf.write_manifest(res.manifest)
-    res.outdir = outdir
+    with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf: self.write_into(rf, plots=plots)
+    self.outdir = outdir
     log.info("matrix written to %s", outdir)
     return outdir
+
+@patch
+def write_into(self: MatrixResult, rf: ResultsFolder, *, plots: bool = True) -> None:
+    "Write every file of the result into the open `rf` (see `MatrixResult.write`), `manifest.json` last."
+    rf.write_csv("matrix.csv", self.matrix, index=False)
+    rf.write_csv("gap.csv", self.gap, index=False)
+    rf.write_json("gap.json", {"metric": self.metric, "models": self.summary.to_dict(orient="index")})
+    if plots:
+        rf.write_json("manifest.json", self.manifest)          # save_matrix_figures reads the metric there
+        save_matrix_figures(rf.path)
+    rf.write_manifest(self.manifest)
+
+def write_matrix(res: MatrixResult, outdir: PathLike, **kwargs) -> Path:
+    "`res.write(outdir, **kwargs)` (see `MatrixResult.write`)."
+    return res.write(outdir, **kwargs)

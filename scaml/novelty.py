@@ -16,9 +16,8 @@ import pandas as pd
 from anndata import AnnData
 from fastcore.basics import patch
 
-import scaml
 from .calibration import temper
-from .core import MODELS, PathLike, as_list, format_values, package_versions
+from .core import MODELS, PathLike, as_list, format_values
 from .data import check_adata, check_obs_key, clean_labels
 from .metrics import novelty_metrics
 from .models import CellTypeModel
@@ -393,11 +392,11 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
                             n_top_genes=n_top_genes, n_components=n_components, use_rep=use_rep, random_state=random_state)
     metrics = _novelty_metrics(flag[te], adata.obs[flag_key].astype(str).to_numpy()[te], score, method)
     df = _scores_table(adata, te, score, flag, flag_key, [split_key, group_key, label_key])
-    manifest = {"scaml_version": scaml.__version__, "args": args or {}, "method": method, "flag_key": flag_key,
+    manifest = ResultsFolder.new_manifest({"method": method, "flag_key": flag_key,
                 "positive": positive, "split": desc, "n_fit": int(fit.sum()), "n_test": int(te.sum()),
                 "n_flagged_test": int(flag[te].sum()), "n_flagged_train_side_excluded": int((~te & flag).sum()),
                 "features": features, "n_top_genes": n_top_genes, "use_rep": use_rep, "random_state": random_state,
-                "detector": repr(det), "versions": package_versions()}
+                "detector": repr(det)}, args=args or {})
     res = NoveltyResult(scores=df, metrics=metrics, manifest=manifest, detector=det)
     log.info("%s: AUROC %.3f on %d test cells", method, metrics["auroc"], metrics["n"])
     if outdir is not None:
@@ -489,3 +488,22 @@ def plot_novelty(scores: pd.DataFrame):
     score_distributions(scores, ax=a); roc_curve(scores, ax=b)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/08c_novelty.ipynb #de12db4c
+@patch
+def write_into(self: NoveltyResult, rf: ResultsFolder, *, plots: bool = True) -> None:
+    "Write the scores, the metrics and (with `plots`) `novelty.png` into the open `rf` (see `write_novelty`)."
+    write_novelty(self, rf, plots=plots)
+
+@patch
+def write(self: NoveltyResult, outdir: PathLike, *, overwrite: bool = False, plots: bool = True,
+          inputs: Sequence[PathLike | None] = (), also: Sequence = ()) -> Path:
+    """Write the result as a results folder, atomically, and remember it as `outdir`; the results in `also` (e.g. a
+    `scaml.rejection.RejectionResult`) write themselves into the same folder, before `manifest.json`."""
+    outdir = Path(outdir)
+    with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf:
+        self.write_into(rf, plots=plots)
+        for r in also: r.write_into(rf, plots=plots)
+        rf.write_manifest(self.manifest)
+    self.outdir = outdir
+    return outdir

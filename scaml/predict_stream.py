@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'STREAM_AUTO_BYTES', 'H5adQuery', 'stream_reason', 'use_streaming', 'DiskFullError', 'free_bytes',
            'is_disk_full', 'disk_full', 'check_space', 'CsvWriter', 'H5adAnnotator', 'write_h5ad_buffered',
-           'annotate_h5ad']
+           'annotate_h5ad', 'predictions_table']
 
 # %% ../nbs/03c_predict_stream.ipynb #21276212
 class H5adQuery:
@@ -372,3 +372,48 @@ def annotate_h5ad(path: PathLike, model, *, csv: PathLike | None = None, h5ad: P
     out = pd.Series(counts, name="count", dtype=np.int64).sort_values(ascending=False, kind="stable")
     out.index.name = "label"
     return out
+
+# %% ../nbs/03c_predict_stream.ipynb #30c89142
+def predictions_table(adata, model: CellTypeModel, *, key_added: str = "scaml", majority_vote: bool = False,
+                      source: PathLike | None = None) -> pd.DataFrame:
+    """Annotate `adata` with `model` (in place, see `scaml.models.annotate`) and return its predictions as a table.
+
+    Parameters
+    ----------
+    adata
+        The query cells, in memory.
+    model
+        A fitted `CellTypeModel`.
+    key_added
+        Prefix of the keys written to `adata`.
+    majority_vote
+        Also give each cell its cluster's majority label (columns `label_vote`, `cluster`; obs `<key>_pred_vote`,
+        `<key>_cluster`), guarded so that a rare type keeps its cells.
+    source
+        The file `adata` was read from, for messages.
+
+    Returns
+    -------
+    Columns `label`, `confidence` (`label_vote`, `cluster`), `proba_<class>`; index `cell`.
+    """
+    from scaml.models import annotate
+    if not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()].unique()
+        raise ValueError(f"'{source}' has {len(dup)} duplicated cell names (e.g. {[str(c) for c in dup[:5]]}); the "
+                         "predictions are written one row per cell name. Make them unique with "
+                         "adata.obs_names_make_unique() and save the file again")
+    annotate(adata, model, key_added=key_added)
+    k = key_added
+    df = pd.DataFrame({"label": adata.obs[f"{k}_pred"].astype(str), "confidence": adata.obs[f"{k}_conf"]},
+                      index=pd.Index(adata.obs_names, name="cell"))
+    if majority_vote:
+        from scaml.travel import majority_vote as vote, query_clusters
+        cl = query_clusters(model.preprocessor.transform(adata), preprocessor=model.preprocessor, random_state=0)
+        P, changed = vote(adata.obsm[f"{k}_proba"].to_numpy(), cl)
+        voted = pd.Categorical(np.asarray(model.classes_)[P.argmax(1)], categories=model.classes_)
+        adata.obs[f"{k}_pred_vote"], adata.obs[f"{k}_cluster"] = voted, cl
+        df["label_vote"], df["cluster"] = np.asarray(voted.astype(str)), cl
+        log.info("majority vote over %d clusters relabelled %d cells", len(np.unique(cl)), int(changed.sum()))
+    df = pd.concat([df, adata.obsm[f"{k}_proba"].add_prefix("proba_")], axis=1)
+    df.index.name = "cell"
+    return df

@@ -24,7 +24,8 @@ from .preprocess import Preprocessor
 from .splits import heldout_folds
 
 # %% auto #0
-__all__ = ['RejectionModel', 'fit_rejection', 'predict_with_rejection', 'plot_rejection_curve']
+__all__ = ['RejectionModel', 'fit_rejection', 'predict_with_rejection', 'plot_rejection_curve', 'RejectionResult',
+           'run_rejection']
 
 # %% ../nbs/08d_rejection.ipynb #2c4418f4
 log = logging.getLogger(__name__)
@@ -250,3 +251,83 @@ def plot_rejection_curve(curve: pd.DataFrame, *, ax=None, label: str | None = No
     ax.set_xlabel("fraction of cells rejected"); ax.set_ylim(-0.02, 1.02)
     ax.legend(frameon=False, fontsize=8, loc="lower left")
     return ax
+
+# %% ../nbs/08d_rejection.ipynb #d60c3042
+@dataclass
+class RejectionResult:
+    "What `run_rejection` returns: `predictions` per test cell, the rejection `curve`, `metrics`, the `rule`, `manifest`."
+    predictions: pd.DataFrame
+    curve: pd.DataFrame
+    metrics: dict
+    rule: RejectionModel
+    manifest: dict
+    outdir: object = None
+
+    def __repr__(self) -> str:
+        m = self.metrics
+        return (f"RejectionResult: {m['pct_unknown']:.1f}% unknown, known kept {m['known_kept']:.3f}, "
+                f"unseen rejected {m['unseen_rejected']:.3f}, F1 (labelled) {m['f1_labelled']:.3f}")
+
+    def write_into(self, rf, *, plots: bool = True, folder: str = "rejection") -> None:
+        "Write `metrics.json`, `predictions.csv`, `curve.csv` and `rejection.png` into `folder` of the open `rf`."
+        p = f"{folder}/" if folder else ""
+        rf.write_json(f"{p}metrics.json", self.metrics)
+        rf.write_csv(f"{p}predictions.csv", self.predictions)
+        rf.write_csv(f"{p}curve.csv", self.curve, index=False)
+        if plots: rf.save_figure(f"{p}rejection.png", plot_rejection_curve(self.curve))
+
+    def write(self, outdir, *, overwrite: bool = False, plots: bool = True, inputs=()):
+        "Write the result as a results folder of its own, atomically, and remember it as `outdir`."
+        from pathlib import Path
+
+        from scaml.results import ResultsFolder
+        outdir = Path(outdir)
+        with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf:
+            self.write_into(rf, plots=plots, folder="")
+            rf.write_manifest(self.manifest)
+        self.outdir = outdir
+        return outdir
+
+# %% ../nbs/08d_rejection.ipynb #8054262f
+def _rejection_model(model):
+    "The classifier of the rule and how to name it: a saved model folder loaded, else a model name (default `lr`)."
+    from pathlib import Path
+
+    from scaml.core import MODELS
+    if model is not None and Path(str(model)).is_dir():
+        m = CellTypeModel.load(model)
+        return m, f"the saved model '{model}' ({m.name}, {len(m.classes_)} classes)"
+    m = model if model in MODELS else "lr"
+    return m, f"{m}, trained here on the training cells"
+
+def run_rejection(adata: AnnData, *, flag_key: str, label_key: str, positive=None, model=None, split_key=None,
+                  train=None, test=None, group_key=None, test_groups=None, test_size: float = 0.25,
+                  calibration_groups: str | None = None, coverage: float = 0.98, features: str = "hvg",
+                  n_top_genes: int = 2000, random_state: int = 0, args=None) -> RejectionResult:
+    """Fit a rejection rule on the non-novel training cells and evaluate it on the test cells.
+
+    `flag_key`, `positive` and the split (`split_key`, `train`, `test`, `group_key`, `test_groups`, `test_size`) are
+    those of `scaml.novelty.run_novelty`; `model` is a model name or a saved model folder (default `lr`);
+    `calibration_groups` is the `group_key` of `fit_rejection` (default `group_key` or `split_key`); `coverage`,
+    `features`, `n_top_genes` and `random_state` are `fit_rejection`'s; `args` are recorded in the manifest.
+    """
+    from scaml.metrics import rejection_curve, rejection_metrics
+    from scaml.novelty import novelty_split, parse_flag
+    from scaml.results import ResultsFolder
+    flag = parse_flag(adata.obs[flag_key], positive=positive, name=f"obs[{flag_key!r}]")
+    fit, te, desc = novelty_split(adata, flag=flag, split_key=split_key, train=train, test=test, group_key=group_key,
+                                  test_groups=test_groups, test_size=test_size, random_state=random_state)
+    clf, used = _rejection_model(model)
+    rm = fit_rejection(adata[fit], label_key=label_key, model=clf, group_key=calibration_groups or group_key or split_key,
+                       coverage=coverage, features=features, n_top_genes=n_top_genes, random_state=random_state)
+    pred = predict_with_rejection(adata[te], rm)
+    labels, keep = clean_labels(adata[te], label_key)       # unlabelled known cells ('') count in no metric
+    labels = labels.astype(str)
+    y = np.where(flag[te], np.char.add("novel:", np.where(keep, labels, "unlabelled")), labels).astype(object)
+    pred.insert(0, "y_true", y)
+    met = rejection_metrics(y, pred.pred, train_classes=rm.model.classes_)
+    met.update(rule=repr(rm), calibration=rm.calibration, model=used)
+    curve = rejection_curve(y, pred.pred_forced, pred.novelty, train_classes=rm.model.classes_)
+    manifest = ResultsFolder.new_manifest({"flag_key": flag_key, "label_key": label_key, "split": desc, "model": used,
+                                           "coverage": coverage, "rule": repr(rm)}, args=args or {})
+    return RejectionResult(pred, curve, met, rm, manifest)

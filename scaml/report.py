@@ -14,7 +14,6 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
-import scaml
 from .core import DEFAULT_MODELS, DEFAULT_N_TOP_GENES, PathLike, as_list
 from .results import ResultsFolder, check_outdir
 
@@ -170,7 +169,8 @@ def _run_split(nb: Path, final: Path, params: dict, *, adata: PathLike | None, o
         errors = _errors(tmp / "report.ipynb")
         if errors: raise RuntimeError(f"the {final.name} report has error outputs: {errors}")
         _export_html(tmp / "report.ipynb", tmp / "report.html", title=title, show_code=show_code)
-        rf.write_manifest({"scaml_version": scaml.__version__, "notebook": str(nb.name), "parameters": params})
+        rf.write_manifest(ResultsFolder.new_manifest({"notebook": str(nb.name), "parameters": params},
+                                                      packages=None))
     log.info("report written to %s", final / "report.html")
 
 # %% ../nbs/08f_report.ipynb #1bf03117

@@ -8,25 +8,29 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import re
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 
-from .core import PathLike, atomic_write, format_values
+import scaml
+
+from .core import PathLike, atomic_write, available_cpus, format_values, package_versions
 from .metrics import ci_for_benchmark, compare_models
 from .plots import PNG_FAST, confusion_matrix, confusions, metric_bars_ci, model_comparison, per_class_f1, radar, use_file_backend
 
 # %% auto #0
-__all__ = ['FOLDERS', 'FIGURE_FILES', 'to_json', 'write_csv', 'check_outdir', 'ResultsFolder', 'BenchmarkResult', 'write_results',
-           'read_summary', 'read_classes', 'read_results', 'compare_results_dir', 'per_class_table', 'top_confusions',
-           'save_figures', 'figure_files', 'record_files', 'save_stats_figures']
+__all__ = ['FOLDERS', 'FIGURE_FILES', 'to_json', 'write_csv', 'check_outdir', 'ResultsFolder', 'command_args', 'BenchmarkResult',
+           'write_results', 'read_summary', 'read_classes', 'read_results', 'compare_results_dir', 'per_class_table',
+           'top_confusions', 'save_figures', 'figure_files', 'record_files', 'save_stats_figures']
 
 # %% ../nbs/07_results.ipynb #e486fd6c
 log = logging.getLogger(__name__)
@@ -165,39 +169,85 @@ class ResultsFolder:
         if old is not None: shutil.rmtree(old, ignore_errors=True)
         log.info("results written to %s", self.outdir)
 
-    def file(self, name: str) -> Path:
-        "The path of `name` inside the folder being written (parent folders created)."
-        p = self.path / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return p
+# %% ../nbs/07_results.ipynb #82060002
+@patch
+def file(self: ResultsFolder, name: str) -> Path:
+    "The path of `name` inside the folder being written (parent folders created)."
+    p = self.path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
 
-    def write_json(self, name: str, obj) -> Path:
-        "Write `obj` as JSON (see `to_json`)."
-        p = self.file(name); p.write_text(to_json(obj)); return p
+@patch
+def write_json(self: ResultsFolder, name: str, obj) -> Path:
+    "Write `obj` as JSON (see `to_json`)."
+    p = self.file(name); p.write_text(to_json(obj)); return p
 
-    def write_csv(self, name: str, df: pd.DataFrame, **kw) -> Path:
-        "Write a table as CSV (see `write_csv`)."
-        p = self.file(name); write_csv(df, p, **kw); return p
+@patch(nm="write_csv")          # the method; `write_csv` the function stays as it is
+def _write_csv_into(self: ResultsFolder, name: str, df: pd.DataFrame, **kw) -> Path:
+    "Write a table as CSV (see `write_csv`)."
+    p = self.file(name); write_csv(df, p, **kw); return p
 
-    def write_text(self, name: str, text: str) -> Path:
-        "Write a text file."
-        p = self.file(name); p.write_text(text); return p
+@patch
+def write_text(self: ResultsFolder, name: str, text: str) -> Path:
+    "Write a text file."
+    p = self.file(name); p.write_text(text); return p
 
-    def save_figure(self, name: str, fig, *, dpi: int = 120) -> Path:
-        "Save a matplotlib Figure (or the figure of an Axes) as PNG and close it."
-        import matplotlib.pyplot as plt
-        fig = fig.figure if not hasattr(fig, "savefig") else fig
-        p = self.file(name)
-        fig.savefig(p, dpi=dpi, bbox_inches="tight", pil_kwargs=PNG_FAST)
-        plt.close(fig)
-        return p
+@patch
+def save_figure(self: ResultsFolder, name: str, fig, *, dpi: int = 120) -> Path:
+    "Save a matplotlib Figure (or the figure of an Axes) as PNG and close it."
+    import matplotlib.pyplot as plt
+    fig = fig.figure if not hasattr(fig, "savefig") else fig
+    p = self.file(name)
+    fig.savefig(p, dpi=dpi, bbox_inches="tight", pil_kwargs=PNG_FAST)
+    plt.close(fig)
+    return p
 
-    def write_manifest(self, manifest: dict) -> Path:
-        "Write `manifest.json`, listing every file written: call it last."
-        manifest["files"] = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()
-                                   and p.name != "manifest.json")
-        self.manifest = manifest
-        return self.write_json("manifest.json", manifest)
+@patch
+def write_manifest(self: ResultsFolder, manifest: dict) -> Path:
+    "Write `manifest.json`, listing every file written: call it last."
+    manifest["files"] = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()
+                               and p.name != "manifest.json")
+    self.manifest = manifest
+    return self.write_json("manifest.json", manifest)
+
+# %% ../nbs/07_results.ipynb #9a24b878
+def command_args(args) -> dict:
+    "A command's arguments as a manifest records them: a dict (an argparse `Namespace` is read), less `quiet`, `debug`."
+    if not isinstance(args, dict): args = vars(args)
+    return {k: v for k, v in args.items() if k not in ("quiet", "debug")}
+
+@patch(cls_method=True)
+def new_manifest(cls: ResultsFolder, fields: dict, *, args=None, packages: Sequence[str] | None = (),
+                 machine: bool = False, n_threads: int | None = None, timings: dict | None = None) -> dict:
+    """A run's manifest: the common header and footer around the run's own `fields`.
+
+    Parameters
+    ----------
+    fields
+        What the run records about itself, in order.
+    args
+        The command's arguments (a dict or an argparse `Namespace`), recorded as `args` after `scaml_version`; `None`:
+        no `args`.
+    packages
+        More distributions for `versions` (see `scaml.core.package_versions`); `None`: no `versions`.
+    machine
+        Also record `platform`, `n_threads` (as given), `n_cpus` and `cpu_count`.
+    timings
+        Recorded last, as `timings` (the dict itself: times added to it later are written too).
+
+    Returns
+    -------
+    `{'scaml_version', 'args', **fields, 'versions', 'platform', 'n_threads', 'n_cpus', 'cpu_count', 'timings'}`, those
+    asked for.
+    """
+    man = {"scaml_version": scaml.__version__}
+    if args is not None: man["args"] = command_args(args)
+    man.update(fields)
+    if packages is not None: man["versions"] = package_versions(packages)
+    if machine: man.update(platform=platform.platform(), n_threads=n_threads, n_cpus=available_cpus(),
+                           cpu_count=os.cpu_count())
+    if timings is not None: man["timings"] = timings
+    return man
 
 # %% ../nbs/07_results.ipynb #0102c4b1
 @dataclass
@@ -205,7 +255,8 @@ class BenchmarkResult:
     """What `run_benchmark` returns: tables per model plus everything written to the results folder.
 
     Attributes: `summary` (models x metrics), `metrics`, `predictions`, `proba` and `models` (dicts by model name),
-    `classes` (the run's label encoding), `features`, `manifest`, `outdir`.
+    `classes` (the run's label encoding), `features`, `manifest`, `outdir`. `res.write(outdir)` writes it as a results
+    folder and `read_results(outdir)` reads it back.
     """
     summary: pd.DataFrame
     metrics: dict
@@ -220,20 +271,65 @@ class BenchmarkResult:
     def __repr__(self) -> str:
         where = f", written to '{self.outdir}'" if self.outdir else ""
         cols = [c for c in ("accuracy", "f1_macro", "roc_auc_macro_ovr") if c in self.summary]
-        return (f"BenchmarkResult: {len(self.models)} models, {self.manifest['n_train']} training and "
-                f"{self.manifest['n_test']} test cells, {len(self.classes)} classes{where}\n"
+        return (f"BenchmarkResult: {len(self.models)} models, {self.manifest.get('n_train', '?')} training and "
+                f"{self.manifest.get('n_test', '?')} test cells, {len(self.classes)} classes{where}\n"
                 + self.summary[cols].round(3).to_string())
 
-# %% ../nbs/07_results.ipynb #709eeca0
-def write_results(res: BenchmarkResult, outdir: PathLike, *, overwrite: bool = False, plots: bool = True,
-                  save_models: bool = True, t_start: float | None = None,
-                  inputs: Sequence[PathLike | None] = ()) -> Path:
-    """Write a `BenchmarkResult` as a results folder, atomically (see above).
+# %% ../nbs/07_results.ipynb #5dc87a07
+def _write_model(res: BenchmarkResult, name: str, d: Path, *, save_models: bool) -> None:
+    "The files of one model in its folder `d`: scores, report, confusion matrix, per-class scores, predictions, model."
+    from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
+    classes, pr = res.classes, res.predictions[name]
+    d.mkdir()
+    yt, yp = pr["y_true"].to_numpy(), pr["y_pred"].to_numpy()
+    (d / "metrics.json").write_text(to_json(res.metrics[name]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = classification_report(yt, yp, labels=classes, target_names=classes, digits=4, zero_division=0)
+        p, r, f, s = precision_recall_fscore_support(yt, yp, labels=classes, zero_division=0)
+    (d / "classification_report.txt").write_text(rep)
+    cm = pd.DataFrame(confusion_matrix(yt, yp, labels=classes), index=pd.Index(classes, name="true"), columns=classes)
+    write_csv(cm, d / "confusion_matrix.csv")
+    pc = pd.DataFrame({"precision": p, "recall": r, "f1": np.where(s > 0, f, np.nan), "support": s},
+                      index=pd.Index(classes, name="class"))
+    write_csv(pc, d / "per_class.csv")
+    write_csv(pr, d / "predictions.csv")
+    write_csv(res.proba[name], d / "proba.csv")
+    if save_models: _save_model(res.models[name], name, d)
+
+def _save_model(model, name: str, d: Path) -> None:
+    "Save `model` as `d/model`, or say why it cannot be (the soft vote is never saved: documented)."
+    if getattr(model.backend, "savable", True): model.save(d / "model")
+    elif not hasattr(model, "members"):
+        why = getattr(model.backend, "unsaved_reason", None) or ("scaml saves models as data, not pickles, and only "
+                                                             "its built-in models have such a form")
+        warnings.warn(f"model {name!r} ({type(getattr(model.backend, 'estimator', model)).__name__}) was not saved: "
+                      f"{why.rstrip('.')}. Its results are written; '{name}/model' is not", UserWarning, stacklevel=6)
+
+# %% ../nbs/07_results.ipynb #f59b1db3
+@patch
+def write_into(self: BenchmarkResult, rf: ResultsFolder, *, plots: bool = True, save_models: bool = True,
+               t_start: float | None = None) -> None:
+    "Write every file of the result into the open `rf` (see `BenchmarkResult.write`), `manifest.json` last."
+    t = time.perf_counter()
+    rf.write_text("classes.txt", "".join(f"{i}\t{c}\n" for i, c in enumerate(self.classes)))
+    rf.write_text("features.txt", "".join(f"{g}\n" for g in self.features))
+    for name in self.models: _write_model(self, name, rf.path / name, save_models=save_models)
+    rf.write_text("summary_metrics.json", to_json({m: self.metrics[m] for m in self.models}))
+    self.manifest["best_model_f1_macro"] = max(self.metrics, key=lambda m: self.metrics[m]["f1_macro"])
+    if plots: save_figures(rf.path, stats=False)      # the interval/radar figures: scaml_plot, scaml_report
+    timings = self.manifest.setdefault("timings", {})
+    timings["write_s"] = time.perf_counter() - t
+    if t_start is not None: timings["total_s"] = time.perf_counter() - t_start
+    rf.write_manifest(self.manifest)
+
+@patch
+def write(self: BenchmarkResult, outdir: PathLike, *, overwrite: bool = False, plots: bool = True,
+          save_models: bool = True, t_start: float | None = None, inputs: Sequence[PathLike | None] = ()) -> Path:
+    """Write the result as a results folder, atomically (see above), and remember it as `outdir`.
 
     Parameters
     ----------
-    res
-        The result.
     outdir
         Destination folder.
     overwrite
@@ -253,49 +349,13 @@ def write_results(res: BenchmarkResult, outdir: PathLike, *, overwrite: bool = F
     """
     outdir = Path(outdir)
     with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf:
-        _write_into(res, rf, plots=plots, save_models=save_models, t_start=t_start)
-    res.outdir = outdir
+        self.write_into(rf, plots=plots, save_models=save_models, t_start=t_start)
+    self.outdir = outdir
     return outdir
 
-def _write_into(res: BenchmarkResult, rf: ResultsFolder, *, plots: bool, save_models: bool, t_start: float | None) -> None:
-    "Write every file of the results folder into the open `rf`, `manifest.json` last."
-    tmp = rf.path
-    from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
-    t = time.perf_counter()
-    classes = res.classes
-    (tmp / "classes.txt").write_text("".join(f"{i}\t{c}\n" for i, c in enumerate(classes)))
-    (tmp / "features.txt").write_text("".join(f"{g}\n" for g in res.features))
-    for name, model in res.models.items():
-        d = tmp / name; d.mkdir()
-        pr = res.predictions[name]
-        yt, yp = pr["y_true"].to_numpy(), pr["y_pred"].to_numpy()
-        (d / "metrics.json").write_text(to_json(res.metrics[name]))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rep = classification_report(yt, yp, labels=classes, target_names=classes, digits=4, zero_division=0)
-            p, r, f, s = precision_recall_fscore_support(yt, yp, labels=classes, zero_division=0)
-        (d / "classification_report.txt").write_text(rep)
-        cm = pd.DataFrame(confusion_matrix(yt, yp, labels=classes), index=pd.Index(classes, name="true"), columns=classes)
-        write_csv(cm, d / "confusion_matrix.csv")
-        pc = pd.DataFrame({"precision": p, "recall": r, "f1": np.where(s > 0, f, np.nan), "support": s},
-                          index=pd.Index(classes, name="class"))
-        write_csv(pc, d / "per_class.csv")
-        write_csv(pr, d / "predictions.csv")
-        write_csv(res.proba[name], d / "proba.csv")
-        if save_models and getattr(model.backend, "savable", True): model.save(d / "model")
-        elif save_models and not hasattr(model, "members"):           # the soft vote is never saved: documented
-            why = getattr(model.backend, "unsaved_reason", None) or ("scaml saves models as data, not pickles, and only "
-                                                                 "its built-in models have such a form")
-            warnings.warn(f"model {name!r} ({type(getattr(model.backend, 'estimator', model)).__name__}) was not saved: "
-                          f"{why.rstrip('.')}. Its results are written; '{name}/model' is not", UserWarning, stacklevel=4)
-    (tmp / "summary_metrics.json").write_text(to_json({m: res.metrics[m] for m in res.models}))
-    res.manifest["best_model_f1_macro"] = max(res.metrics, key=lambda m: res.metrics[m]["f1_macro"])
-    if plots:
-
-        save_figures(tmp, stats=False)      # the interval/radar figures: scaml_plot, scaml_report
-    res.manifest["timings"]["write_s"] = time.perf_counter() - t
-    if t_start is not None: res.manifest["timings"]["total_s"] = time.perf_counter() - t_start
-    rf.write_manifest(res.manifest)
+def write_results(res: BenchmarkResult, outdir: PathLike, **kwargs) -> Path:
+    "`res.write(outdir, **kwargs)` (see `BenchmarkResult.write`)."
+    return res.write(outdir, **kwargs)
 
 # %% ../nbs/07_results.ipynb #4b2c19fa
 def _results_path(folder, param: str = "results_dir") -> Path:
@@ -359,17 +419,36 @@ def read_classes(results_dir: PathLike) -> list[str]:
     return [r.split("\t", 1)[1] for r in rows if r.strip()]
 
 # %% ../nbs/07_results.ipynb #3c60fcac
-def _read_run(results_dir: Path, model: str) -> tuple[pd.Series, pd.DataFrame]:
+class _SavedModels(Mapping):
+    "The saved models of a results folder by name, each loaded when first asked for."
+    def __init__(self, folder: Path, names: Sequence[str]): self.folder, self.names, self._loaded = folder, list(names), {}
+    def __repr__(self) -> str: return f"_SavedModels({self.names})"
+    def __iter__(self): return iter(self.names)
+    def __len__(self) -> int: return len(self.names)
+    def __getitem__(self, name: str):
+        if name not in self.names: raise KeyError(f"model {name!r} was not read; models: {', '.join(self.names)}")
+        if name not in self._loaded:
+            d = self.folder / name / "model"
+            if not (d / "meta.json").is_file():
+                raise FileNotFoundError(f"'{d}' holds no saved model (the run was made with --no-save-models, or scaml "
+                                        f"cannot save this model); its results are in '{self.folder / name}'")
+            from scaml.models import CellTypeModel
+            self._loaded[name] = CellTypeModel.load(d)
+        return self._loaded[name]
+
+def _read_run(results_dir: Path, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "The predictions and probabilities of one model, rows in the same order."
     d = results_dir / model
     if not (d / "proba.csv").exists():
         have = sorted(p.name for p in results_dir.iterdir() if (p / "proba.csv").exists()) if results_dir.is_dir() else []
         raise FileNotFoundError(f"'{d / 'proba.csv'}' not found; models in '{results_dir}': {', '.join(have) or 'none'}")
     proba = _read_csv_file(d / "proba.csv", index_col=0)
     pred = _read_csv_file(d / "predictions.csv", ["y_true"], index_col=0)
-    return pred.loc[proba.index, "y_true"].astype(str), proba
+    return pred.loc[proba.index], proba
 
-def read_results(results_dir: PathLike, models: Sequence[str] | None = None) -> dict:
-    """The test labels, probabilities and training classes of a results folder.
+# %% ../nbs/07_results.ipynb #f30b0955
+def read_results(results_dir: PathLike, models: Sequence[str] | None = None) -> BenchmarkResult:
+    """A results folder read back as the `BenchmarkResult` that wrote it.
 
     Parameters
     ----------
@@ -380,21 +459,48 @@ def read_results(results_dir: PathLike, models: Sequence[str] | None = None) -> 
 
     Returns
     -------
-    `{'y_true', 'classes', 'train_classes', 'proba': {model: DataFrame}}`.
+    A `BenchmarkResult` with `summary`, `metrics`, `predictions`, `proba` (columns in `classes` order), `classes`,
+    `features`, `manifest` and `outdir`, and `y_true`, `train_classes`; `models` loads each saved model when first used.
     """
     results_dir = _results_path(results_dir)
-    models = list(models) if models else list(read_summary(results_dir))
+    summary = read_summary(results_dir)
+    models = list(models) if models else list(summary)
     classes = read_classes(results_dir)
-    mf = results_dir / "manifest.json"
-    train_classes = list(_read_json_file(mf).get("train_class_counts", {})) if mf.exists() else None
-    y, probas = None, {}
+    mf, ff = results_dir / "manifest.json", results_dir / "features.txt"
+    manifest = _read_json_file(mf) if mf.exists() else {}
+    preds, probas = {}, {}
     for m in models:
-        yt, p = _read_run(results_dir, m)
-        if y is None: y = yt
-        elif not y.index.equals(yt.index): raise ValueError(f"models {models[0]} and {m} were tested on different cells")
+        preds[m], p = _read_run(results_dir, m)
+        if not preds[m].index.equals(preds[models[0]].index):
+            raise ValueError(f"models {models[0]} and {m} were tested on different cells")
         probas[m] = p[classes]
-    return {"y_true": y, "classes": classes, "train_classes": train_classes or None, "proba": probas}
+    metrics = {m: summary.get(m, {}) for m in models}
+    return BenchmarkResult(summary=pd.DataFrame({m: {k: v for k, v in r.items() if k != "ci"} for m, r in metrics.items()}).T,
+                           metrics=metrics, predictions=preds, proba=probas, models=_SavedModels(results_dir, models),
+                           classes=classes, features=ff.read_text().splitlines() if ff.is_file() else [],
+                           manifest=manifest, outdir=results_dir)
 
+# %% ../nbs/07_results.ipynb #4a279346
+@patch(as_prop=True)
+def y_true(self: BenchmarkResult) -> pd.Series:
+    "The true label of each test cell (the same for every model), as text."
+    return next(iter(self.predictions.values()))["y_true"].astype(str)
+
+@patch(as_prop=True)
+def train_classes(self: BenchmarkResult) -> list[str] | None:
+    "The classes seen in training (`manifest['train_class_counts']`); `None` when the manifest does not say."
+    return list(self.manifest.get("train_class_counts", {})) or None
+
+@patch
+def __getitem__(self: BenchmarkResult, key: str):
+    "`res['proba']`, the dict that `read_results` returned before 0.4: deprecated, use `res.proba`."
+    if key not in ("y_true", "classes", "train_classes", "proba"):
+        raise KeyError(f"{key!r}: a BenchmarkResult has attributes, not keys; use res.summary, res.metrics, res.proba, ...")
+    warnings.warn(f"res[{key!r}]: read_results returns a BenchmarkResult now; use res.{key}", DeprecationWarning,
+                  stacklevel=2)
+    return getattr(self, key)
+
+# %% ../nbs/07_results.ipynb #d32bdc13
 def compare_results_dir(results_dir: PathLike, model_a: str, model_b: str, **kwargs) -> dict:
     """`compare_models` for two models of a results folder.
 
@@ -414,8 +520,8 @@ def compare_results_dir(results_dir: PathLike, model_a: str, model_b: str, **kwa
     The dict of `compare_models`.
     """
     r = read_results(results_dir, [model_a, model_b])
-    return compare_models(r["y_true"].to_numpy(), r["proba"][model_a].to_numpy(), r["proba"][model_b].to_numpy(),
-                          r["classes"], names=(model_a, model_b), train_classes=r["train_classes"], **kwargs)
+    return compare_models(r.y_true.to_numpy(), r.proba[model_a].to_numpy(), r.proba[model_b].to_numpy(),
+                          r.classes, names=(model_a, model_b), train_classes=r.train_classes, **kwargs)
 
 # %% ../nbs/07_results.ipynb #70c1b92c
 def per_class_table(results_dir: PathLike) -> pd.DataFrame:
@@ -468,6 +574,7 @@ def _final_path(path: Path) -> Path:
     m = re.fullmatch(r"\.(.*)\.partial-\d+", path.name)
     return path.with_name(m[1]) if m else path
 
+# %% ../nbs/07_results.ipynb #0a2f2019
 def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int = 110, stats: bool = True) -> list[Path]:
     """Draw the standard figures of a benchmark results folder and save them as PNG.
 
@@ -528,6 +635,7 @@ def save_figures(results: PathLike, outdir: PathLike | None = None, *, dpi: int 
     record_files(outdir, written)
     return written
 
+# %% ../nbs/07_results.ipynb #63affaf1
 FIGURE_FILES = ("model_compare.png", "per_class_f1.png", "reliability.png", "metrics_ci.png", "radar.png",
                 "confusions.png", "confusions.csv", "per_class_all.csv")
 
@@ -552,6 +660,7 @@ def record_files(folder: PathLike, written: Sequence[PathLike]) -> None:
     man["files"] = sorted(set(man["files"]) | new)
     atomic_write(mf, lambda tmp: tmp.write_text(to_json(man)))
 
+# %% ../nbs/07_results.ipynb #32b61a0b
 def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None, n_boot: int = 200,
                        random_state: int | None = 0, dpi: int = 120) -> list[Path]:
     """Write the interval, radar and confusion figures and tables of a results folder.
@@ -581,8 +690,8 @@ def save_stats_figures(results_dir: PathLike, *, outdir: PathLike | None = None,
     if all("ci" in v for v in summary.values()): cis = {m: v["ci"] for m, v in summary.items()}
     else:
         r = read_results(results_dir)
-        cis = {m: ci_for_benchmark(r["y_true"], p.to_numpy(), r["classes"], r["train_classes"], random_state,
-                                   n_boot=n_boot) for m, p in r["proba"].items()}
+        cis = {m: ci_for_benchmark(r.y_true, p.to_numpy(), r.classes, r.train_classes, random_state,
+                                   n_boot=n_boot) for m, p in r.proba.items()}
     written = []
     def _save(fig, name):
         fig.tight_layout(); fig.savefig(outdir / name, dpi=dpi, pil_kwargs=PNG_FAST); plt.close(fig); written.append(outdir / name)
