@@ -25,8 +25,8 @@ from .preprocess import Preprocessor
 from .results import BenchmarkResult, ResultsFolder, check_outdir
 from .splits import check_overlap, group_folds, split_cells, stratified_folds
 
-from .core import (DEFAULT_MODELS, MODELS, PathLike, check_float, check_int, check_names, format_sorted,
-                        format_values, limit_threads, resolve_device)
+from .core import (DEFAULT_CALIBRATION, DEFAULT_MODELS, DEFAULT_N_TOP_GENES, MODELS, PathLike, check_float,
+                        check_int, check_names, format_sorted, format_values, limit_threads, resolve_device)
 
 # %% auto #0
 __all__ = ['SoftVote', 'run_benchmark', 'task_keys', 'benchmark_files']
@@ -256,14 +256,15 @@ def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Score
 def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: str | None = None,
                   train: str | Sequence[str] | None = None, test: str | Sequence[str] | None = None,
                   adata_test: AnnData | None = None, split: str = "key", test_size: float = 0.2,
-                  models: Sequence[str] | Mapping[str, object] = DEFAULT_MODELS, features: str = "hvg", n_top_genes: int = 2000,
+                  models: Sequence[str] | Mapping[str, object] = DEFAULT_MODELS, features: str = "hvg",
+                  n_top_genes: int = DEFAULT_N_TOP_GENES,
                   use_rep: str | None = None, layer: str | None = "auto", class_weight: str | None = "balanced",
                   model_params: Mapping[str, dict] | None = None, random_state: int = 0,
                   outdir: PathLike | None = None, overwrite: bool = False, plots: bool = True,
                   save_models: bool = True, progress: bool = True, device: str = "cpu", block_size: int = 50_000,
                   engine: str = "auto", client=None, inputs: Sequence[PathLike | None] = (),
                   allow_overlap: bool = False, args: dict | None = None,
-                  n_threads: int | None = None, calibrate: str | None = None, calibration_folds: int = 3,
+                  n_threads: int | None = None, calibrate: str | None = DEFAULT_CALIBRATION, calibration_folds: int = 3,
                   group_key: str | None = None, input_scale: str = "auto", ensemble: bool = False,
                   scale_by: str = "train", align_query: bool = False, majority_vote: bool = False,
                   trust_input_scale: bool = False) -> BenchmarkResult:
@@ -293,7 +294,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
     features
         Gene selection: `'hvg'`, `'all'` or `'actinn'`.
     n_top_genes
-        Number of highly variable genes.
+        Number of highly variable genes (default 1,000: chosen by leave-one-family-out on the validation panel).
     use_rep
         Train on this `obsm` embedding instead of genes (e.g. `'X_harmony'`).
     layer
@@ -341,10 +342,10 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         CPUs this process may use (affinity and cgroup quota), `0` to leave the pools as the libraries set them.
     calibrate
         `'temperature'` or `'isotonic'`: calibrate each model's probabilities with a calibrator fitted on held-out
-        training cells (cross-fitted over `calibration_folds` folds; three more fits per model); `None` (default) reports
-        them as the models give them, with their calibration error. `'oob'`: a temperature fitted on the out-of-bag
-        training cells of the models that have them (`rf`: no refit); the others as they give them (and every model
-        on the engines that train from blocks). The out-of-core and dask engines refuse the other methods.
+        training cells (cross-fitted over `calibration_folds` folds; three more fits per model); `None` reports
+        them as the models give them, with their calibration error. `'oob'` (default): a temperature fitted on the
+        out-of-bag training cells of the models that have them (`rf`: no refit); the others as they give them (and
+        every model on the engines that train from blocks). The out-of-core and dask engines refuse the other methods.
     calibration_folds
         Folds of the training cells for the calibrator (folds of `group_key` groups when given; stratified folds,
         with a warning, when a class sits in one group so that a fold's model would never see it).

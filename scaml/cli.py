@@ -162,7 +162,7 @@ def _read_input(path: str | None = None, dataset: str | None = None, *, backed: 
 # %% ../nbs/09_cli.ipynb #10de559b
 def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     "The argument parser of `scaml_train`."
-    from scaml.core import MODELS
+    from scaml.core import DEFAULT_CALIBRATION, DEFAULT_N_TOP_GENES, MODELS
     p = argparse.ArgumentParser(prog=prog, description="Train cell-type classifiers on one batch and test them on another.")
     src = p.add_argument_group("input")
     src.add_argument("--adata", help="training cells: .h5ad, 10x folder or .h5, ACTINN HDF, CSV/TSV table")
@@ -192,7 +192,7 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default=None,
                    help="gene selection (default hvg; raw: all genes, the original SCAML's name)")
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
-                   default=2000,
+                   default=DEFAULT_N_TOP_GENES,
                    help="number of highly variable genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
                    help="train on this obsm embedding instead of genes, e.g. X_harmony")
@@ -201,10 +201,10 @@ def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
                    help="scVI epochs of the model scanvi (default: scvi-tools' own, at most 400)")
     m.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
                    help="weight classes equally (balanced) or by frequency (none)")
-    m.add_argument("--calibrate", choices=["temperature", "isotonic", "oob", "none"], default="none",
-                   help="calibrate probabilities on cross-fitted held-out training cells (three more fits per model; "
-                        "oob: a temperature on rf's out-of-bag cells, no refit, the other models as they are); "
-                        "default none: report them as the models give them, with their calibration error")
+    m.add_argument("--calibrate", choices=["temperature", "isotonic", "oob", "none"], default=DEFAULT_CALIBRATION,
+                   help="oob (default): a temperature on rf's out-of-bag cells, no refit, the other models as they are; "
+                        "temperature, isotonic: every model on cross-fitted held-out training cells (three more fits "
+                        "per model); none: the probabilities as the models give them")
     m.add_argument("--ensemble", action="store_true",
                    help="also report 'vote', the soft vote (mean calibrated probability) of the models")
     m.add_argument("--majority-vote", action="store_true",
@@ -512,7 +512,7 @@ def scaml_plot(argv: Sequence[str] | None = None) -> int:
 # %% ../nbs/09_cli.ipynb #6f8b4910
 def matrix_parser(prog: str = "scaml_matrix") -> argparse.ArgumentParser:
     "The argument parser of `scaml_matrix`."
-    from scaml.core import DEFAULT_MODELS
+    from scaml.core import DEFAULT_MODELS, DEFAULT_N_TOP_GENES
     from scaml.core import MODELS
     p = argparse.ArgumentParser(prog=prog, description="Train on every group of a split key and test on every other.")
     p.add_argument("--adata", help="cells: .h5ad, 10x folder or .h5, ACTINN HDF, CSV/TSV table")
@@ -526,7 +526,7 @@ def matrix_parser(prog: str = "scaml_matrix") -> argparse.ArgumentParser:
     p.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default="hvg",
                    help="gene selection (raw: all genes, the original SCAML's name)")
     p.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
-                   default=2000, help="number of highly variable genes")
+                   default=DEFAULT_N_TOP_GENES, help="number of highly variable genes")
     p.add_argument("--no-loo", action="store_true", help="skip leave-one-group-out training")
     p.add_argument("--cv-folds", type=_int_flag("--cv-folds", 0), default=3,
                    help="folds of the within-group cross-validation (0: skip)")
@@ -568,7 +568,7 @@ def scaml_matrix(argv: Sequence[str] | None = None) -> int:
 # %% ../nbs/09_cli.ipynb #7ac20131
 def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.ArgumentParser:
     "The argument parser of `scaml_learning_curve`."
-    from scaml.core import MODELS
+    from scaml.core import DEFAULT_N_TOP_GENES, MODELS
     p = argparse.ArgumentParser(prog=prog, description="Learning curves with whole groups (cultures, donors, plates) "
                                 "held out for testing.")
     i = p.add_argument_group("input")
@@ -592,7 +592,7 @@ def learning_curve_parser(prog: str = "scaml_learning_curve") -> argparse.Argume
     m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default="hvg",
                    help="gene selection (raw: all genes, the original SCAML's name)")
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
-                   default=2000, help="number of highly variable genes")
+                   default=DEFAULT_N_TOP_GENES, help="number of highly variable genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
                    help="train on this obsm embedding instead of genes, e.g. X_harmony")
     m.add_argument("--model", "--models", dest="models", nargs="+", default=["lr"], help=f"models: {', '.join(MODELS)}")
@@ -739,6 +739,7 @@ def scaml_novelty(argv: Sequence[str] | None = None) -> int:
 # %% ../nbs/09_cli.ipynb #fbf866b2
 def report_parser(prog: str = "scaml_report") -> argparse.ArgumentParser:
     "The argument parser of `scaml_report`."
+    from scaml.core import DEFAULT_N_TOP_GENES
     p = argparse.ArgumentParser(prog=prog, description="Run the cross-batch analysis notebook for each split (both "
                                 "directions by default) and keep the executed notebook, its HTML and the results.")
     src = p.add_argument_group("input")
@@ -753,7 +754,7 @@ def report_parser(prog: str = "scaml_report") -> argparse.ArgumentParser:
     m = p.add_argument_group("features and models")
     m.add_argument("--models", nargs="+", default=["lr", "rf", "xgb", "mlp"], help="models (default lr rf xgb mlp)")
     m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
-                   default=2000, help="number of highly variable genes")
+                   default=DEFAULT_N_TOP_GENES, help="number of highly variable genes")
     m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
                    help="train on this obsm embedding instead of genes, e.g. X_harmony")
     m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .core import PathLike, check_float, check_int, check_names
+from .core import DEFAULT_N_TOP_GENES, PathLike, check_float, check_int, check_names
 from .data import check_adata, clean_labels
 from .metrics import evaluate
 from .backends import get_backend
@@ -47,7 +47,7 @@ def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: s
                    test_groups: Sequence[str] | None = None, test_size: float = 0.25,
                    models: Sequence[str] = ("lr",), n_groups: Sequence[int] | None = None,
                    fractions: Sequence[float] | None = (0.1, 0.25, 0.5, 1.0), n_repeats: int = 3,
-                   features: str = "hvg", n_top_genes: int = 2000, class_weight: str | None = "balanced",
+                   features: str = "hvg", n_top_genes: int = DEFAULT_N_TOP_GENES, class_weight: str | None = "balanced",
                    model_params: dict | None = None, random_state: int = 0, progress: bool = True,
                    use_rep: str | None = None) -> pd.DataFrame:
     """Train on growing training sets drawn from the training groups and evaluate on fixed test groups.
