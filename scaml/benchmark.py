@@ -136,9 +136,9 @@ def _check_models(models: list, custom: dict, *, ensemble: bool, group_key: str 
     if ensemble and len(models) < 2:
         raise ValueError(f"ensemble=True (--ensemble) averages the probabilities of two or more models; "
                          f"models={models} (--models {' '.join(models)}) gives one. Add models or drop --ensemble")
-    if group_key is not None and calibrate is None:
+    if group_key is not None and calibrate in (None, "oob"):
         warnings.warn(f"group_key={group_key!r} (--group-key {group_key}) only chooses the cells held out to fit "
-                      "the calibrator; without calibrate (--calibrate temperature or isotonic) it does nothing",
+                      "the calibrator; without calibrate='temperature' or 'isotonic' (--calibrate) it does nothing",
                       UserWarning, stacklevel=3)
     for m in models:
         if m not in custom: get_backend(m)

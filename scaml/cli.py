@@ -330,10 +330,11 @@ def _train_flags(args: argparse.Namespace) -> None:
         how = "a Dask cluster (--dask-workers/--dask-scheduler)" if dask else "--engine out-of-core"
         raise ValueError(f"--use-rep {args.embedding} trains on an embedding, which {how} does not read; drop "
                          f"--use-rep or {how.split(' (')[0]}")
-    if args.group_key and args.calibrate == "none":
+    if args.group_key and args.calibrate in ("none", "oob"):
         import warnings
         warnings.warn(f"--group-key {args.group_key} only chooses the cells held out to fit the calibrator; without "
-                      "--calibrate temperature (or isotonic) it does nothing", UserWarning, stacklevel=2)
+                      "--calibrate temperature (or isotonic) it does nothing (oob, the default, uses no folds)", UserWarning,
+                      stacklevel=2)
         args.group_key = None
 
 def scaml_train(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ def test_results_folder_is_complete(facs_to_droplet):
         assert (out / f).is_file(), f
     classes = [ln.split("\t")[1] for ln in (out / "classes.txt").read_text().splitlines()]
     assert classes == ["B cell", "Granulocyte", "Monocyte", "NK cell", "T cell"]
-    assert len((out / "features.txt").read_text().splitlines()) == 1685   # all shared genes (< 2000 HVGs asked)
+    assert len((out / "features.txt").read_text().splitlines()) == 1000   # the default 1,000 HVGs of 1,685 shared genes
     summary = json.loads((out / "summary_metrics.json").read_text())
     assert set(summary) == set(MODELS)
     for m in MODELS:
