@@ -310,7 +310,7 @@ def _scores_table(adata, te, score, flag, flag_key, keys) -> pd.DataFrame:
         if k is not None and k != flag_key: df[k] = adata.obs[k].astype(str).to_numpy()[te]
     return df
 
-# %% ../nbs/08c_novelty.ipynb #5f02cd2e
+# %% ../nbs/08c_novelty.ipynb #ea5e41d4
 def _cells_to_fit(ad_fit: AnnData, method: str, label_key: str | None, model) -> AnnData:
     "The training-side cells to fit on; for a classifier trained here, without the cells whose label is missing."
     if label_key is not None and method in CLASSIFIER_SCORES + (COMBINED,) and not isinstance(model, CellTypeModel):

@@ -484,7 +484,7 @@ class NoveltyScorer:
         sm = (f", smooth={self.smooth}" if self.smooth else "") + (f", shift={self.shift}" if self.shift else "")
         return f"NoveltyScorer({'+'.join(self.components)}{sm}; {'fitted' if self.combiner_ else 'not fitted'})"
 
-# %% ../nbs/05b_ood.ipynb #550b09e9
+# %% ../nbs/05b_ood.ipynb #6381d35a
 @patch
 def fit(self: NoveltyScorer, Z, y) -> NoveltyScorer:  # noqa: F811 (OneClassScore.fit is patched above)
     """Fit on training features `Z` (cells x features, e.g. a `Preprocessor`'s output) and class indices `y`."""
@@ -565,7 +565,7 @@ def _bootstrap_auroc(df, te_lab: np.ndarray, types: list, combined: dict, n_boot
     mean = np.nanmean(boot, axis=1)
     df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
 
-# %% ../nbs/05b_ood.ipynb #4815b855
+# %% ../nbs/05b_ood.ipynb #e84e5bdd
 def _leave_out(adata, lab: np.ndarray, tr_idx: np.ndarray, te_idx: np.ndarray, t: str, *, components, smooth, shift,
                n_top_genes: int, random_state) -> tuple[dict, np.ndarray]:
     """Fit the preprocessing and a `NoveltyScorer` on the training cells without type `t`, score the test cells: the

@@ -127,7 +127,7 @@ def _detector_rule(u_list, coverage) -> dict:
     u = np.concatenate(u_list)
     return dict(n_heldout=int(len(u)), threshold=float(np.quantile(u, coverage)))
 
-# %% ../nbs/08d_rejection.ipynb #318e53f0
+# %% ../nbs/08d_rejection.ipynb #c037f16c
 def _new_model(model, saved, *, features, n_top_genes, class_weight, random_state, **model_params) -> CellTypeModel:
     "A new unfitted classifier of the rule: a copy of the settings of `saved`, or model `model` with these settings."
     if saved is not None: return _unfitted_copy(saved)

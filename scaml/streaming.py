@@ -140,7 +140,7 @@ def transform_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.ndarray | 
     data.resize(pos, refcheck=False); indices.resize(pos, refcheck=False)
     return sp.csr_matrix((data, indices, indptr), shape=(len(rows), len(pp.features))), report
 
-# %% ../nbs/01a_streaming.ipynb #b268ac41
+# %% ../nbs/01a_streaming.ipynb #471ec586
 def _resampled_obs(adata: AnnData, pick: np.ndarray, keep_obs: list[str] | None) -> pd.DataFrame:
     "`obs` of the resampled cells: `source_cell` and the `keep_obs` columns of their source cells, strings as categories."
     obs = adata.obs[keep_obs if keep_obs is not None else list(adata.obs.columns)].iloc[pick].copy()
@@ -150,7 +150,7 @@ def _resampled_obs(adata: AnnData, pick: np.ndarray, keep_obs: list[str] | None)
     obs.index = [f"cell{i}" for i in range(len(pick))]
     return obs
 
-# %% ../nbs/01a_streaming.ipynb #34b1af53
+# %% ../nbs/01a_streaming.ipynb #81785e30
 def _write_resampled_X(f, src: sp.csr_matrix, pick: np.ndarray, n_vars: int, *, thin: tuple[float, float],
                        block_size: int, rng: np.random.Generator) -> None:
     """Write `X` into the open h5py file `f` as anndata's CSR layout, block by block: each row a thinned Poisson
