@@ -29,7 +29,7 @@ from .splits import pick_test_groups, split_by_key, split_random
 
 # %% auto #0
 __all__ = ['CLASSIFIER_SCORES', 'COMBINED', 'METHODS', 'one_minus_max', 'parse_flag', 'NoveltyDetector', 'classifier_scores',
-           'novelty_split', 'NoveltyResult', 'run_novelty', 'write_novelty', 'score_distributions', 'roc_curve',
+           'novelty_split', 'NoveltyResult', 'write_novelty', 'run_novelty', 'score_distributions', 'roc_curve',
            'plot_novelty']
 
 # %% ../nbs/08c_novelty.ipynb #d4cae361
@@ -309,15 +309,48 @@ def _scores_table(adata, te, score, flag, flag_key, keys) -> pd.DataFrame:
         if k is not None and k != flag_key: df[k] = adata.obs[k].astype(str).to_numpy()[te]
     return df
 
+# %% ../nbs/08c_novelty.ipynb #ea5e41d4
+def _cells_to_fit(ad_fit: AnnData, method: str, label_key: str | None, model) -> AnnData:
+    "The training-side cells to fit on; for a classifier trained here, without the cells whose label is missing."
+    if label_key is not None and method in CLASSIFIER_SCORES + (COMBINED,) and not isinstance(model, CellTypeModel):
+        labels, keep = clean_labels(ad_fit, label_key)
+        if not keep.all(): ad_fit = ad_fit[keep]
+    return ad_fit
+
+def _novelty_manifest(det, desc: dict, fit: np.ndarray, te: np.ndarray, flag: np.ndarray, *, args, method, flag_key,
+                      positive, features, n_top_genes, use_rep, random_state) -> dict:
+    "The manifest of a novelty run: its settings, the split and its cell counts, the detector and the versions."
+    return ResultsFolder.new_manifest({"method": method, "flag_key": flag_key,
+            "positive": positive, "split": desc, "n_fit": int(fit.sum()), "n_test": int(te.sum()),
+            "n_flagged_test": int(flag[te].sum()), "n_flagged_train_side_excluded": int((~te & flag).sum()),
+            "features": features, "n_top_genes": n_top_genes, "use_rep": use_rep, "random_state": random_state,
+            "detector": repr(det)}, args=args or {})
+
+def _write_novelty_run(res: NoveltyResult, outdir: Path, *, t0: float, overwrite: bool, inputs, plots: bool) -> None:
+    "Write the results folder of `res` atomically, `manifest.json` (with the run's time since `t0`) last."
+    res.manifest["timings"] = {"total_s": time.perf_counter() - t0}
+    with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf:
+        write_novelty(res, rf, plots=plots)
+        rf.write_manifest(res.manifest)
+    res.outdir = outdir
+
+def write_novelty(res: NoveltyResult, rf: ResultsFolder, *, plots: bool = True) -> None:
+    "Write the scores, the metrics and (with `plots`) `novelty.png` of `res` into an open `ResultsFolder`."
+    rf.write_csv("scores.csv", res.scores)
+    rf.write_json("metrics.json", res.metrics)
+    if plots:
+        use_file_backend()
+        rf.save_figure("novelty.png", plot_novelty(res.scores))
+
 # %% ../nbs/08c_novelty.ipynb #ca9ed8bf
-def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] | None = None,
-                method: str = "auto", split_key: str | None = None, train: str | Sequence[str] | None = None,
+def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] | None = None, method: str = "auto",
+                split_key: str | None = None, train: str | Sequence[str] | None = None,
                 test: str | Sequence[str] | None = None, group_key: str | None = None,
-                test_groups: Sequence[str] | None = None, test_size: float = 0.25,
-                label_key: str | None = None, model: str | PathLike | CellTypeModel | None = None,
-                features: str = "hvg", n_top_genes: int = 3000, n_components: int | str | None = "auto",
-                use_rep: str | None = None, random_state: int = 0, outdir: PathLike | None = None, overwrite: bool = False,
-                plots: bool = True, inputs: Sequence[PathLike | None] = (), args: dict | None = None) -> NoveltyResult:
+                test_groups: Sequence[str] | None = None, test_size: float = 0.25, label_key: str | None = None,
+                model: str | PathLike | CellTypeModel | None = None, features: str = "hvg", n_top_genes: int = 3000,
+                n_components: int | str | None = "auto", use_rep: str | None = None, random_state: int = 0,
+                outdir: PathLike | None = None, overwrite: bool = False, plots: bool = True,
+                inputs: Sequence[PathLike | None] = (), args: dict | None = None) -> NoveltyResult:
     """Fit a novelty detector on the non-novel training cells and evaluate its scores on the test cells.
 
     Parameters
@@ -329,10 +362,8 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     positive
         Value(s) of `flag_key` that mean novel; default the boolean reading (see `parse_flag`).
     method
-        `'combined'` (a `scaml.ood.NoveltyScorer`: the classifier's uncertainty and the class-conditional distance of
-        its log-probabilities, combined on the scale of held-out training cells and averaged over each test cell's
-        30 nearest test cells; needs `label_key`), `'iforest'`, `'ocsvm'`, `'lof'`,
-        `'maxproba'` or `'entropy'`; `'auto'` (default): `'combined'` with `label_key`, else `'lof'`.
+        `'combined'` (`scaml.ood.NoveltyScorer`, see this page's introduction; needs `label_key`), `'iforest'`,
+        `'ocsvm'`, `'lof'`, `'maxproba'` or `'entropy'`; `'auto'` (default): `'combined'` with `label_key`, else `'lof'`.
     split_key
         Column whose `train` values form the training side (see `novelty_split`).
     train
@@ -348,8 +379,7 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     label_key
         Cell-type column, to train the classifier of `'combined'`, `'maxproba'` and `'entropy'`.
     model
-        For classifier scores: a model name (`'lr'`, `'rf'`, ...), a saved model folder, or a fitted `CellTypeModel`;
-        for `'combined'`: the name of its classifier (default `'lr'`).
+        A model name, saved model folder or fitted `CellTypeModel`; for `'combined'`, its classifier (default `'lr'`).
     features
         Gene selection of the preprocessing (`'hvg'`, `'all'`, `'actinn'`).
     n_top_genes
@@ -379,41 +409,21 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     t0 = time.perf_counter()
     method = _resolve_method(method, model, label_key)
     if outdir is not None: outdir = check_outdir(outdir, overwrite=overwrite, inputs=inputs)   # names a bad type
-    check_adata(adata, obs_keys={"flag_key": flag_key, "split_key": split_key, "group_key": group_key,
-                                 "label_key": label_key})
+    check_adata(adata, obs_keys=dict(flag_key=flag_key, split_key=split_key, group_key=group_key, label_key=label_key))
     flag = parse_flag(adata.obs[flag_key], positive=positive, name=f"obs[{flag_key!r}]")
     fit, te, desc = novelty_split(adata, flag=flag, split_key=split_key, train=train, test=test, group_key=group_key,
                                   test_groups=test_groups, test_size=test_size, random_state=random_state)
-    ad_fit = adata[fit]
-    if label_key is not None and method in CLASSIFIER_SCORES + (COMBINED,) and not isinstance(model, CellTypeModel):
-        labels, keep = clean_labels(ad_fit, label_key)
-        if not keep.all(): ad_fit = ad_fit[keep]
-    det, score = _fit_score(method, ad_fit, adata[te], label_key=label_key, model=model, features=features,
-                            n_top_genes=n_top_genes, n_components=n_components, use_rep=use_rep, random_state=random_state)
+    det, score = _fit_score(method, _cells_to_fit(adata[fit], method, label_key, model), adata[te], label_key=label_key,
+                            model=model, features=features, n_top_genes=n_top_genes, n_components=n_components,
+                            use_rep=use_rep, random_state=random_state)
     metrics = _novelty_metrics(flag[te], adata.obs[flag_key].astype(str).to_numpy()[te], score, method)
-    df = _scores_table(adata, te, score, flag, flag_key, [split_key, group_key, label_key])
-    manifest = ResultsFolder.new_manifest({"method": method, "flag_key": flag_key,
-                "positive": positive, "split": desc, "n_fit": int(fit.sum()), "n_test": int(te.sum()),
-                "n_flagged_test": int(flag[te].sum()), "n_flagged_train_side_excluded": int((~te & flag).sum()),
-                "features": features, "n_top_genes": n_top_genes, "use_rep": use_rep, "random_state": random_state,
-                "detector": repr(det)}, args=args or {})
-    res = NoveltyResult(scores=df, metrics=metrics, manifest=manifest, detector=det)
+    res = NoveltyResult(scores=_scores_table(adata, te, score, flag, flag_key, [split_key, group_key, label_key]),
+                        metrics=metrics, detector=det, manifest=_novelty_manifest(
+                            det, desc, fit, te, flag, args=args, method=method, flag_key=flag_key, positive=positive,
+                            features=features, n_top_genes=n_top_genes, use_rep=use_rep, random_state=random_state))
     log.info("%s: AUROC %.3f on %d test cells", method, metrics["auroc"], metrics["n"])
-    if outdir is not None:
-        manifest["timings"] = {"total_s": time.perf_counter() - t0}
-        with ResultsFolder(outdir, overwrite=overwrite, inputs=inputs) as rf:
-            write_novelty(res, rf, plots=plots)
-            rf.write_manifest(manifest)
-        res.outdir = outdir
+    if outdir is not None: _write_novelty_run(res, outdir, t0=t0, overwrite=overwrite, inputs=inputs, plots=plots)
     return res
-
-def write_novelty(res: NoveltyResult, rf: ResultsFolder, *, plots: bool = True) -> None:
-    "Write the scores, the metrics and (with `plots`) `novelty.png` of `res` into an open `ResultsFolder`."
-    rf.write_csv("scores.csv", res.scores)
-    rf.write_json("metrics.json", res.metrics)
-    if plots:
-        use_file_backend()
-        rf.save_figure("novelty.png", plot_novelty(res.scores))
 
 # %% ../nbs/08c_novelty.ipynb #dba6f48c
 def score_distributions(scores: pd.DataFrame, *, bins: int = 40, ax=None):

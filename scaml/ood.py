@@ -484,33 +484,37 @@ class NoveltyScorer:
         sm = (f", smooth={self.smooth}" if self.smooth else "") + (f", shift={self.shift}" if self.shift else "")
         return f"NoveltyScorer({'+'.join(self.components)}{sm}; {'fitted' if self.combiner_ else 'not fitted'})"
 
-    def fit(self, Z, y) -> NoveltyScorer:
-        """Fit on training features `Z` (cells x features, e.g. a `Preprocessor`'s output) and class indices `y`."""
-        from scaml.splits import stratified_folds
-        y = np.asarray(y)
-        if len(np.unique(y)) < 2: raise ValueError("the training cells hold a single class; need at least two")
-        ref: dict[str, list] = {c: [] for c in self.components}
-        for a, b in stratified_folds(y, self.n_folds, self.random_state):
-            if len(np.unique(y[a])) < 2: continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")             # classes with fewer cells than folds, in the classifier
-                for c, v in self._scores(self._fit_all(Z[a], y[a]), Z[b]).items(): ref[c].append(v)
-        self.combiner_ = ScoreCombiner().fit({c: np.concatenate(v) for c, v in ref.items()})
-        self.fitted_ = self._fit_all(Z, y)
-        return self
+# %% ../nbs/05b_ood.ipynb #6381d35a
+@patch
+def fit(self: NoveltyScorer, Z, y) -> NoveltyScorer:  # noqa: F811 (OneClassScore.fit is patched above)
+    """Fit on training features `Z` (cells x features, e.g. a `Preprocessor`'s output) and class indices `y`."""
+    from scaml.splits import stratified_folds
+    y = np.asarray(y)
+    if len(np.unique(y)) < 2: raise ValueError("the training cells hold a single class; need at least two")
+    ref: dict[str, list] = {c: [] for c in self.components}
+    for a, b in stratified_folds(y, self.n_folds, self.random_state):
+        if len(np.unique(y[a])) < 2: continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")             # classes with fewer cells than folds, in the classifier
+            for c, v in self._scores(self._fit_all(Z[a], y[a]), Z[b]).items(): ref[c].append(v)
+    self.combiner_ = ScoreCombiner().fit({c: np.concatenate(v) for c, v in ref.items()})
+    self.fitted_ = self._fit_all(Z, y)
+    return self
 
-    def score_components(self, Z) -> dict[str, np.ndarray]:
-        """Each component's score of the cells in `Z`."""
-        if self.combiner_ is None: raise ValueError("this NoveltyScorer is not fitted; call .fit(Z, y) first")
-        return self._scores(self.fitted_, Z)
+@patch
+def score_components(self: NoveltyScorer, Z) -> dict[str, np.ndarray]:
+    """Each component's score of the cells in `Z`."""
+    if self.combiner_ is None: raise ValueError("this NoveltyScorer is not fitted; call .fit(Z, y) first")
+    return self._scores(self.fitted_, Z)
 
-    def score(self, Z, *, smooth: int | None = None) -> np.ndarray:
-        """The combined novelty score (higher = more novel), averaged over query neighbours (`smooth`, default the
-        scorer's own)."""
-        comp = self.score_components(Z)
-        s = self.combiner_.score(comp)
-        k = self.smooth if smooth is None else int(smooth)
-        return s[query_neighbors(Z, k, random_state=self.random_state)].mean(1) if k > 1 and len(s) > 1 else s
+@patch
+def score(self: NoveltyScorer, Z, *, smooth: int | None = None) -> np.ndarray:  # noqa: F811
+    """The combined novelty score (higher = more novel), averaged over query neighbours (`smooth`, default the
+    scorer's own)."""
+    comp = self.score_components(Z)
+    s = self.combiner_.score(comp)
+    k = self.smooth if smooth is None else int(smooth)
+    return s[query_neighbors(Z, k, random_state=self.random_state)].mean(1) if k > 1 and len(s) > 1 else s
 
 # %% ../nbs/05b_ood.ipynb #a0d331cf
 @patch
@@ -561,6 +565,28 @@ def _bootstrap_auroc(df, te_lab: np.ndarray, types: list, combined: dict, n_boot
     mean = np.nanmean(boot, axis=1)
     df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
 
+# %% ../nbs/05b_ood.ipynb #e84e5bdd
+def _leave_out(adata, lab: np.ndarray, tr_idx: np.ndarray, te_idx: np.ndarray, t: str, *, components, smooth, shift,
+               n_top_genes: int, random_state) -> tuple[dict, np.ndarray]:
+    """Fit the preprocessing and a `NoveltyScorer` on the training cells without type `t`, score the test cells: the
+    row of `t` (`n_positive`, `n_negative`, `auroc` and `auroc_<component>`) and the combined scores."""
+    from sklearn.metrics import roc_auc_score
+    from scaml.preprocess import Preprocessor
+    fit_idx = tr_idx[lab[tr_idx] != t]
+    classes = sorted(set(lab[fit_idx]))
+    pp = Preprocessor(n_top_genes=n_top_genes)
+    Z = pp.fit_transform(adata[fit_idx])
+    y = np.searchsorted(classes, lab[fit_idx])
+    ns = NoveltyScorer(components, smooth=smooth, shift=shift, random_state=random_state).fit(Z, y)
+    Zt = pp.transform(adata[te_idx])
+    comp = ns.score_components(Zt)
+    pos = lab[te_idx] == t
+    combined = ns.score(Zt)
+    row = {"type": t, "n_positive": int(pos.sum()), "n_negative": int((~pos).sum()),
+           "auroc": float(roc_auc_score(pos, combined))}
+    row.update({f"auroc_{c}": float(roc_auc_score(pos, v)) for c, v in comp.items()})
+    return row, combined
+
 # %% ../nbs/05b_ood.ipynb #4176dc54
 def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
                        test: str | Sequence[str] | None = None, components: Sequence[str] = DEFAULT_COMPONENTS,
@@ -602,8 +628,6 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
     smoothed). `df.attrs['mean_auroc']` holds the mean over the types with its interval (`lo`, `hi`).
     """
     import pandas as pd
-    from sklearn.metrics import roc_auc_score
-    from scaml.preprocess import Preprocessor
     from scaml.splits import split_by_key
     trm, tem = split_by_key(adata, split_key=split_key, train=train, test=test)
     lab = adata.obs[label_key].astype(str).to_numpy()
@@ -612,19 +636,8 @@ def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = 
     if not types: raise ValueError(f"no type has {min_test_cells} test cells and training cells; lower min_test_cells")
     rows, combined = [], {}
     for t in types:
-        fit_idx = tr_idx[lab[tr_idx] != t]
-        classes = sorted(set(lab[fit_idx]))
-        pp = Preprocessor(n_top_genes=n_top_genes)
-        Z = pp.fit_transform(adata[fit_idx])
-        y = np.searchsorted(classes, lab[fit_idx])
-        ns = NoveltyScorer(components, smooth=smooth, shift=shift, random_state=random_state).fit(Z, y)
-        Zt = pp.transform(adata[te_idx])
-        comp = ns.score_components(Zt)
-        pos = lab[te_idx] == t
-        combined[t] = ns.score(Zt)
-        row = {"type": t, "n_positive": int(pos.sum()), "n_negative": int((~pos).sum()),
-               "auroc": float(roc_auc_score(pos, combined[t]))}
-        row.update({f"auroc_{c}": float(roc_auc_score(pos, v)) for c, v in comp.items()})
+        row, combined[t] = _leave_out(adata, lab, tr_idx, te_idx, t, components=components, smooth=smooth, shift=shift,
+                                      n_top_genes=n_top_genes, random_state=random_state)
         rows.append(row)
         log.info("left out %s: AUROC %.3f", t, row["auroc"])
     df = pd.DataFrame(rows).set_index("type")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -96,7 +97,7 @@ def _check_rejection_inputs(adata, label_key, model, group_key, score, coverage)
     return coverage, saved, adata, labels
 
 # %% ../nbs/08d_rejection.ipynb #532dba89
-def _heldout_scores(adata, labels, label_key, folds, score, new_model, new_detector):
+def _heldout_scores(adata, labels, label_key, folds, score, new_model, new_detector, kind="folds"):
     "Per fold: the held-out probabilities and class indices (`score='proba'`), or the detector's held-out scores."
     P_list, y_list, u_list = [], [], []
     for fit_idx, ho_idx in folds:
@@ -109,6 +110,9 @@ def _heldout_scores(adata, labels, label_key, folds, score, new_model, new_detec
             y_list.append(pd.Index(m.classes_).get_indexer(labels[ho_idx]))
         else:
             u_list.append(new_detector().fit(adata[fit_idx]).score(adata[ho_idx]))
+    if not (P_list or u_list):
+        raise ValueError(f"no held-out cells to fit the rejection threshold on ({kind}); every fold missed the classes "
+                         "of its held-out cells. Pass more training groups or group_key=None")
     return P_list, y_list, u_list
 
 def _proba_rule(P_list, y_list, calibrate, coverage) -> dict:
@@ -118,6 +122,23 @@ def _proba_rule(P_list, y_list, calibrate, coverage) -> dict:
     return dict(n_heldout=int(len(nov)), temperature=T, threshold=float(1 - np.quantile(nov, coverage)),
                 novelty_threshold=float(np.quantile(nov, coverage)),
                 heldout_accuracy=float(np.mean(np.concatenate([P.argmax(1) == y for P, y in zip(P_list, y_list)]))))
+
+def _detector_rule(u_list, coverage) -> dict:
+    "The threshold on the pooled held-out novelty scores of a detector that keeps `coverage` of the known cells."
+    u = np.concatenate(u_list)
+    return dict(n_heldout=int(len(u)), threshold=float(np.quantile(u, coverage)))
+
+# %% ../nbs/08d_rejection.ipynb #c037f16c
+def _new_model(model, saved, *, features, n_top_genes, class_weight, random_state, **model_params) -> CellTypeModel:
+    "A new unfitted classifier of the rule: a copy of the settings of `saved`, or model `model` with these settings."
+    if saved is not None: return _unfitted_copy(saved)
+    return CellTypeModel(model, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes),
+                         class_weight=class_weight, random_state=random_state, **model_params)
+
+def _new_detector(score, *, features, n_top_genes, random_state) -> NoveltyDetector:
+    "A new unfitted detector `score` on unscaled features."
+    return NoveltyDetector(score, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes,
+                                                            scale=False), random_state=random_state)
 
 # %% ../nbs/08d_rejection.ipynb #4e585471
 def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel = "lr", group_key: str | None = None,
@@ -133,9 +154,8 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel 
     label_key
         Column of `obs` with the cell types.
     model
-        Model name (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, ...), or a fitted `CellTypeModel` (e.g. a saved one from
-        `CellTypeModel.load`): it becomes the rule's classifier as it is, and the threshold is set on held-out cells
-        of models with its settings fitted without them.
+        Model name (`'lr'`, `'rf'`, `'xgb'`, `'mlp'`, ...), or a fitted `CellTypeModel` (e.g. `CellTypeModel.load`): the
+        rule's classifier as it is, its threshold set on held-out cells of models with its settings fitted without them.
     group_key
         Column of groups (culture, donor, batch) for the cross-fitted hold-out; `None` for a random hold-out.
     score
@@ -167,18 +187,10 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel 
     groups = adata.obs[group_key].astype(str).to_numpy() if group_key else None
     folds, kind = heldout_folds(labels, groups, n_folds, holdout, random_state)
 
-    def new_model():
-        if saved is not None: return _unfitted_copy(saved)
-        return CellTypeModel(model, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes),
-                             class_weight=class_weight, random_state=random_state, **model_params)
-
-    def new_detector():
-        return NoveltyDetector(score, preprocessor=Preprocessor(gene_selection=features, n_top_genes=n_top_genes,
-                                                                scale=False), random_state=random_state)
-    P_list, y_list, u_list = _heldout_scores(adata, labels, label_key, folds, score, new_model, new_detector)
-    if not (P_list or u_list):
-        raise ValueError(f"no held-out cells to fit the rejection threshold on ({kind}); every fold missed the classes "
-                         "of its held-out cells. Pass more training groups or group_key=None")
+    new_model = partial(_new_model, model, saved, features=features, n_top_genes=n_top_genes, class_weight=class_weight,
+                        random_state=random_state, **model_params)
+    new_detector = partial(_new_detector, score, features=features, n_top_genes=n_top_genes, random_state=random_state)
+    P_list, y_list, u_list = _heldout_scores(adata, labels, label_key, folds, score, new_model, new_detector, kind)
     final = saved if saved is not None else new_model().fit(adata, label_key=label_key)
     cal = {"kind": kind, "n_folds": len(folds), "classifier": "the given fitted model" if saved is not None else
            "fitted here on every training cell"}
@@ -186,10 +198,8 @@ def fit_rejection(adata: AnnData, *, label_key: str, model: str | CellTypeModel 
         cal.update(_proba_rule(P_list, y_list, calibrate, coverage))
         rm = RejectionModel(final, "proba", cal["temperature"], cal["threshold"], coverage, None, cal)
     else:
-        u = np.concatenate(u_list)
-        thr = float(np.quantile(u, coverage))
-        cal.update(n_heldout=int(len(u)), threshold=thr)
-        rm = RejectionModel(final, score, 1.0, thr, coverage, new_detector().fit(adata), cal)
+        cal.update(_detector_rule(u_list, coverage))
+        rm = RejectionModel(final, score, 1.0, cal["threshold"], coverage, new_detector().fit(adata), cal)
     log.info("%r", rm)
     return rm
 

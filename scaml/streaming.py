@@ -140,6 +140,39 @@ def transform_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.ndarray | 
     data.resize(pos, refcheck=False); indices.resize(pos, refcheck=False)
     return sp.csr_matrix((data, indices, indptr), shape=(len(rows), len(pp.features))), report
 
+# %% ../nbs/01a_streaming.ipynb #471ec586
+def _resampled_obs(adata: AnnData, pick: np.ndarray, keep_obs: list[str] | None) -> pd.DataFrame:
+    "`obs` of the resampled cells: `source_cell` and the `keep_obs` columns of their source cells, strings as categories."
+    obs = adata.obs[keep_obs if keep_obs is not None else list(adata.obs.columns)].iloc[pick].copy()
+    obs.insert(0, "source_cell", pd.Categorical(adata.obs_names[pick].astype(str)))
+    for c in obs.columns:                      # strings as categories: compact on disk and when read
+        if obs[c].dtype == object: obs[c] = pd.Categorical(obs[c].astype(str))
+    obs.index = [f"cell{i}" for i in range(len(pick))]
+    return obs
+
+# %% ../nbs/01a_streaming.ipynb #81785e30
+def _write_resampled_X(f, src: sp.csr_matrix, pick: np.ndarray, n_vars: int, *, thin: tuple[float, float],
+                       block_size: int, rng: np.random.Generator) -> None:
+    """Write `X` into the open h5py file `f` as anndata's CSR layout, block by block: each row a thinned Poisson
+    redraw of the row `pick` of `src`; 64-bit row pointers (more than 2**31 stored values)."""
+    n_obs = len(pick)
+    X = f.create_group("X")
+    X.attrs["encoding-type"], X.attrs["encoding-version"] = "csr_matrix", "0.1.0"
+    X.attrs["shape"] = np.array([n_obs, n_vars], dtype=np.int64)
+    data = X.create_dataset("data", (0,), np.float32, maxshape=(None,), chunks=(1 << 18,))
+    indices = X.create_dataset("indices", (0,), np.int32, maxshape=(None,), chunks=(1 << 18,))
+    indptr, pos = np.zeros(n_obs + 1, np.int64), 0
+    for s in range(0, n_obs, block_size):
+        B = src[pick[s:s + block_size]]
+        p = np.repeat(rng.uniform(*thin, B.shape[0]), np.diff(B.indptr))
+        B.data = rng.poisson(B.data * p).astype(np.float32)        # a new draw around the thinned count
+        B.eliminate_zeros()
+        for ds, values in ((data, B.data), (indices, B.indices.astype(np.int32))):
+            ds.resize((pos + B.nnz,)); ds[pos:] = values
+        indptr[s + 1:s + 1 + B.shape[0]] = pos + B.indptr[1:].astype(np.int64)
+        pos += B.nnz
+    X.create_dataset("indptr", data=indptr)
+
 # %% ../nbs/01a_streaming.ipynb #2ace747b
 def resample_counts(adata: AnnData, n_obs: int, path: PathLike, *, keep_obs: list[str] | None = None,
                     thin: tuple[float, float] = (0.5, 1.0), block_size: int = 50_000, shuffle: bool = False,
@@ -179,33 +212,13 @@ def resample_counts(adata: AnnData, n_obs: int, path: PathLike, *, keep_obs: lis
     src = sp.csr_matrix(adata.X, dtype=np.float32)
     pick = rng.integers(0, adata.n_obs, n_obs)
     if not shuffle: pick.sort()
-    obs = adata.obs[keep_obs if keep_obs is not None else list(adata.obs.columns)].iloc[pick].copy()
-    obs.insert(0, "source_cell", pd.Categorical(adata.obs_names[pick].astype(str)))
-    for c in obs.columns:                      # strings as categories: compact on disk and when read
-        if obs[c].dtype == object: obs[c] = pd.Categorical(obs[c].astype(str))
-    obs.index = [f"cell{i}" for i in range(n_obs)]
+    obs = _resampled_obs(adata, pick, keep_obs)
     path = Path(path)
     with AtomicFile(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["encoding-type"], f.attrs["encoding-version"] = "anndata", "0.1.0"
             write_elem(f, "obs", obs)
             write_elem(f, "var", adata.var)
-            # X as anndata's CSR layout, written block by block: 64-bit row pointers (more than 2**31 stored values)
-            X = f.create_group("X")
-            X.attrs["encoding-type"], X.attrs["encoding-version"] = "csr_matrix", "0.1.0"
-            X.attrs["shape"] = np.array([n_obs, adata.n_vars], dtype=np.int64)
-            data = X.create_dataset("data", (0,), np.float32, maxshape=(None,), chunks=(1 << 18,))
-            indices = X.create_dataset("indices", (0,), np.int32, maxshape=(None,), chunks=(1 << 18,))
-            indptr, pos = np.zeros(n_obs + 1, np.int64), 0
-            for s in range(0, n_obs, block_size):
-                B = src[pick[s:s + block_size]]
-                p = np.repeat(rng.uniform(*thin, B.shape[0]), np.diff(B.indptr))
-                B.data = rng.poisson(B.data * p).astype(np.float32)        # a new draw around the thinned count
-                B.eliminate_zeros()
-                for ds, values in ((data, B.data), (indices, B.indices.astype(np.int32))):
-                    ds.resize((pos + B.nnz,)); ds[pos:] = values
-                indptr[s + 1:s + 1 + B.shape[0]] = pos + B.indptr[1:].astype(np.int64)
-                pos += B.nnz
-            X.create_dataset("indptr", data=indptr)
+            _write_resampled_X(f, src, pick, adata.n_vars, thin=thin, block_size=block_size, rng=rng)
             for k in ("obsm", "varm", "layers", "obsp", "varp", "uns"): write_elem(f, k, {})
     return path
