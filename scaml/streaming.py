@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,46 @@ from .data import describe_matrix
 from .preprocess import Preprocessor, normalize_log1p
 
 # %% auto #0
-__all__ = ['iter_blocks', 'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
+__all__ = ['prefetch', 'read_rows', 'iter_blocks', 'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
 
 # %% ../nbs/01a_streaming.ipynb #528f0c79
 log = logging.getLogger(__name__)
+
+# %% ../nbs/01a_streaming.ipynb #b2e4d5f6
+def prefetch(fn: Callable, items: Iterable, ahead: int = 1) -> Iterator:
+    """Yield `fn(item)` for each of `items` in order, computing the next `ahead` on a background thread meanwhile.
+
+    An exception raised by `fn` is raised where its result is yielded; leaving early cancels what was not started."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scaml-prefetch") as pool:
+        pending = [pool.submit(fn, it) for _, it in zip(range(ahead + 1), items)]
+        try:
+            while pending:
+                out = pending.pop(0).result()
+                pending += [pool.submit(fn, it) for it in [next(items, _END)] if it is not _END]
+                yield out
+        finally:
+            for f in pending: f.cancel()
+
+_END = object()
+
+# %% ../nbs/01a_streaming.ipynb #f6c8b9d0
+def read_rows(X, idx: np.ndarray) -> sp.csr_matrix:
+    """Rows `idx` (ascending) of a matrix, backed or in memory, as float32 CSR: for a backed CSR matrix one contiguous
+    read of `indptr`, `data` and `indices` over `idx[0]..idx[-1]` with h5py, then the rows picked with numpy."""
+    lo, hi = int(idx[0]), int(idx[-1]) + 1
+    grp = getattr(X, "group", None)
+    if grp is None or getattr(X, "format", None) != "csr":
+        B = sp.csr_matrix(X[lo:hi], dtype=np.float32)           # contiguous read, then pick the rows
+        return B if hi - lo == len(idx) else B[idx - lo]
+    ip = grp["indptr"][lo:hi + 1].astype(np.int64)
+    data, ind = grp["data"][ip[0]:ip[-1]], grp["indices"][ip[0]:ip[-1]]
+    ip -= ip[0]
+    if hi - lo != len(idx):                                     # keep the stored values of the rows in idx only
+        start, n = ip[idx - lo], np.diff(ip)[idx - lo]
+        take = np.repeat(start - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(n.sum())
+        data, ind, ip = data[take], ind[take], np.concatenate([[0], np.cumsum(n)])
+    return sp.csr_matrix((data.astype(np.float32, copy=False), ind, ip), shape=(len(idx), X.shape[1]))
 
 # %% ../nbs/01a_streaming.ipynb #0e1faa6c
 def iter_blocks(X, rows: np.ndarray | None = None, *, block_size: int = 50_000) -> Iterator[tuple[np.ndarray, sp.csr_matrix]]:
@@ -39,18 +76,15 @@ def iter_blocks(X, rows: np.ndarray | None = None, *, block_size: int = 50_000) 
 
     Returns
     -------
-    An iterator of `(indices, CSR float32 block)`.
+    An iterator of `(indices, CSR float32 block)`; the next block is read on a thread while the caller works.
     """
     n = X.shape[0]
     rows = np.arange(n) if rows is None else np.asarray(rows)
     if rows.dtype == bool: rows = np.flatnonzero(rows)
-    for s in range(0, len(rows), block_size):
+    def read(s: int) -> tuple[np.ndarray, sp.csr_matrix]:
         idx = rows[s:s + block_size]
-        lo, hi = int(idx[0]), int(idx[-1]) + 1
-        block = X[lo:hi]                              # contiguous read, then pick the rows
-        block = sp.csr_matrix(block, dtype=np.float32)
-        if hi - lo != len(idx): block = block[idx - lo]
-        yield idx, block
+        return idx, read_rows(X, idx)
+    yield from prefetch(read, range(0, len(rows), block_size))   # the next block is read while this one is used
 
 # %% ../nbs/01a_streaming.ipynb #c4b9098d
 def fit_preprocessor_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.ndarray | None = None,
