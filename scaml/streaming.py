@@ -20,7 +20,8 @@ from .data import describe_matrix
 from .preprocess import Preprocessor, normalize_log1p
 
 # %% auto #0
-__all__ = ['prefetch', 'read_rows', 'iter_blocks', 'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
+__all__ = ['prefetch', 'read_rows', 'iter_blocks', 'read_obs_codes', 'fit_preprocessor_streaming', 'transform_streaming',
+           'resample_counts']
 
 # %% ../nbs/01a_streaming.ipynb #528f0c79
 log = logging.getLogger(__name__)
@@ -85,6 +86,25 @@ def iter_blocks(X, rows: np.ndarray | None = None, *, block_size: int = 50_000) 
         idx = rows[s:s + block_size]
         return idx, read_rows(X, idx)
     yield from prefetch(read, range(0, len(rows), block_size))   # the next block is read while this one is used
+
+# %% ../nbs/01a_streaming.ipynb #d0a2f3b4
+def read_obs_codes(path: PathLike, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(codes, categories)` of the `obs` column `key` of an `.h5ad` file, read with h5py alone (no cell names, no
+    other column): codes in the smallest signed integer type that holds them, -1 where the value is missing."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        obs = f["obs"]
+        cols = [c for c in obs.attrs.get("column-order", []) if c in obs]
+        if key not in cols:
+            raise KeyError(f"obs column {key!r} is not in '{path}'; its columns are {', '.join(map(str, cols)) or 'none'}")
+        col = obs[key]
+        if isinstance(col, h5py.Group) and col.attrs.get("encoding-type") == "categorical":
+            codes, cats = col["codes"][:], col["categories"][:]
+        else:                                         # strings or numbers stored per cell: coded here
+            cats, codes = np.unique(col.asstr()[:] if col.dtype.kind == "O" else col[:], return_inverse=True)
+    cats = np.array([c.decode() if isinstance(c, bytes) else c for c in cats], dtype=object)
+    dtype = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(cats) < np.iinfo(t).max)
+    return codes.astype(dtype, copy=False), cats
 
 # %% ../nbs/01a_streaming.ipynb #c4b9098d
 def fit_preprocessor_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.ndarray | None = None,
