@@ -203,7 +203,7 @@ def main(argv=None) -> int:
         if not a.keep: atlas(n).unlink()
         print(f"{r['workload']:28s} wall {r['wall_s']:7.1f}s rss {r['peak_rss_mb']:8.1f} MB f1 {r['f1_macro']:.4f} "
               + " ".join(f"{m}:{v['fit_s']}s" for m, v in r["per_model"].items()), flush=True)
-        res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]
+        if not before: res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]   # a pair: _ab only
         res["machine"] = machine()
         g = growth(res["records"])
         if g and n == 10_000_000: r["growth_from_1m"] = g
