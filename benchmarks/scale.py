@@ -6,10 +6,14 @@ cells no training cell comes from) into benchmarks/out/ (not committed; about 2.
 against the free disk first, deleted after the run unless --keep), then `scaml train --backed --engine out-of-core`
 runs on it in a fresh process; wall time, peak RSS (VmHWM), the memory timeline and metrics go to
 benchmarks/results.json (timeline: benchmarks/out/run_N_rss.json), and the 10M record gets its growth over 1M.
+`--floor` adds the disk's floor (one bare sequential h5py read of the matrix, and `cat file > /dev/null`) and the ratio
+of the run's wall time to it; `--before DIR` runs the code in DIR (an export of an earlier commit) and this code
+alternately on the same file, and records both with their ratios (phases, peak RSS) as `<workload>_ab`.
 
     python benchmarks/scale.py 1000000 3000000 10000000       # lr xgb actinn
     python benchmarks/scale.py 100000 --engine streaming      # features held in memory, for comparison
     python benchmarks/scale.py --smoke --out /tmp/r.json     # 2,000 cells, lr, in a temporary folder: that it runs
+    python benchmarks/scale.py 1000000 --floor --before /tmp/scaml_before   # before/after, alternating, with the floor
 """
 from __future__ import annotations
 
@@ -72,25 +76,52 @@ def _rss_mb(pid: int) -> tuple[float, float] | None:
     except (FileNotFoundError, ProcessLookupError, KeyError):
         return None
 
-def run(n: int, models: list[str], device: str, engine: str = "out-of-core") -> dict:
+def floor(path: Path) -> dict:
+    """The disk's floor for `path`: `cat file > /dev/null`, and one bare sequential h5py read of the whole matrix
+    (`X/indptr`, `X/data`, `X/indices` in 64 MiB slices, no transform). Seconds; the page cache is left as it is."""
+    import h5py
+    t = time.perf_counter()
+    subprocess.run(f"cat '{path}' > /dev/null", shell=True, check=True)
+    cat_s = time.perf_counter() - t
+    t = time.perf_counter()
+    with h5py.File(path, "r") as f:
+        for k in ("indptr", "data", "indices"):
+            d = f["X"][k]
+            step = max(1, 2**26 // d.dtype.itemsize)
+            for s in range(0, d.shape[0], step): d[s:s + step]
+    h5_s = time.perf_counter() - t
+    return {"cat_s": round(cat_s, 1), "h5py_read_s": round(h5_s, 1), "file_gb": round(path.stat().st_size / 1e9, 2),
+            "cat_gb_per_s": round(path.stat().st_size / 1e9 / cat_s, 2)}
+
+def run(n: int, models: list[str], device: str, engine: str = "out-of-core", code: str | None = None,
+        tag: str = "") -> dict:
+    """One `scaml train` on the `n`-cell atlas in a fresh process (`code`: the folder its `scaml` is imported from);
+    peak RSS from the kernel (`ru_maxrss` of the finished process) and the VmHWM seen while it ran."""
     path = atlas(n)
-    out = WORK / f"run_{n}"
+    out = WORK / f"run_{n}{tag}"
     cmd = [sys.executable, "-m", "scaml.cli", "train", "--adata", str(path), "--backed", "--label-key", "cell_type",
            "--split-key", "split", "--split-train", "train", "--split-test", "test", "--models", *models,
            "--engine", engine, "--device", device, "--outdir", str(out), "--overwrite", "--no-plots", "--quiet"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if code: env["PYTHONPATH"] = str(code)
+    err = WORK / f"run_{n}{tag}.stderr"
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    timeline, peak = [], 0.0                      # (seconds, RSS MB) every 2 s: where memory goes
-    while proc.poll() is None:
-        m = _rss_mb(proc.pid)
-        if m is not None:
-            timeline.append((round(time.perf_counter() - t, 1), round(m[0]))); peak = max(peak, m[1])
-        time.sleep(2)
-    wall = time.perf_counter() - t
-    _, stderr = proc.communicate()
-    if proc.returncode != 0: raise RuntimeError(stderr)
-    (WORK / f"run_{n}_rss.json").write_text(json.dumps(timeline))
+    with open(err, "w") as fe:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fe, env=env)
+        timeline, peak = [], 0.0                  # (seconds, RSS MB) every 2 s: where memory goes
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                wall, rc = time.perf_counter() - t, os.waitstatus_to_exitcode(status)
+                peak = max(peak, ru.ru_maxrss / 1024)
+                break
+            m = _rss_mb(proc.pid)
+            if m is not None:
+                timeline.append((round(time.perf_counter() - t, 1), round(m[0]))); peak = max(peak, m[1])
+            time.sleep(1)
+    proc.returncode = rc
+    if rc != 0: raise RuntimeError(err.read_text()[-3000:])
+    (WORK / f"run_{n}{tag}_rss.json").write_text(json.dumps(timeline))
     summary = json.loads((out / "summary_metrics.json").read_text())
     man = json.loads((out / "manifest.json").read_text())
     tm = man["timings"]
@@ -107,6 +138,7 @@ def run(n: int, models: list[str], device: str, engine: str = "out-of-core") -> 
                               "fit_s": round(tm[f"{m}_fit_s"], 1), "predict_s": round(tm[f"{m}_predict_s"], 1)}
                           for m in models},
             "timings": {k: round(v, 1) for k, v in tm.items()}, "load_avg_1min": round(os.getloadavg()[0], 2),
+            "code": "this checkout" if code is None else str(code),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 def growth(records: list[dict], engine: str = "out-of-core") -> dict | None:
@@ -116,6 +148,27 @@ def growth(records: list[dict], engine: str = "out-of-core") -> dict | None:
     a, b = by_n[1_000_000], by_n[10_000_000]
     return {"cells": 10.0, "wall": round(b["wall_s"] / a["wall_s"], 2), "peak_rss": round(b["peak_rss_mb"] / a["peak_rss_mb"], 2)}
 
+def ab(before: dict, after: dict) -> dict:
+    "One record of a before/after pair on the same atlas, run one after the other: both runs and after / before."
+    keys = ("wall_s", "peak_rss_mb", "timings", "per_model", "load_avg_1min", "code", "date", "f1_macro")
+    ratio = {k: round(after[k] / before[k], 3) for k in ("wall_s", "peak_rss_mb")}
+    ratio["phases"] = {k: round(after["timings"][k] / before["timings"][k], 2) for k in after["timings"]
+                       if before["timings"].get(k)}
+    same = {m: after["per_model"][m]["accuracy"] == before["per_model"][m]["accuracy"]
+            and after["per_model"][m]["f1_macro"] == before["per_model"][m]["f1_macro"] for m in after["per_model"]}
+    return {"workload": after["workload"] + "_ab", "n_cells": after["n_cells"], "models": after["models"],
+            "device": after["device"], "cpu": after["cpu"], "engine": after["engine"], "order": "before, then after",
+            "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys},
+            "after_over_before": ratio, "same_scores": same, "identical_outputs": same_outputs(after["n_cells"]),
+            "floor": after.get("floor")}
+
+def same_outputs(n: int) -> dict:
+    "Whether each predictions / probabilities CSV of the two runs' folders is byte for byte the same."
+    import filecmp
+    a, b = WORK / f"run_{n}_before", WORK / f"run_{n}"
+    files = sorted(str(f.relative_to(b)) for f in b.rglob("*.csv") if "predictions" in f.name or "proba" in f.name)
+    return {f: (a / f).exists() and filecmp.cmp(a / f, b / f, shallow=False) for f in files}
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
@@ -124,6 +177,10 @@ def main(argv=None) -> int:
     p.add_argument("--engine", default="out-of-core", choices=["out-of-core", "streaming"])
     p.add_argument("--keep", action="store_true", help="keep the generated atlas files (deleted after each run by default)")
     p.add_argument("--out", help="results file to update (default benchmarks/results.json; a temporary file with --smoke)")
+    p.add_argument("--floor", action="store_true",
+                   help="also time the disk's floor (cat, bare h5py read) and record the ratio wall / floor")
+    p.add_argument("--before", help="a folder holding an earlier scaml (git archive REV scaml | tar -x -C DIR): run "
+                                    "it and this code alternately on each atlas, and record both as <workload>_ab")
     p.add_argument("--smoke", action="store_true",
                    help="one 2,000-cell atlas, lr, in a temporary folder: checks that the script runs")
     a = p.parse_args(argv)
@@ -135,11 +192,18 @@ def main(argv=None) -> int:
         WORK, a.sizes, a.models = results.parent / "out", [2000], ["lr"]
     res = json.loads(results.read_text()) if results.exists() else {"records": []}
     for n in a.sizes:
+        fl = floor(atlas(n)) if a.floor else None
+        before = run(n, a.models, a.device, a.engine, code=a.before, tag="_before") if a.before else None
         r = run(n, a.models, a.device, a.engine)
+        if fl:
+            fl["wall_over_h5py_read"] = round(r["wall_s"] / max(fl["h5py_read_s"], 0.1), 1)
+            fl["wall_over_cat"] = round(r["wall_s"] / max(fl["cat_s"], 0.1), 1)
+            r["floor"] = fl
+        if before: res["records"] = [o for o in res["records"] if o["workload"] != r["workload"] + "_ab"] + [ab(before, r)]
         if not a.keep: atlas(n).unlink()
         print(f"{r['workload']:28s} wall {r['wall_s']:7.1f}s rss {r['peak_rss_mb']:8.1f} MB f1 {r['f1_macro']:.4f} "
               + " ".join(f"{m}:{v['fit_s']}s" for m, v in r["per_model"].items()), flush=True)
-        res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]
+        if not before: res["records"] = [o for o in res["records"] if not same_run(o, r)] + [r]   # a pair: _ab only
         res["machine"] = machine()
         g = growth(res["records"])
         if g and n == 10_000_000: r["growth_from_1m"] = g

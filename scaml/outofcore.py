@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from anndata import AnnData
 from .models import CellTypeModel
 from .solvers import Blocks
 from .preprocess import Preprocessor, pick_layer
-from .streaming import transform_streaming
+from .streaming import prefetch, read_rows, transform_streaming
 
 # %% auto #0
 __all__ = ['GATHER_CELLS', 'MAX_CELLS', 'FileBlocks', 'stratified_sample', 'fit_from_blocks', 'predict_from_blocks']
@@ -46,6 +47,8 @@ class FileBlocks(Blocks):
         Draw each block's chunks at random from the whole file (for training); else blocks follow the file order.
     random_state
         Seed of the shuffle.
+    threads
+        Threads that read and transform the parts of a block at once (h5py reads while numpy transforms); 1: none.
 
     Attributes
     ----------
@@ -53,7 +56,7 @@ class FileBlocks(Blocks):
         For each row in block order, its position in `rows` (labels in block order are `y[blocks.order]`).
     """
     def __init__(self, adata: AnnData, pp: Preprocessor, rows: np.ndarray | None = None, *, chunk: int = 2048,
-                 chunks_per_block: int = 16, shuffle: bool = True, random_state: int | None = 0):
+                 chunks_per_block: int = 16, shuffle: bool = True, random_state: int | None = 0, threads: int = 2):
         if not pp.is_fitted: raise ValueError("pp is not fitted; fit it first (fit_preprocessor_streaming)")
         if pp.use_rep is not None: raise ValueError("FileBlocks reads genes; a Preprocessor on an embedding cannot use it")
         self.X, _ = pick_layer(adata, pp.layer)
@@ -68,23 +71,32 @@ class FileBlocks(Blocks):
         self._groups = [np.sort(perm[s:s + chunks_per_block]) for s in range(0, n_chunks, chunks_per_block)]
         pos = np.arange(len(rows))
         self.order = np.concatenate([pos[c * self.chunk:(c + 1) * self.chunk] for g in self._groups for c in g])
+        if len(rows) < 2**31: self.order = self.order.astype(np.int32)     # a per-cell array: the smallest dtype
         self.sizes = [int(sum(min(self.chunk, len(rows) - c * self.chunk) for c in g)) for g in self._groups]
         self.n_cols = len(pp.features)
         self.report: dict | None = None
+        self.threads, self._pool = max(1, int(threads)), None
 
-    def raw(self, i: int) -> sp.csr_matrix:
-        "The stored values of block `i`'s cells (float32 CSR), before preprocessing."
-        parts = []
-        for c in self._groups[i]:
-            idx = self.rows[c * self.chunk:(c + 1) * self.chunk]
-            lo, hi = int(idx[0]), int(idx[-1]) + 1
-            B = sp.csr_matrix(self.X[lo:hi], dtype=np.float32)     # one contiguous read, then pick the rows
-            parts.append(B if hi - lo == len(idx) else B[idx - lo])
+    def raw(self, i: int, chunks: Sequence[int] | None = None) -> sp.csr_matrix:
+        "The stored values of block `i`'s cells (or of its `chunks`), float32 CSR, before preprocessing."
+        parts = [read_rows(self.X, self.rows[c * self.chunk:(c + 1) * self.chunk])     # one contiguous read each
+                 for c in (self._groups[i] if chunks is None else chunks)]
         return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
 
+    def _features(self, i: int, chunks: Sequence[int]) -> tuple[sp.csr_matrix, dict]:
+        return self.pp.transform(AnnData(self.raw(i, chunks), var=self.var), return_report=True)
+
     def __getitem__(self, i: int) -> sp.csr_matrix:
-        Z, self.report = self.pp.transform(AnnData(self.raw(i), var=self.var), return_report=True)
-        return Z
+        g = self._groups[i]
+        if self.threads == 1 or len(g) < 2:
+            Z, self.report = self._features(i, g)
+            return Z
+        if self._pool is None: self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="scaml-blocks")
+        cut = np.array_split(np.arange(len(g)), self.threads)        # each part read and transformed on its own thread
+        futs = [self._pool.submit(self._features, i, g[c]) for c in cut[1:]]
+        parts = [self._features(i, g[cut[0]]), *(f.result() for f in futs)]
+        self.report = parts[-1][1]
+        return sp.vstack([Z for Z, _ in parts], format="csr")
 
     def gather(self, positions: np.ndarray, *, block_size: int = 4096) -> sp.csr_matrix:
         "The features of the cells at `positions` (ascending, into `rows`), read in file order into one CSR matrix."
@@ -161,18 +173,18 @@ def predict_from_blocks(models: Mapping[str, CellTypeModel], blocks: Blocks) -> 
 
     Returns
     -------
-    `(probabilities by model, predict seconds by model)`, rows in block order; reading and preprocessing the blocks
-    is timed as `'read'`.
+    `(probabilities by model, predict seconds by model)`, rows in block order; the wait for the blocks (read and
+    preprocessed on a thread while the models predict the one before) is timed as `'read'`.
     """
     o = blocks.offsets
     P = {m: np.empty((blocks.n_rows, len(model.classes_))) for m, model in models.items()}
     secs = dict.fromkeys([*models, "read"], 0.0)
-    for i in range(len(blocks)):
-        t = time.perf_counter()
-        B = blocks[i]
+    t = time.perf_counter()
+    for i, B in enumerate(prefetch(blocks.__getitem__, range(len(blocks)))):   # the next block read meanwhile
         secs["read"] += time.perf_counter() - t
         for m, model in models.items():
             t = time.perf_counter()
             P[m][o[i]:o[i + 1]] = model.backend.predict_proba(B)
             secs[m] += time.perf_counter() - t
+        t = time.perf_counter()
     return P, secs

@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,43 @@ from .data import describe_matrix
 from .preprocess import Preprocessor, normalize_log1p
 
 # %% auto #0
-__all__ = ['iter_blocks', 'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
+__all__ = ['prefetch', 'read_rows', 'iter_blocks', 'read_obs_codes', 'fit_preprocessor_streaming', 'transform_streaming',
+           'resample_counts']
 
 # %% ../nbs/01a_streaming.ipynb #528f0c79
 log = logging.getLogger(__name__)
+
+# %% ../nbs/01a_streaming.ipynb #b2e4d5f6
+def prefetch(fn: Callable, items: Iterable, ahead: int = 1) -> Iterator:
+    """Yield `fn(item)` for each of `items` in order, computing the next `ahead` on a background thread meanwhile.
+
+    An exception raised by `fn` is raised where its result is yielded; leaving early cancels what was not started."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scaml-prefetch") as pool:
+        pending = [pool.submit(fn, it) for _, it in zip(range(ahead + 1), items)]
+        try:
+            while pending:
+                out = pending.pop(0).result()
+                pending += [pool.submit(fn, it) for it in [next(items, _END)] if it is not _END]
+                yield out
+        finally:
+            for f in pending: f.cancel()
+
+_END = object()
+
+# %% ../nbs/01a_streaming.ipynb #f6c8b9d0
+def read_rows(X, idx: np.ndarray) -> sp.csr_matrix:
+    """Rows `idx` (ascending) of a matrix, backed or in memory, as float32 CSR: for a backed CSR matrix one contiguous
+    read of `indptr`, `data` and `indices` over `idx[0]..idx[-1]` with h5py, then the rows picked with scipy."""
+    lo, hi = int(idx[0]), int(idx[-1]) + 1
+    grp = getattr(X, "group", None)
+    if grp is None or getattr(X, "format", None) != "csr":
+        B = sp.csr_matrix(X[lo:hi], dtype=np.float32)           # contiguous read, then pick the rows
+        return B if hi - lo == len(idx) else B[idx - lo]
+    ip = grp["indptr"][lo:hi + 1].astype(np.int64)
+    data, ind = grp["data"][ip[0]:ip[-1]], grp["indices"][ip[0]:ip[-1]]
+    B = sp.csr_matrix((data.astype(np.float32, copy=False), ind, ip - ip[0]), shape=(hi - lo, X.shape[1]))
+    return B if hi - lo == len(idx) else B[idx - lo]             # the rows in idx only (scipy's row gather)
 
 # %% ../nbs/01a_streaming.ipynb #0e1faa6c
 def iter_blocks(X, rows: np.ndarray | None = None, *, block_size: int = 50_000) -> Iterator[tuple[np.ndarray, sp.csr_matrix]]:
@@ -39,18 +73,34 @@ def iter_blocks(X, rows: np.ndarray | None = None, *, block_size: int = 50_000) 
 
     Returns
     -------
-    An iterator of `(indices, CSR float32 block)`.
+    An iterator of `(indices, CSR float32 block)`; the next block is read on a thread while the caller works.
     """
     n = X.shape[0]
     rows = np.arange(n) if rows is None else np.asarray(rows)
     if rows.dtype == bool: rows = np.flatnonzero(rows)
-    for s in range(0, len(rows), block_size):
+    def read(s: int) -> tuple[np.ndarray, sp.csr_matrix]:
         idx = rows[s:s + block_size]
-        lo, hi = int(idx[0]), int(idx[-1]) + 1
-        block = X[lo:hi]                              # contiguous read, then pick the rows
-        block = sp.csr_matrix(block, dtype=np.float32)
-        if hi - lo != len(idx): block = block[idx - lo]
-        yield idx, block
+        return idx, read_rows(X, idx)
+    yield from prefetch(read, range(0, len(rows), block_size))   # the next block is read while this one is used
+
+# %% ../nbs/01a_streaming.ipynb #d0a2f3b4
+def read_obs_codes(path: PathLike, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(codes, categories)` of the `obs` column `key` of an `.h5ad` file, read with h5py alone (no cell names, no
+    other column): codes in the smallest signed integer type that holds them, -1 where the value is missing."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        obs = f["obs"]
+        cols = [c for c in obs.attrs.get("column-order", []) if c in obs]
+        if key not in cols:
+            raise KeyError(f"obs column {key!r} is not in '{path}'; its columns are {', '.join(map(str, cols)) or 'none'}")
+        col = obs[key]
+        if isinstance(col, h5py.Group) and col.attrs.get("encoding-type") == "categorical":
+            codes, cats = col["codes"][:], col["categories"][:]
+        else:                                         # strings or numbers stored per cell: coded here
+            cats, codes = np.unique(col.asstr()[:] if col.dtype.kind == "O" else col[:], return_inverse=True)
+    cats = np.array([c.decode() if isinstance(c, bytes) else c for c in cats], dtype=object)
+    dtype = next(t for t in (np.int8, np.int16, np.int32, np.int64) if len(cats) < np.iinfo(t).max)
+    return codes.astype(dtype, copy=False), cats
 
 # %% ../nbs/01a_streaming.ipynb #c4b9098d
 def fit_preprocessor_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.ndarray | None = None,
