@@ -94,7 +94,8 @@ def test_analysis_notebook_shares_the_report_defaults():
     report = inspect.signature(run_report).parameters
     bench = inspect.signature(run_benchmark).parameters
     assert list(params["models"]) == list(report["models"].default) == list(bench["models"].default)
-    assert params["n_top_genes"] == report["n_top_genes"].default == bench["n_top_genes"].default == 2000
+    from scaml.core import DEFAULT_N_TOP_GENES
+    assert params["n_top_genes"] == report["n_top_genes"].default == bench["n_top_genes"].default == DEFAULT_N_TOP_GENES
     assert params["random_state"] == report["random_state"].default
 
 
