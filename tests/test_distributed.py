@@ -189,3 +189,14 @@ def test_lr_on_dask_with_many_classes(cluster, data_dir):
         res = run_benchmark(t, client=client, block_size=1000, **kw)
     assert res.proba["lr"].shape[1] == 12
     np.testing.assert_allclose(res.proba["lr"].to_numpy(), loc.proba["lr"].to_numpy(), atol=1e-4)
+
+@pytest.mark.slow
+def test_rf_on_dask_is_calibrated_on_its_out_of_bag_cells(per_model, task):
+    "The default calibration (oob) on the Dask engine: rf's out-of-bag cells of the gathered features, as locally."
+    loc, res, out = per_model
+    cal = json.loads((out / "manifest.json").read_text())["calibration"]
+    assert cal["method"] == "oob" and set(cal["models"]) == {"rf"}, cal
+    rf = cal["models"]["rf"]
+    assert rf["kind"].startswith("out-of-bag") and rf["n_heldout"] == int((task.obs.split == "train").sum())
+    local_t = loc.manifest["calibration"]["models"]["rf"]["temperature"]
+    assert abs(rf["temperature"] - local_t) <= 0.05 * local_t, (rf["temperature"], local_t)
