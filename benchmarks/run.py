@@ -159,7 +159,7 @@ def main(argv=None) -> int:
                       f"f1_macro {o['f1_macro']:.4f}{other}")
     keep = [o for o in old["records"] if not any(same_run(o, r) for r in new)]
     if not a.compare:
-        out.write_text(json.dumps({"machine": machine(), "records": keep + new}, indent=1) + "\n")
+        out.write_text(json.dumps({**old, "machine": machine(), "records": keep + new}, indent=1) + "\n")
         print(f"wrote {out}")
     return 0
 

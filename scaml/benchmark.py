@@ -17,7 +17,7 @@ from anndata import AnnData
 
 from .calibration import calibration_metrics, fit_calibrator, oob_calibration
 from .data import check_adata
-from .engines import ENGINES, calibration_refusal, choose_engine  # noqa: F401 (ENGINES, calibration_refusal: re-exported)
+from .engines import ENGINES, calibration_refusal, choose_engine, oob_features  # noqa: F401 (ENGINES, calibration_refusal: re-exported)
 from .metrics import ci_for_benchmark, evaluate
 from .backends import get_backend
 from .models import CellTypeModel
@@ -458,10 +458,11 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
                 timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
             secs = eng.fit(name, model, feats, classes=classes, preprocessor=pp, label_key=label_key)
             timings[f"{name}_fit_s"] = secs["fit_s"]
-            if calibrate == "oob" and hasattr(feats.Xtr, "shape"):   # no refit: rf's out-of-bag cells (training
-                # matrix in memory; engines that train from blocks leave every model as it is), the others as they are
+            if calibrate == "oob" and (Xoob := oob_features(eng, feats)) is not None:
+                # no refit: rf's out-of-bag cells (the training matrix in memory or gathered from a Dask cluster;
+                # engines that train from blocks or a sample leave every model as it is), the others as they are
                 t_cal = time.perf_counter()
-                if (oob := oob_calibration(model, feats.Xtr, feats.y)) is not None:
+                if (oob := oob_calibration(model, Xoob, feats.y)) is not None:
                     calibration[name] = {"kind": "out-of-bag training cells (no refit)", **oob}
                     timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
             fitted[name] = model

@@ -19,7 +19,7 @@ from .preprocess import Preprocessor
 
 # %% auto #0
 __all__ = ['SUPPORTS', 'OUT_OF_CORE_CELLS', 'ENGINES', 'calibration_refusal', 'Features', 'Engine', 'check_options',
-           'MemoryEngine', 'StreamingEngine', 'OutOfCoreEngine', 'DaskEngine', 'choose_engine']
+           'MemoryEngine', 'StreamingEngine', 'OutOfCoreEngine', 'DaskEngine', 'oob_features', 'choose_engine']
 
 # %% ../nbs/03d_engines.ipynb #a51222f5
 log = logging.getLogger(__name__)
@@ -257,6 +257,14 @@ class DaskEngine(Engine):
                                                preprocessor=preprocessor, label_key=label_key, local=self._local)
         self._P[name], self._secs[name] = P, predict_s      # predicted with the fit, handed over by `predict`
         return {"fit_s": fit_s}
+
+# %% ../nbs/03d_engines.ipynb #a7e0b1c2
+def oob_features(engine: Engine, feats: Features):
+    """The training features a forest of the run was fitted on, row for row as `feats.y` (for its out-of-bag
+    calibration), or None where the models train from blocks or a sample: the in-memory matrix, or the Dask engine's
+    gathered features once a model has gathered them."""
+    if isinstance(engine, DaskEngine): return engine._local.get("train")
+    return feats.Xtr if hasattr(feats.Xtr, "shape") else None
 
 # %% ../nbs/03d_engines.ipynb #0d417314
 ENGINES = ("auto", "memory", "streaming", "out-of-core", "dask")

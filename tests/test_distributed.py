@@ -189,3 +189,26 @@ def test_lr_on_dask_with_many_classes(cluster, data_dir):
         res = run_benchmark(t, client=client, block_size=1000, **kw)
     assert res.proba["lr"].shape[1] == 12
     np.testing.assert_allclose(res.proba["lr"].to_numpy(), loc.proba["lr"].to_numpy(), atol=1e-4)
+
+@pytest.mark.slow
+def test_rf_on_dask_is_calibrated_on_its_out_of_bag_cells(per_model, task):
+    "The default calibration (oob) on the Dask engine: rf's out-of-bag cells of the gathered features, as locally."
+    loc, res, out = per_model
+    cal = json.loads((out / "manifest.json").read_text())["calibration"]
+    assert cal["method"] == "oob" and set(cal["models"]) == {"rf"}, cal
+    rf = cal["models"]["rf"]
+    assert rf["kind"].startswith("out-of-bag") and rf["n_heldout"] == int((task.obs.split == "train").sum())
+    local_t = loc.manifest["calibration"]["models"]["rf"]["temperature"]
+    assert abs(rf["temperature"] - local_t) <= 0.05 * local_t, (rf["temperature"], local_t)
+
+@pytest.mark.slow
+def test_cli_dask_run_with_the_default_calibration(task, tmp_path, data_dir):
+    "`scaml train --dask-workers 1` with the default --calibrate oob: rf calibrated on its out-of-bag cells, no error."
+    env = {**os.environ, "SCAML_DATA_DIR": str(data_dir), "MPLBACKEND": "Agg"}
+    p = subprocess.run([sys.executable, "-m", "scaml.cli", "train", "--dataset", TASK, "--models", "lr", "rf",
+                        "--dask-workers", "1", "--block-size", "500", "--no-plots", "--quiet",
+                        "--outdir", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300,
+                       cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    cal = json.loads((tmp_path / "out" / "manifest.json").read_text())["calibration"]
+    assert cal["method"] == "oob" and cal["models"]["rf"]["n_heldout"] == int((task.obs.split == "train").sum())
