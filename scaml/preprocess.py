@@ -95,7 +95,7 @@ def hvg_from_moments(mean: np.ndarray, var: np.ndarray, n_top_genes: int, *, n_b
     with np.errstate(divide="ignore", invalid="ignore"):
         disp = np.where(mean > 0, var / mean, 0.0)
         logdisp = np.log(np.where(disp > 0, disp, np.nan))
-        logmean = np.log1p(mean)
+        logmean = np.log1p(np.maximum(mean, 0))    # scaled values can have negative means
     bins = pd.cut(logmean, bins=n_bins, labels=False, include_lowest=True) if np.ptp(logmean) > 0 else np.zeros(n_genes, int)
     df = pd.DataFrame({"bin": bins, "d": logdisp})
     g = df.groupby("bin")["d"]

@@ -13,7 +13,7 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SCRIPTS = ["actinn", "analysis", "busy", "headline", "novelty", "panel", "predict_scale", "quality", "run", "scale",
-           "scanvi", "travel", "celltypist_ratio"]
+           "scanvi", "travel", "celltypist_ratio", "blocks_ab"]
 OUT_FLAG = {"run": "--output"}
 
 def _records() -> dict[str, str]:

@@ -331,3 +331,12 @@ def test_import_is_cheap():
     code = "import sys, scaml.io, scaml.datasets; print('scanpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "False"
+
+
+def test_hvg_on_values_with_negative_means():
+    "Scaled values (means below -1 for some genes) select genes instead of failing in the mean-expression bins."
+    from scaml.preprocess import highly_variable_genes
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 50)) * rng.uniform(0.5, 3, 50) - np.r_[np.full(25, 2.0), np.zeros(25)]
+    idx = highly_variable_genes(X, 10)
+    assert len(idx) == 10 and len(set(idx)) == 10 and idx.max() < 50

@@ -108,7 +108,7 @@ def test_readme_links_work_on_the_repository_page():
     assert not re.search(r"\]\((?!https?:)[^)]*\.ipynb\)", readme), "a relative notebook link does not work on GitHub"
     s = _settings()
     assert f"{s['doc_host']}{s['doc_baseurl']}/tutorials.html" in readme
-    for words in ["FACS -> droplet", "droplet -> FACS", "0.933", "0.833", "0.916", "--n-top-genes", "--use-rep",
+    for words in ["FACS -> droplet", "droplet -> FACS", "0.960", "0.926", "0.840", "--n-top-genes", "--use-rep",
                   "OVERWRITE=1", "scaml_report", "scaml_export_seurat", "3.10", "3.12"]:
         assert words in readme, words
     assert "--n-hvg 3000" not in readme and "--embedding X_harmony)" not in readme
