@@ -20,8 +20,8 @@ from .data import describe_matrix
 from .preprocess import Preprocessor, normalize_log1p
 
 # %% auto #0
-__all__ = ['prefetch', 'read_rows', 'iter_blocks', 'read_obs_codes', 'read_h5ad_lean', 'fit_preprocessor_streaming',
-           'transform_streaming', 'resample_counts']
+__all__ = ['NAMES_CHUNK', 'prefetch', 'read_rows', 'iter_blocks', 'read_obs_codes', 'read_h5ad_lean',
+           'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
 
 # %% ../nbs/01a_streaming.ipynb #528f0c79
 log = logging.getLogger(__name__)
@@ -103,16 +103,19 @@ def read_obs_codes(path: PathLike, key: str) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(dtype, copy=False), cats
 
 # %% ../nbs/01a_streaming.ipynb #f1a7e0c3
-def read_h5ad_lean(path: PathLike, obs_keys: Iterable[str | None] = (), *, chunk: int = 1_000_000) -> AnnData:
-    """`path` opened backed like `read_h5ad(path, backed=True)`, but `obs` holds only the columns `obs_keys` and the
-    cell names are an Arrow string index read `chunk` names at a time: about 15 bytes a cell instead of 70 for a
-    Python string each, and none of the other columns. A file that lacks one of the keys, or has `raw`, opens the
-    usual way (an error then names every column)."""
+NAMES_CHUNK = 1_000_000    # cell names read at a time
+
+def read_h5ad_lean(path: PathLike, obs_keys: Iterable[str | None] = (), *, chunk: int | None = None) -> AnnData:
+    """`path` opened backed like `read_h5ad(path, backed=True)`, but `obs` holds only the columns `obs_keys`, and the
+    cell names are an Arrow string index read `chunk` (default `NAMES_CHUNK`) at a time: about 15 bytes a cell, not
+    70 for a Python string each. A file that lacks one of the keys, or has `raw`, opens the usual way (an error then
+    names every column)."""
     import h5py
     import pyarrow as pa
     from anndata.io import read_elem
     from .data import _check_h5ad_file, read_h5ad
     _check_h5ad_file(Path(path))
+    chunk = NAMES_CHUNK if chunk is None else chunk
     keys = list(dict.fromkeys(k for k in obs_keys if k is not None))
     f = h5py.File(path, "r")
     obs = f.get("obs")
