@@ -113,7 +113,7 @@ def read_h5ad_lean(path: PathLike, obs_keys: Iterable[str | None] = (), *, chunk
     import h5py
     import pyarrow as pa
     from anndata.io import read_elem
-    from .data import _check_h5ad_file, read_h5ad
+    from scaml.data import _check_h5ad_file, read_h5ad
     _check_h5ad_file(Path(path))
     chunk = NAMES_CHUNK if chunk is None else chunk
     keys = list(dict.fromkeys(k for k in obs_keys if k is not None))
