@@ -103,7 +103,7 @@ def read_obs_codes(path: PathLike, key: str) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(dtype, copy=False), cats
 
 # %% ../nbs/01a_streaming.ipynb #f1a7e0c3
-NAMES_CHUNK = 1_000_000    # cell names read at a time
+NAMES_CHUNK = 100_000    # cell names read at a time (as Python strings, then into Arrow)
 
 def read_h5ad_lean(path: PathLike, obs_keys: Iterable[str | None] = (), *, chunk: int | None = None) -> AnnData:
     """`path` opened backed like `read_h5ad(path, backed=True)`, but `obs` holds only the columns `obs_keys`, and the
