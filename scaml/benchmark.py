@@ -511,7 +511,8 @@ def benchmark_files(adata: PathLike | None = None, *, dataset: str | None = None
     adata_test
         Test cells from another file.
     backed
-        Open the `.h5ad` files backed, block by block.
+        Open the `.h5ad` files backed, block by block, with only the `obs` columns the run reads and the cell names
+        in an Arrow index (`scaml.streaming.read_h5ad_lean`).
     dask_workers
         Run on a local Dask cluster of this many worker processes.
     dask_scheduler
