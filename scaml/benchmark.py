@@ -512,7 +512,8 @@ def benchmark_files(adata: PathLike | None = None, *, dataset: str | None = None
     adata_test
         Test cells from another file.
     backed
-        Open the `.h5ad` files backed, block by block.
+        Open the `.h5ad` files backed, block by block, with only the `obs` columns the run reads and the cell names
+        in an Arrow index (`scaml.streaming.read_h5ad_lean`).
     dask_workers
         Run on a local Dask cluster of this many worker processes.
     dask_scheduler
@@ -528,8 +529,18 @@ def benchmark_files(adata: PathLike | None = None, *, dataset: str | None = None
 
     from scaml.datasets import read_input
     t = time.perf_counter()
-    cells = read_input(adata, dataset, backed=backed)
-    test_cells = read_input(adata_test, backed=backed) if adata_test else None
+    if backed and not dataset and str(adata).endswith(".h5ad"):     # only the obs columns the run reads
+        import inspect
+
+        from scaml.streaming import read_h5ad_lean
+        d = inspect.signature(run_benchmark).parameters
+        keys = [kwargs.get(k, d[k].default) for k in ("label_key", "split_key", "group_key")]
+        cells = read_h5ad_lean(adata, keys)
+        test_cells = (read_h5ad_lean(adata_test, keys[:1]) if str(adata_test).endswith(".h5ad")
+                      else read_input(adata_test, backed=True)) if adata_test else None
+    else:
+        cells = read_input(adata, dataset, backed=backed)
+        test_cells = read_input(adata_test, backed=backed) if adata_test else None
     log.info("read %d cells x %d genes in %.1fs", cells.n_obs, cells.n_vars, time.perf_counter() - t)
     if dask_workers or dask_scheduler:
         from scaml.distributed import get_client
