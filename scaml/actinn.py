@@ -39,6 +39,7 @@ def _network(n_in: int, hidden: list[int], n_out: int):
         if i < len(sizes) - 2: layers.append(torch.nn.ReLU())
     return torch.nn.Sequential(*layers)
 
+# %% ../nbs/03_actinn.ipynb #91121b07
 def _dense(X, rows) -> np.ndarray:
     "Rows of `X` (CSR or dense) as a C-contiguous float32 array."
     B = X[rows]
@@ -207,24 +208,22 @@ def _proba(self: ActinnBackend, X) -> np.ndarray:
     X = X.tocsr() if sp.issparse(X) else np.asarray(X, dtype=np.float32)
     return softmax(self._logits(X))
 
-# %% ../nbs/03_actinn.ipynb #440581d3
-@patch
-def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | None) -> None:
-    """Train from `Blocks` (fetched one at a time) and contiguous labels `y`, with early stopping as in `_fit`.
+# %% ../nbs/03_actinn.ipynb #20f4eb73
+def _block(blocks, i: int):
+    "Block `i` of `blocks` as CSR, or as a float32 array."
+    B = blocks[i]
+    return B.tocsr() if sp.issparse(B) else np.asarray(B, dtype=np.float32)
 
-    The validation cells are a stratified `val_fraction` of the cells, at most `val_max`: drawn from all blocks when
-    they hold fewer than `val_max / val_fraction` cells, else from the first blocks of a random order, so that a large
-    file is not read once only to collect them. The validation loss is checked every `check_every` training cells
-    and at the end of each pass.
+@patch
+def _block_validation(self: ActinnBackend, blocks, y: np.ndarray, rng: np.random.Generator):
+    """The validation cells of `_fit_blocks`: `(is_val, va, Xv)`, a mask and the positions of the cells, and their
+    features (`None` when there are none).
+
+    A stratified `val_fraction` of the cells, at most `val_max`: drawn from all blocks when they hold fewer than
+    `val_max / val_fraction` cells, else from the first blocks of a random order, so that a large file is not read
+    once only to collect them.
     """
     p = self.params
-    if not (0 <= p["val_fraction"] < 1):
-        raise ValueError(f"val_fraction={p['val_fraction']!r} must be in [0, 1); use 0 to train without early stopping")
-    self.device_ = resolve_device(p["device"])
-    self.n_features_ = int(blocks.n_cols)
-    y = np.asarray(y, dtype=np.int64)
-    w = np.ones(len(y), dtype=np.float32) if sw is None else np.asarray(sw, dtype=np.float32)
-    rng = np.random.default_rng(self.random_state)
     o, is_val, cand = blocks.offsets, np.zeros(len(y), bool), []
     if p["val_fraction"] > 0:
         need = int(p["val_max"]) / p["val_fraction"]
@@ -238,13 +237,29 @@ def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | Non
             rows = np.concatenate([np.arange(o[i], o[i + 1]) for i in cand])
             f = min(p["val_fraction"], int(p["val_max"]) / len(rows))
             is_val[rows[_stratified_split(y[rows], f, rng)[1]]] = True
-    def block(i):
-        B = blocks[i]
-        return B.tocsr() if sp.issparse(B) else np.asarray(B, dtype=np.float32)
     va = [o[i] + np.flatnonzero(is_val[o[i]:o[i + 1]]) for i in cand]
     va = np.concatenate(va) if va else np.array([], dtype=int)
-    Xv = sp.vstack([sp.csr_matrix(block(i)[np.flatnonzero(is_val[o[i]:o[i + 1]])]) for i in cand], format="csr") \
+    Xv = sp.vstack([sp.csr_matrix(_block(blocks, i)[np.flatnonzero(is_val[o[i]:o[i + 1]])]) for i in cand], format="csr") \
         if len(va) else None
+    return is_val, va, Xv
+
+# %% ../nbs/03_actinn.ipynb #440581d3
+@patch
+def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | None) -> None:
+    """Train from `Blocks` (fetched one at a time) and contiguous labels `y`, with early stopping as in `_fit`.
+
+    The validation cells are `_block_validation`'s; the validation loss is checked every `check_every` training cells
+    and at the end of each pass.
+    """
+    p = self.params
+    if not (0 <= p["val_fraction"] < 1):
+        raise ValueError(f"val_fraction={p['val_fraction']!r} must be in [0, 1); use 0 to train without early stopping")
+    self.device_ = resolve_device(p["device"])
+    self.n_features_ = int(blocks.n_cols)
+    y = np.asarray(y, dtype=np.int64)
+    w = np.ones(len(y), dtype=np.float32) if sw is None else np.asarray(sw, dtype=np.float32)
+    rng = np.random.default_rng(self.random_state)
+    o, (is_val, va, Xv) = blocks.offsets, self._block_validation(blocks, y, rng)
     every = max(int(p["check_every"]), int(p["batch_size"]))
     with _torch_state(self.random_state, p["n_threads"]):
         self.net_ = _network(self.n_features_, list(p["hidden"]), len(self.seen_)).to(self.device_)
@@ -271,7 +286,7 @@ def _fit_blocks(self: ActinnBackend, blocks, y: np.ndarray, sw: np.ndarray | Non
                 rows = rng.permutation(np.flatnonzero(~is_val[o[i]:o[i + 1]]))
                 if len(rows):
                     sl = slice(o[i], o[i + 1])
-                    train_loss = self._train_epoch(trainer, block(i), y[sl], w[sl], rows)
+                    train_loss = self._train_epoch(trainer, _block(blocks, i), y[sl], w[sl], rows)
                     since, cells = since + len(rows), cells + len(rows)
                 if Xv is not None and since >= every:
                     since = 0
@@ -346,6 +361,7 @@ def _import_deepchem():
         dclog.setLevel(level)
     return deepchem
 
+# %% ../nbs/03_actinn.ipynb #e8e22509
 class ActinnDeepChemBackend(ActinnBackend):
     """ACTINN's network trained through DeepChem's `TorchModel` (`SparseSoftmaxCrossEntropy`).
 

@@ -42,6 +42,108 @@ def _subsample_within(labels: np.ndarray, groups: np.ndarray, frac: float, rng) 
         out.extend(rng.choice(idx, k, replace=False).tolist())
     return np.sort(np.asarray(out, dtype=int))
 
+# %% ../nbs/08b_learning_curves.ipynb #fa2a4e7a
+def _check_options(models, n_repeats, n_top_genes, random_state, test_size, test_groups, n_groups, fractions) -> tuple:
+    "`learning_curve`'s options checked and normalised, returned in the order they are given."
+    models = list(dict.fromkeys(check_names(models, "models", none_ok=False)))
+    if not models: raise ValueError("no models given")
+    for m in models: get_backend(m)
+    n_repeats = check_int(n_repeats, "n_repeats", minimum=1)
+    n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
+    random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
+    test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
+    test_groups = check_names(test_groups, "test_groups")
+    if n_groups is not None:
+        if isinstance(n_groups, (str, bytes)) or not hasattr(n_groups, "__iter__"):
+            raise TypeError(f"n_groups={n_groups!r}: pass a list of integers, e.g. [1, 2, 4], or None for 1 to all")
+        n_groups = [check_int(k, "n_groups[...]", minimum=1) for k in n_groups]
+    if fractions is not None:
+        if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
+            raise TypeError(f"fractions={fractions!r}: pass a list of numbers in (0, 1], e.g. [0.25, 0.5, 1.0]")
+        fractions = [check_float(f, "fractions[...]", low=0, high=1, low_open=True) for f in fractions]
+    return models, n_repeats, n_top_genes, random_state, test_size, test_groups, n_groups, fractions
+
+# %% ../nbs/08b_learning_curves.ipynb #57a3f52b
+def _split_groups(adata: AnnData, label_key: str, group_key: str, test_groups, test_size: float, random_state,
+                  n_groups, fractions) -> tuple:
+    """The fixed split: `(adata, labels, groups, test groups, test mask, training groups, n_groups, fractions)`, the
+    cells without a label dropped and the sizes checked against the training groups."""
+    check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
+    labels, keep = clean_labels(adata, label_key)
+    if not keep.all(): adata, labels = adata[keep], labels[keep]
+    groups = adata.obs[group_key].astype(str).to_numpy()
+    tg = pick_test_groups(groups, test_groups, test_size, random_state)
+    te = np.isin(groups, tg)
+    train_groups = sorted(set(groups[~te]))
+    if not train_groups: raise ValueError(f"every group is a test group ({tg}); leave at least one for training")
+    n_groups = list(range(1, len(train_groups) + 1)) if n_groups is None else [int(k) for k in n_groups]
+    bad = [k for k in n_groups if not 1 <= k <= len(train_groups)]
+    if bad: raise ValueError(f"n_groups={bad} out of range: there are {len(train_groups)} training groups {train_groups}")
+    fractions = [float(f) for f in (fractions or [])]
+    if any(not 0 < f <= 1 for f in fractions): raise ValueError(f"fractions={fractions} must be in (0, 1]")
+    return adata, labels, groups, tg, te, train_groups, n_groups, fractions
+
+# %% ../nbs/08b_learning_curves.ipynb #93fdd303
+def _draw_training_set(schedule: str, size, r: int, random_state: int, train_groups: list, tr_idx_all: np.ndarray,
+                       groups: np.ndarray, labels: np.ndarray) -> tuple[list, np.ndarray]:
+    "The training groups and the cells of one point of the plan (`schedule`, `size`, repeat `r`)."
+    rng = np.random.default_rng([random_state + r, int(size * 1000), schedule == "groups"])
+    if schedule == "groups":
+        chosen = sorted(rng.choice(train_groups, int(size), replace=False).tolist())
+        idx = tr_idx_all[np.isin(groups[tr_idx_all], chosen)]
+    else:
+        chosen = train_groups
+        idx = tr_idx_all[_subsample_within(labels[tr_idx_all], groups[tr_idx_all], size, rng)]
+    return chosen, idx
+
+# %% ../nbs/08b_learning_curves.ipynb #4cd0a216
+def _fit_point(ad_train: AnnData, ytr: np.ndarray, ad_test: AnnData, y_test: np.ndarray, point: dict, *,
+               models: list, seed: int, label_key: str, features: str, n_top_genes: int, use_rep: str | None,
+               class_weight: str | None, model_params: dict | None) -> list[dict]:
+    "Refit the pipeline on `ad_train` and evaluate each model on `ad_test`: one row per model, starting with `point`."
+    rows = []
+    train_classes = sorted(set(ytr))
+    classes = train_classes + sorted(set(y_test) - set(ytr))
+    t = time.perf_counter()
+    pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, use_rep=use_rep)
+    Xtr = pp.fit_transform(ad_train)
+    Xte = pp.transform(ad_test)
+    t_pp = time.perf_counter() - t
+    for name in models:
+        t = time.perf_counter()
+        model = CellTypeModel(name, class_weight=class_weight, random_state=seed,
+                              **(model_params or {}).get(name, {}))
+        model.fit_matrix(Xtr, pd.Index(classes).get_indexer(ytr), classes=classes, preprocessor=pp,
+                         label_key=label_key)
+        P = model.backend.predict_proba(Xte)
+        rows.append({"model": name, **point,
+                     **{k: v for k, v in evaluate(y_test, P, classes, train_classes=train_classes).items()
+                        if k != "n_test"},
+                     "fit_s": time.perf_counter() - t + t_pp})
+    return rows
+
+# %% ../nbs/08b_learning_curves.ipynb #88734396
+def _curve_rows(adata: AnnData, labels: np.ndarray, groups: np.ndarray, tg: list, te: np.ndarray, train_groups: list,
+                n_groups: list, fractions: list, *, n_repeats: int, random_state: int, progress: bool,
+                **fit) -> tuple[list[dict], list[tuple]]:
+    "Every point of the plan, schedule by schedule, size by size, repeat by repeat: `(rows, skipped points)`."
+    from tqdm.auto import tqdm
+    tr_idx_all = np.flatnonzero(~te)
+    ad_test, y_test = adata[te], labels[te]
+    plan = [("groups", k, r) for k in n_groups for r in range(n_repeats)] + \
+           [("fraction", f, r) for f in fractions for r in range(n_repeats)]
+    rows, skipped = [], []
+    for schedule, size, r in tqdm(plan, desc="learning curve", disable=not progress):
+        chosen, idx = _draw_training_set(schedule, size, r, random_state, train_groups, tr_idx_all, groups, labels)
+        ytr = labels[idx]
+        if len(set(ytr)) < 2:
+            skipped.append((schedule, size, r)); continue
+        point = {"schedule": schedule, "size": size, "repeat": r, "n_train": int(len(idx)),
+                 "n_train_groups": len(chosen), "train_groups": ";".join(chosen), "test_groups": ";".join(tg),
+                 "n_test": int(te.sum())}
+        rows += _fit_point(adata[idx], ytr, ad_test, y_test, point, seed=random_state + r, **fit)
+    return rows, skipped
+
 # %% ../nbs/08b_learning_curves.ipynb #db263ed7
 def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: str,
                    test_groups: Sequence[str] | None = None, test_size: float = 0.25,
@@ -92,72 +194,13 @@ def learning_curve(adata: AnnData, *, label_key: str = "cell_type", group_key: s
     A DataFrame with columns `model`, `schedule`, `size`, `repeat`, `n_train`, `n_train_groups`, `train_groups`,
     `test_groups`, `n_test`, the metrics of `evaluate` and `fit_s`.
     """
-    from tqdm.auto import tqdm
-    models = list(dict.fromkeys(check_names(models, "models", none_ok=False)))
-    if not models: raise ValueError("no models given")
-    for m in models: get_backend(m)
-    n_repeats = check_int(n_repeats, "n_repeats", minimum=1)
-    n_top_genes = check_int(n_top_genes, "n_top_genes", minimum=1)
-    random_state = check_int(random_state, "random_state", minimum=0, none_ok=True)
-    test_size = check_float(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
-    test_groups = check_names(test_groups, "test_groups")
-    if n_groups is not None:
-        if isinstance(n_groups, (str, bytes)) or not hasattr(n_groups, "__iter__"):
-            raise TypeError(f"n_groups={n_groups!r}: pass a list of integers, e.g. [1, 2, 4], or None for 1 to all")
-        n_groups = [check_int(k, "n_groups[...]", minimum=1) for k in n_groups]
-    if fractions is not None:
-        if isinstance(fractions, (str, bytes)) or not hasattr(fractions, "__iter__"):
-            raise TypeError(f"fractions={fractions!r}: pass a list of numbers in (0, 1], e.g. [0.25, 0.5, 1.0]")
-        fractions = [check_float(f, "fractions[...]", low=0, high=1, low_open=True) for f in fractions]
-    check_adata(adata, obs_keys={"label_key": label_key, "group_key": group_key})
-    labels, keep = clean_labels(adata, label_key)
-    if not keep.all(): adata, labels = adata[keep], labels[keep]
-    groups = adata.obs[group_key].astype(str).to_numpy()
-    tg = pick_test_groups(groups, test_groups, test_size, random_state)
-    te = np.isin(groups, tg)
-    train_groups = sorted(set(groups[~te]))
-    if not train_groups: raise ValueError(f"every group is a test group ({tg}); leave at least one for training")
-    n_groups = list(range(1, len(train_groups) + 1)) if n_groups is None else [int(k) for k in n_groups]
-    bad = [k for k in n_groups if not 1 <= k <= len(train_groups)]
-    if bad: raise ValueError(f"n_groups={bad} out of range: there are {len(train_groups)} training groups {train_groups}")
-    fractions = [float(f) for f in (fractions or [])]
-    if any(not 0 < f <= 1 for f in fractions): raise ValueError(f"fractions={fractions} must be in (0, 1]")
-    tr_idx_all = np.flatnonzero(~te)
-    ad_test, y_test = adata[te], labels[te]
-    plan = [("groups", k, r) for k in n_groups for r in range(n_repeats)] + \
-           [("fraction", f, r) for f in fractions for r in range(n_repeats)]
-    rows, skipped = [], []
-    for schedule, size, r in tqdm(plan, desc="learning curve", disable=not progress):
-        rng = np.random.default_rng([random_state + r, int(size * 1000), schedule == "groups"])
-        if schedule == "groups":
-            chosen = sorted(rng.choice(train_groups, int(size), replace=False).tolist())
-            idx = tr_idx_all[np.isin(groups[tr_idx_all], chosen)]
-        else:
-            chosen = train_groups
-            idx = tr_idx_all[_subsample_within(labels[tr_idx_all], groups[tr_idx_all], size, rng)]
-        ytr = labels[idx]
-        if len(set(ytr)) < 2:
-            skipped.append((schedule, size, r)); continue
-        train_classes = sorted(set(ytr))
-        classes = train_classes + sorted(set(y_test) - set(ytr))
-        t = time.perf_counter()
-        pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, use_rep=use_rep)
-        Xtr = pp.fit_transform(adata[idx])
-        Xte = pp.transform(ad_test)
-        t_pp = time.perf_counter() - t
-        for name in models:
-            t = time.perf_counter()
-            model = CellTypeModel(name, class_weight=class_weight, random_state=random_state + r,
-                                  **(model_params or {}).get(name, {}))
-            model.fit_matrix(Xtr, pd.Index(classes).get_indexer(ytr), classes=classes, preprocessor=pp,
-                             label_key=label_key)
-            P = model.backend.predict_proba(Xte)
-            rows.append({"model": name, "schedule": schedule, "size": size, "repeat": r, "n_train": int(len(idx)),
-                         "n_train_groups": len(chosen), "train_groups": ";".join(chosen), "test_groups": ";".join(tg),
-                         "n_test": int(te.sum()),
-                         **{k: v for k, v in evaluate(y_test, P, classes, train_classes=train_classes).items()
-                            if k != "n_test"},
-                         "fit_s": time.perf_counter() - t + t_pp})
+    models, n_repeats, n_top_genes, random_state, test_size, test_groups, n_groups, fractions = _check_options(
+        models, n_repeats, n_top_genes, random_state, test_size, test_groups, n_groups, fractions)
+    adata, labels, groups, tg, te, train_groups, n_groups, fractions = _split_groups(
+        adata, label_key, group_key, test_groups, test_size, random_state, n_groups, fractions)
+    rows, skipped = _curve_rows(adata, labels, groups, tg, te, train_groups, n_groups, fractions, n_repeats=n_repeats,
+        random_state=random_state, progress=progress, models=models, label_key=label_key, features=features,
+        n_top_genes=n_top_genes, use_rep=use_rep, class_weight=class_weight, model_params=model_params)
     if skipped:
         warnings.warn(f"skipped {len(skipped)} training sets with a single class, e.g. {skipped[:3]}",
                       UserWarning, stacklevel=2)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
+from fastcore.basics import patch
 
 from .models import CellTypeModel
 from .solvers import Blocks
@@ -77,33 +78,39 @@ class FileBlocks(Blocks):
         self.report: dict | None = None
         self.threads, self._pool = max(1, int(threads)), None
 
-    def raw(self, i: int, chunks: Sequence[int] | None = None) -> sp.csr_matrix:
-        "The stored values of block `i`'s cells (or of its `chunks`), float32 CSR, before preprocessing."
-        parts = [read_rows(self.X, self.rows[c * self.chunk:(c + 1) * self.chunk])     # one contiguous read each
-                 for c in (self._groups[i] if chunks is None else chunks)]
-        return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
+# %% ../nbs/03b_outofcore.ipynb #2c9075d0
+@patch
+def raw(self: FileBlocks, i: int, chunks: Sequence[int] | None = None) -> sp.csr_matrix:
+    "The stored values of block `i`'s cells (or of its `chunks`), float32 CSR, before preprocessing."
+    parts = [read_rows(self.X, self.rows[c * self.chunk:(c + 1) * self.chunk])     # one contiguous read each
+             for c in (self._groups[i] if chunks is None else chunks)]
+    return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
 
-    def _features(self, i: int, chunks: Sequence[int]) -> tuple[sp.csr_matrix, dict]:
-        return self.pp.transform(AnnData(self.raw(i, chunks), var=self.var), return_report=True)
+@patch
+def _features(self: FileBlocks, i: int, chunks: Sequence[int]) -> tuple[sp.csr_matrix, dict]:
+    return self.pp.transform(AnnData(self.raw(i, chunks), var=self.var), return_report=True)
 
-    def __getitem__(self, i: int) -> sp.csr_matrix:
-        g = self._groups[i]
-        if self.threads == 1 or len(g) < 2:
-            Z, self.report = self._features(i, g)
-            return Z
-        if self._pool is None: self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="scaml-blocks")
-        cut = np.array_split(np.arange(len(g)), self.threads)        # each part read and transformed on its own thread
-        futs = [self._pool.submit(self._features, i, g[c]) for c in cut[1:]]
-        parts = [self._features(i, g[cut[0]]), *(f.result() for f in futs)]
-        self.report = parts[-1][1]
-        return sp.vstack([Z for Z, _ in parts], format="csr")
+@patch
+def __getitem__(self: FileBlocks, i: int) -> sp.csr_matrix:
+    g = self._groups[i]
+    if self.threads == 1 or len(g) < 2:
+        Z, self.report = self._features(i, g)
+        return Z
+    if self._pool is None: self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="scaml-blocks")
+    cut = np.array_split(np.arange(len(g)), self.threads)        # each part read and transformed on its own thread
+    futs = [self._pool.submit(self._features, i, g[c]) for c in cut[1:]]
+    parts = [self._features(i, g[cut[0]]), *(f.result() for f in futs)]
+    self.report = parts[-1][1]
+    return sp.vstack([Z for Z, _ in parts], format="csr")
 
-    def gather(self, positions: np.ndarray, *, block_size: int = 4096) -> sp.csr_matrix:
-        "The features of the cells at `positions` (ascending, into `rows`), read in file order into one CSR matrix."
-        return transform_streaming(self.adata, self.pp, rows=self.rows[np.asarray(positions)], block_size=block_size)[0]
+@patch
+def gather(self: FileBlocks, positions: np.ndarray, *, block_size: int = 4096) -> sp.csr_matrix:
+    "The features of the cells at `positions` (ascending, into `rows`), read in file order into one CSR matrix."
+    return transform_streaming(self.adata, self.pp, rows=self.rows[np.asarray(positions)], block_size=block_size)[0]
 
-    def map(self, fn, *parts, **kw) -> list:
-        return [fn(self[i], *[q[i] for q in parts], **kw) for i in range(len(self))]
+@patch
+def map(self: FileBlocks, fn, *parts, **kw) -> list:
+    return [fn(self[i], *[q[i] for q in parts], **kw) for i in range(len(self))]
 
 # %% ../nbs/03b_outofcore.ipynb #cf3f4d89
 GATHER_CELLS = 200_000   # up to this many training cells, every model trains in memory
@@ -119,6 +126,7 @@ def stratified_sample(y: np.ndarray, n: int, random_state: int | None = 0) -> np
         out.append(rng.choice(idx, max(1, int(round(frac * len(idx)))), replace=False))
     return np.sort(np.concatenate(out))
 
+# %% ../nbs/03b_outofcore.ipynb #9acceecd
 def fit_from_blocks(model: CellTypeModel, blocks: FileBlocks, y: np.ndarray, *, classes: Sequence[str],
                     preprocessor: Preprocessor, label_key: str | None = None, gather_cells: int | None = None,
                     max_cells: int | None = None, cache: dict | None = None) -> CellTypeModel:
@@ -168,6 +176,7 @@ def fit_from_blocks(model: CellTypeModel, blocks: FileBlocks, y: np.ndarray, *, 
         log.info("%d of %d training cells held in memory for the models that do not stream", len(pos), blocks.n_rows)
     return model.fit_matrix(cache["X"], cache["y"], classes=classes, preprocessor=preprocessor, label_key=label_key)
 
+# %% ../nbs/03b_outofcore.ipynb #a0f7875c
 def predict_from_blocks(models: Mapping[str, CellTypeModel], blocks: Blocks) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Probabilities of every model for the rows of `blocks`, reading each block once.
 

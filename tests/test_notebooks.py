@@ -188,7 +188,7 @@ import cell_stats as cs  # noqa: E402
 MAX_EXPORT_LINES = 80
 # notebooks not yet split into short cells, exempt from the two checks below (export cell size, first result);
 # each leaves this list once its long cells are split, until the list is empty
-LONG_CELLS_ALLOWED = {"03_actinn", "03b_outofcore", "07_results", "08_benchmark", "08b_learning_curves", "09_cli"}
+LONG_CELLS_ALLOWED = {"07_results", "08_benchmark", "09_cli"}
 
 
 def test_cell_stats_counts_export_cells(tmp_path):
