@@ -2,7 +2,7 @@
 # Re-execute the notebooks the docs render, in place, and refresh their saved outputs: the docs pages show the
 # outputs saved in the notebooks, so commit the notebooks after running this.
 #   scripts/run_notebooks.sh                          every rendered notebook (nbs/, nbs/tutorials/; not nbs/analysis/)
-#   scripts/run_notebooks.sh nbs/02_models.ipynb ...  only these
+#   scripts/run_notebooks.sh nbs/08_models.ipynb ...  only these
 # Each notebook runs from its own folder as nbdev_test runs it, slow cells included (SCAML_RUN_FLAGS, default
 # "slow"; add "gpu" on a machine with one), two at a time (JOBS=2). Run-to-run noise (progress bars, warnings,
 # absolute paths, memory addresses, timings of unchanged results) is stripped by scripts/clean_outputs.py and the

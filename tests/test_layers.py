@@ -3,6 +3,7 @@ it in the layers below (so there are no import cycles). Imports inside functions
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,30 @@ def test_import_scaml_is_light():
 def test_front_door(name):
     import scaml
     assert callable(getattr(scaml, name)) and name in dir(scaml)
+
+
+def source_notebook(path: Path) -> str | None:
+    "The notebook a generated module names as its source (`File to edit: ../nbs/NAME.ipynb`)."
+    m = re.search(r"File to edit: \.\./nbs/([^/\s]+)\.ipynb", path.read_text())
+    return m.group(1) if m else None
+
+
+def numbering_offences(pkg: Path, level: dict[str, int]) -> list[str]:
+    "Modules whose notebook's number is not their layer, and numbers used by two notebooks."
+    bad, seen = [], {}
+    for f in sorted(pkg.glob("*.py")):
+        if f.stem.startswith("_") or f.stem not in level: continue
+        nb = source_notebook(f)
+        if nb is None: bad.append(f"{f.name}: names no source notebook"); continue
+        num = re.match(r"(\d+)([a-z]?)_", nb)
+        if not num or int(num.group(1)) != level[f.stem]:
+            bad.append(f"{f.name}: notebook {nb} should start with {level[f.stem]:02d} (its layer)")
+        elif num.group(0) in seen: bad.append(f"{nb} and {seen[num.group(0)]} share the number {num.group(0)}")
+        else: seen[num.group(0)] = nb
+    return bad
+
+
+def test_notebooks_are_numbered_by_layer():
+    "A page's number is its module's layer (letters for the modules that share one), so the API reads bottom-up."
+    assert numbering_offences(PKG, LEVEL) == []
+    assert numbering_offences(PKG, {**LEVEL, "core": 3}) == ["core.py: notebook 00_core should start with 03 (its layer)"]
