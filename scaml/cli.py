@@ -21,7 +21,7 @@ __all__ = ['train_parser', 'scaml_train', 'predict_parser', 'scaml_predict', 'pl
 # %% ../nbs/19_cli.ipynb #0cd8e227
 log = logging.getLogger(__name__)
 
-# %% ../nbs/19_cli.ipynb #f71b3998
+# %% ../nbs/19_cli.ipynb #ea24a66c
 def _features_flag(s: str) -> str:
     "An argparse `type` for `--features`: the original SCAML's name `raw` (all genes) reads as `all`."
     return "all" if s == "raw" else s
@@ -160,7 +160,7 @@ def _read_input(path: str | None = None, dataset: str | None = None, *, backed: 
     from scaml.datasets import read_input
     return read_input(path, dataset, backed=backed)
 
-# %% ../nbs/19_cli.ipynb #583a3163
+# %% ../nbs/19_cli.ipynb #1ac989c1
 def _train_input_args(g: argparse._ArgumentGroup) -> None:
     "`scaml_train` flags of the group 'input': training and test cells, their labels and their scale."
     g.add_argument("--adata", help="training cells: .h5ad, 10x folder or .h5, ACTINN HDF, CSV/TSV table")
@@ -189,7 +189,7 @@ def _train_split_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--test-size", type=_float_flag("--test-size", 0, 1, high_open=True), default=0.2,
                    help="test fraction with --split random")
 
-# %% ../nbs/19_cli.ipynb #0a0c707e
+# %% ../nbs/19_cli.ipynb #cbafce94
 def _train_model_args(g: argparse._ArgumentGroup) -> None:
     "`scaml_train` flags of the group 'features and models': gene selection, models, calibration and votes."
     from scaml.core import DEFAULT_CALIBRATION, DEFAULT_N_TOP_GENES, MODELS
@@ -224,7 +224,7 @@ def _train_model_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
                    help="random seed for the split and every model")
 
-# %% ../nbs/19_cli.ipynb #277b7b6d
+# %% ../nbs/19_cli.ipynb #d0b38662
 def _train_output_args(g: argparse._ArgumentGroup) -> None:
     "`scaml_train` flags of the group 'output': the results folder."
     g.add_argument("--outdir", required=True, help="results folder to create")
@@ -250,7 +250,7 @@ def _train_scale_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--n-threads", type=_int_flag("--n-threads", 0), default=None, metavar="N",
                    help="threads per BLAS, OpenMP, XGBoost and torch pool (default: the CPUs this process may use; 0: no limit)")
 
-# %% ../nbs/19_cli.ipynb #8d7886d1
+# %% ../nbs/19_cli.ipynb #63921a0e
 def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
     "The argument parser of `scaml_train`."
     p = argparse.ArgumentParser(prog=prog, description="Train cell-type classifiers on one batch and test them on another.")
