@@ -252,7 +252,7 @@ def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Score
         "backed": bool(adata.isbacked), "device": o["device"], "model_devices": scores.devices, "engine": engine.name,
         **feats.info}, args=o["args"] or {}, packages=engine.packages, machine=True, n_threads=threads.n, timings=timings)
 
-# %% ../nbs/15_benchmark.ipynb #17fae0bc
+# %% ../nbs/15_benchmark.ipynb #581f9a51
 def _fit_models(eng, feats, scores: _Scores, *, models: list, custom: dict, pp: Preprocessor, classes: list,
                 model_params: Mapping | None, device: str, class_weight: str | None, random_state: int | None,
                 label_key: str, folds: list | None, cal_kind: str | None, calibrate: str | None, calibration: dict,
