@@ -252,6 +252,51 @@ def _manifest(*, adata: AnnData, pp: Preprocessor, engine, feats, scores: _Score
         "backed": bool(adata.isbacked), "device": o["device"], "model_devices": scores.devices, "engine": engine.name,
         **feats.info}, args=o["args"] or {}, packages=engine.packages, machine=True, n_threads=threads.n, timings=timings)
 
+# %% ../nbs/15_benchmark.ipynb #581f9a51
+def _fit_models(eng, feats, scores: _Scores, *, models: list, custom: dict, pp: Preprocessor, classes: list,
+                model_params: Mapping | None, device: str, class_weight: str | None, random_state: int | None,
+                label_key: str, folds: list | None, cal_kind: str | None, calibrate: str | None, calibration: dict,
+                timings: dict, progress: bool) -> None:
+    "Fit each model (and its calibrator) on the training features, then score its test probabilities into `scores`."
+    def predict(fitted: dict) -> None:
+        "Test probabilities of the fitted models, calibrated, scored and recorded."
+        Ps, secs = eng.predict(fitted, feats)
+        if "read" in secs: timings["test_read_s"] = secs.pop("read")
+        for name, model in fitted.items():
+            if name in secs: timings[f"{name}_predict_s"] = secs[name]
+            scores.finish(name, model, Ps.pop(name), calibration)
+        fitted.clear()
+
+    eng.plan(models, custom)
+    fitted: dict = {}
+    from tqdm.auto import tqdm
+    for name in tqdm(models, desc="models", disable=not progress, leave=False):
+        params = dict((model_params or {}).get(name, {}))
+        if name not in custom and "device" in get_backend(name).defaults: params.setdefault("device", device)
+        new_model = functools.partial(CellTypeModel, custom.get(name, name), class_weight=class_weight,
+                                      random_state=random_state, **params)
+        model = new_model()
+        if folds is not None and getattr(model.backend, "transductive", False):
+            log.info("%s is not calibrated: it trains with the query cells", name)
+        elif folds is not None:
+            t_cal = time.perf_counter()
+            cal_info = _fit_calibration(new_model, feats.Xtr, feats.y, classes, pp, folds, calibrate)
+            calibration[name] = {"kind": cal_kind, **cal_info}
+            timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
+        secs = eng.fit(name, model, feats, classes=classes, preprocessor=pp, label_key=label_key)
+        timings[f"{name}_fit_s"] = secs["fit_s"]
+        if calibrate == "oob" and (Xoob := oob_features(eng, feats)) is not None:
+            # no refit: rf's out-of-bag cells (the training matrix in memory or gathered from a Dask cluster;
+            # engines that train from blocks or a sample leave every model as it is), the others as they are
+            t_cal = time.perf_counter()
+            if (oob := oob_calibration(model, Xoob, feats.y)) is not None:
+                calibration[name] = {"kind": "out-of-bag training cells (no refit)", **oob}
+                timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
+        fitted[name] = model
+        if not eng.predicts_together: predict(fitted)
+    if fitted: predict(fitted)                           # out-of-core: every model predicts each test block
+
+
 # %% ../nbs/15_benchmark.ipynb #cfefbe5b
 def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: str | None = None,
                   train: str | Sequence[str] | None = None, test: str | Sequence[str] | None = None,
@@ -431,43 +476,10 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
             folds, cal_kind = _calibration_folds(feats.y, groups, calibration_folds, random_state, classes, group_key)
         scores = _Scores(yte, classes, train_classes, pd.Index(test_src.obs_names[te], name="cell"), random_state, timings)
 
-        def predict(fitted: dict) -> None:
-            "Test probabilities of the fitted models, calibrated, scored and recorded."
-            Ps, secs = eng.predict(fitted, feats)
-            if "read" in secs: timings["test_read_s"] = secs.pop("read")
-            for name, model in fitted.items():
-                if name in secs: timings[f"{name}_predict_s"] = secs[name]
-                scores.finish(name, model, Ps.pop(name), calibration)
-            fitted.clear()
-
-        eng.plan(models, custom)
-        fitted: dict = {}
-        from tqdm.auto import tqdm
-        for name in tqdm(models, desc="models", disable=not progress, leave=False):
-            params = dict((model_params or {}).get(name, {}))
-            if name not in custom and "device" in get_backend(name).defaults: params.setdefault("device", device)
-            new_model = functools.partial(CellTypeModel, custom.get(name, name), class_weight=class_weight,
-                                          random_state=random_state, **params)
-            model = new_model()
-            if folds is not None and getattr(model.backend, "transductive", False):
-                log.info("%s is not calibrated: it trains with the query cells", name)
-            elif folds is not None:
-                t_cal = time.perf_counter()
-                cal_info = _fit_calibration(new_model, feats.Xtr, feats.y, classes, pp, folds, calibrate)
-                calibration[name] = {"kind": cal_kind, **cal_info}
-                timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
-            secs = eng.fit(name, model, feats, classes=classes, preprocessor=pp, label_key=label_key)
-            timings[f"{name}_fit_s"] = secs["fit_s"]
-            if calibrate == "oob" and (Xoob := oob_features(eng, feats)) is not None:
-                # no refit: rf's out-of-bag cells (the training matrix in memory or gathered from a Dask cluster;
-                # engines that train from blocks or a sample leave every model as it is), the others as they are
-                t_cal = time.perf_counter()
-                if (oob := oob_calibration(model, Xoob, feats.y)) is not None:
-                    calibration[name] = {"kind": "out-of-bag training cells (no refit)", **oob}
-                    timings[f"{name}_calibration_s"] = time.perf_counter() - t_cal
-            fitted[name] = model
-            if not eng.predicts_together: predict(fitted)
-        if fitted: predict(fitted)                           # out-of-core: every model predicts each test block
+        _fit_models(eng, feats, scores, models=models, custom=custom, pp=pp, classes=classes,
+                    model_params=model_params, device=device, class_weight=class_weight,
+                    random_state=random_state, label_key=label_key, folds=folds, cal_kind=cal_kind,
+                    calibrate=calibrate, calibration=calibration, timings=timings, progress=progress)
 
         heldout = {m: c.pop("heldout") for m, c in calibration.items() if "heldout" in c}
         if ensemble and len(scores.probas) >= 2: scores.soft_vote(heldout, "temperature" if calibrate == "oob" else calibrate)

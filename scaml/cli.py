@@ -21,6 +21,23 @@ __all__ = ['train_parser', 'scaml_train', 'predict_parser', 'scaml_predict', 'pl
 # %% ../nbs/19_cli.ipynb #0cd8e227
 log = logging.getLogger(__name__)
 
+# %% ../nbs/19_cli.ipynb #ea24a66c
+def _features_flag(s: str) -> str:
+    "An argparse `type` for `--features`: the original SCAML's name `raw` (all genes) reads as `all`."
+    return "all" if s == "raw" else s
+
+def _int_flag(flag: str, minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    "An argparse `type` that reads an integer in range and names `flag` when it is not one."
+    def conv(s: str) -> int:
+        try: v = int(s)
+        except ValueError: raise argparse.ArgumentTypeError(f"{flag} takes a whole number, got {s!r}") from None
+        if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+            rng = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{flag} {v} is out of range; pass a whole number {rng}")
+        return v
+    conv.__name__ = "integer"
+    return conv
+
 # %% ../nbs/19_cli.ipynb #b905cf0a
 def _setup_logging(quiet: bool) -> None:
     h = logging.StreamHandler(sys.stderr)
@@ -86,22 +103,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     "Print a warning as one line, `warning: ...`, without the source line."
     print(f"warning: {message}", file=sys.stderr)
 
-def _features_flag(s: str) -> str:
-    "An argparse `type` for `--features`: the original SCAML's name `raw` (all genes) reads as `all`."
-    return "all" if s == "raw" else s
-
-def _int_flag(flag: str, minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
-    "An argparse `type` that reads an integer in range and names `flag` when it is not one."
-    def conv(s: str) -> int:
-        try: v = int(s)
-        except ValueError: raise argparse.ArgumentTypeError(f"{flag} takes a whole number, got {s!r}") from None
-        if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
-            rng = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
-            raise argparse.ArgumentTypeError(f"{flag} {v} is out of range; pass a whole number {rng}")
-        return v
-    conv.__name__ = "integer"
-    return conv
-
 # %% ../nbs/19_cli.ipynb #a66215cb
 def _float_flag(flag: str, low: float, high: float, *, low_open: bool = True, high_open: bool = False
                 ) -> Callable[[str], float]:
@@ -159,87 +160,105 @@ def _read_input(path: str | None = None, dataset: str | None = None, *, backed: 
     from scaml.datasets import read_input
     return read_input(path, dataset, backed=backed)
 
-# %% ../nbs/19_cli.ipynb #10de559b
-def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
-    "The argument parser of `scaml_train`."
+# %% ../nbs/19_cli.ipynb #1ac989c1
+def _train_input_args(g: argparse._ArgumentGroup) -> None:
+    "`scaml_train` flags of the group 'input': training and test cells, their labels and their scale."
+    g.add_argument("--adata", help="training cells: .h5ad, 10x folder or .h5, ACTINN HDF, CSV/TSV table")
+    g.add_argument("--dataset", help="a built-in dataset or task by name instead of --adata (see scaml.datasets)")
+    g.add_argument("--adata-test", help="test cells from another file; genes matched by name")
+    g.add_argument("--label-key", help="obs column with the cell types (default cell_type; 'label' for tasks)")
+    g.add_argument("--layer", default="auto", type=_key_name("--layer"),
+                   help="expression input: auto (layers['counts'] if present, else X), X, raw (adata.raw.X), or a "
+                   "layer name")
+    g.add_argument("--allow-overlap", action="store_true",
+                   help="run even when test cells are also training cells (same name or counts); recorded in the "
+                   "manifest. Without it that is an error")
+    g.add_argument("--input-scale", choices=["auto", "counts", "linear", "log1p", "log2", "scaled"], default="auto",
+                   help="scale of the expression values; auto detects counts, linear (CPM/TPM), log1p, log2 or scaled. "
+                   "A declared scale that the values contradict is an error")
+    g.add_argument("--trust-input-scale", action="store_true",
+                   help="use the declared --input-scale even when the values look like another scale (a warning)")
+
+def _train_split_args(g: argparse._ArgumentGroup) -> None:
+    "`scaml_train` flags of the group 'split': how cells are split into training and test cells."
+    g.add_argument("--split", choices=["key", "random"], default="key",
+                   help="'key': by --split-key values; 'random': stratified random split of one source (optimistic baseline)")
+    g.add_argument("--split-key", help="obs column with the batches (harvest, donor, chip, technology)")
+    g.add_argument("--split-train", nargs="+", help="value(s) of --split-key to train on")
+    g.add_argument("--split-test", nargs="+", help="value(s) to test on (default: all others)")
+    g.add_argument("--test-size", type=_float_flag("--test-size", 0, 1, high_open=True), default=0.2,
+                   help="test fraction with --split random")
+
+# %% ../nbs/19_cli.ipynb #cbafce94
+def _train_model_args(g: argparse._ArgumentGroup) -> None:
+    "`scaml_train` flags of the group 'features and models': gene selection, models, calibration and votes."
     from scaml.core import DEFAULT_CALIBRATION, DEFAULT_N_TOP_GENES, MODELS
-    p = argparse.ArgumentParser(prog=prog, description="Train cell-type classifiers on one batch and test them on another.")
-    src = p.add_argument_group("input")
-    src.add_argument("--adata", help="training cells: .h5ad, 10x folder or .h5, ACTINN HDF, CSV/TSV table")
-    src.add_argument("--dataset", help="a built-in dataset or task by name instead of --adata (see scaml.datasets)")
-    src.add_argument("--adata-test", help="test cells from another file; genes matched by name")
-    src.add_argument("--label-key", help="obs column with the cell types (default cell_type; 'label' for tasks)")
-    src.add_argument("--layer", default="auto", type=_key_name("--layer"),
-                     help="expression input: auto (layers['counts'] if present, else X), X, raw (adata.raw.X), or a "
-                     "layer name")
-    src.add_argument("--allow-overlap", action="store_true",
-                     help="run even when test cells are also training cells (same name or counts); recorded in the "
-                     "manifest. Without it that is an error")
-    src.add_argument("--input-scale", choices=["auto", "counts", "linear", "log1p", "log2", "scaled"], default="auto",
-                     help="scale of the expression values; auto detects counts, linear (CPM/TPM), log1p, log2 or scaled. "
-                     "A declared scale that the values contradict is an error")
-    src.add_argument("--trust-input-scale", action="store_true",
-                     help="use the declared --input-scale even when the values look like another scale (a warning)")
-    sp_ = p.add_argument_group("split")
-    sp_.add_argument("--split", choices=["key", "random"], default="key",
-                     help="'key': by --split-key values; 'random': stratified random split of one source (optimistic baseline)")
-    sp_.add_argument("--split-key", help="obs column with the batches (harvest, donor, chip, technology)")
-    sp_.add_argument("--split-train", nargs="+", help="value(s) of --split-key to train on")
-    sp_.add_argument("--split-test", nargs="+", help="value(s) to test on (default: all others)")
-    sp_.add_argument("--test-size", type=_float_flag("--test-size", 0, 1, high_open=True), default=0.2,
-                     help="test fraction with --split random")
-    m = p.add_argument_group("features and models")
-    m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default=None,
+    g.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default=None,
                    help="gene selection (default hvg; raw: all genes, the original SCAML's name)")
-    m.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
+    g.add_argument("--n-top-genes", "--n-hvg", dest="n_hvg", metavar="N", type=_int_flag("--n-top-genes", 1),
                    default=DEFAULT_N_TOP_GENES,
                    help="number of highly variable genes")
-    m.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
+    g.add_argument("--use-rep", "--embedding", dest="embedding", metavar="KEY",
                    help="train on this obsm embedding instead of genes, e.g. X_harmony")
-    m.add_argument("--models", nargs="+", default=["lr", "rf", "xgb", "mlp"], help=f"models: {', '.join(MODELS)}")
-    m.add_argument("--scanvi-epochs", metavar="N", type=_int_flag("--scanvi-epochs", 1),
+    g.add_argument("--models", nargs="+", default=["lr", "rf", "xgb", "mlp"], help=f"models: {', '.join(MODELS)}")
+    g.add_argument("--scanvi-epochs", metavar="N", type=_int_flag("--scanvi-epochs", 1),
                    help="scVI epochs of the model scanvi (default: scvi-tools' own, at most 400)")
-    m.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
+    g.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
                    help="weight classes equally (balanced) or by frequency (none)")
-    m.add_argument("--calibrate", choices=["temperature", "isotonic", "oob", "none"], default=DEFAULT_CALIBRATION,
+    g.add_argument("--calibrate", choices=["temperature", "isotonic", "oob", "none"], default=DEFAULT_CALIBRATION,
                    help="oob (default): a temperature on rf's out-of-bag cells, no refit, the other models as they are; "
                         "temperature, isotonic: every model on cross-fitted held-out training cells (three more fits "
                         "per model); none: the probabilities as the models give them")
-    m.add_argument("--ensemble", action="store_true",
+    g.add_argument("--ensemble", action="store_true",
                    help="also report 'vote', the soft vote (mean calibrated probability) of the models")
-    m.add_argument("--majority-vote", action="store_true",
+    g.add_argument("--majority-vote", action="store_true",
                    help="also report <model>+vote: each model's predictions after a majority vote over clusters of the "
                         "test cells, guarded so that a rare type keeps its cells (in-memory engine only)")
-    m.add_argument("--align-query", action="store_true",
+    g.add_argument("--align-query", action="store_true",
                    help="shift each gene's detected values in the test cells to the training mean of detected values "
                         "(a correction across technologies; no labels used)")
-    m.add_argument("--scale-by", choices=["train", "query"], default="train",
+    g.add_argument("--scale-by", choices=["train", "query"], default="train",
                    help="scale the test cells by the training cells (default) or centre and scale them by their own")
-    m.add_argument("--group-key", help="obs column of groups inside the training side (mouse, plate) held out together "
+    g.add_argument("--group-key", help="obs column of groups inside the training side (mouse, plate) held out together "
                    "when fitting the calibrator")
-    m.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
+    g.add_argument("--random-state", "--seed", dest="seed", metavar="N", type=_SEED, default=0,
                    help="random seed for the split and every model")
-    o = p.add_argument_group("output")
-    o.add_argument("--outdir", required=True, help="results folder to create")
-    o.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
-    o.add_argument("--no-plots", action="store_true", help="do not draw the PNG figures")
-    o.add_argument("--no-save-models", action="store_true", help="do not save the fitted models")
-    r = p.add_argument_group("scale")
-    r.add_argument("--backed", action="store_true",
+
+# %% ../nbs/19_cli.ipynb #d0b38662
+def _train_output_args(g: argparse._ArgumentGroup) -> None:
+    "`scaml_train` flags of the group 'output': the results folder."
+    g.add_argument("--outdir", required=True, help="results folder to create")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    g.add_argument("--no-plots", action="store_true", help="do not draw the PNG figures")
+    g.add_argument("--no-save-models", action="store_true", help="do not save the fitted models")
+
+def _train_scale_args(g: argparse._ArgumentGroup) -> None:
+    "`scaml_train` flags of the group 'scale': how cells are held and where models run."
+    g.add_argument("--backed", action="store_true",
                    help="read the .h5ad block by block (one streaming pass for the preprocessing); for files too big for memory")
-    r.add_argument("--block-size", type=_int_flag("--block-size", 1), default=50_000,
+    g.add_argument("--block-size", type=_int_flag("--block-size", 1), default=50_000,
                    help="cells per block with --backed")
-    r.add_argument("--engine", choices=["auto", "memory", "streaming", "out-of-core"], default="auto",
+    g.add_argument("--engine", choices=["auto", "memory", "streaming", "out-of-core"], default="auto",
                    help="how cells are held: streaming (--backed) holds the selected features in memory; out-of-core "
                         "(--backed) streams lr and actinn over blocks of the file and trains the other models on a "
                         "sample of at most 500,000 cells; auto picks out-of-core above 2,000,000 training cells")
-    r.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+    g.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
                    help="device for xgb and actinn; auto uses a GPU when torch sees one")
-    r.add_argument("--dask-workers", type=_int_flag("--dask-workers", 1),
+    g.add_argument("--dask-workers", type=_int_flag("--dask-workers", 1),
                    help="run on a local Dask cluster of this many worker processes")
-    r.add_argument("--dask-scheduler", help="run on an existing Dask cluster, e.g. tcp://host:8786")
-    r.add_argument("--n-threads", type=_int_flag("--n-threads", 0), default=None, metavar="N",
+    g.add_argument("--dask-scheduler", help="run on an existing Dask cluster, e.g. tcp://host:8786")
+    g.add_argument("--n-threads", type=_int_flag("--n-threads", 0), default=None, metavar="N",
                    help="threads per BLAS, OpenMP, XGBoost and torch pool (default: the CPUs this process may use; 0: no limit)")
+
+# %% ../nbs/19_cli.ipynb #63921a0e
+def train_parser(prog: str = "scaml_train") -> argparse.ArgumentParser:
+    "The argument parser of `scaml_train`."
+    p = argparse.ArgumentParser(prog=prog, description="Train cell-type classifiers on one batch and test them on another.")
+    _train_input_args(p.add_argument_group("input"))
+    _train_split_args(p.add_argument_group("split"))
+    _train_model_args(p.add_argument_group("features and models"))
+    _train_output_args(p.add_argument_group("output"))
+    _train_scale_args(p.add_argument_group("scale"))
     _common(p)
     return p
 

@@ -188,7 +188,7 @@ import cell_stats as cs  # noqa: E402
 MAX_EXPORT_LINES = 80
 # notebooks not yet split into short cells, exempt from the two checks below (export cell size, first result);
 # each leaves this list once its long cells are split, until the list is empty
-LONG_CELLS_ALLOWED = {"14_results", "15_benchmark", "19_cli"}
+LONG_CELLS_ALLOWED = {"15_benchmark"}
 
 
 def test_cell_stats_counts_export_cells(tmp_path):
