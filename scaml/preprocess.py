@@ -95,7 +95,9 @@ def hvg_from_moments(mean: np.ndarray, var: np.ndarray, n_top_genes: int, *, n_b
     with np.errstate(divide="ignore", invalid="ignore"):
         disp = np.where(mean > 0, var / mean, 0.0)
         logdisp = np.log(np.where(disp > 0, disp, np.nan))
-        logmean = np.log1p(np.maximum(mean, 0))    # scaled values can have negative means
+        logdisp[~np.isfinite(logdisp)] = np.nan     # a variance that overflowed ranks last, as a zero one does
+        # scaled values can have negative means, and exp() of values that were never logs can overflow
+        logmean = np.log1p(np.clip(np.nan_to_num(mean, nan=0.0, posinf=np.finfo(np.float64).max), 0, None))
     bins = pd.cut(logmean, bins=n_bins, labels=False, include_lowest=True) if np.ptp(logmean) > 0 else np.zeros(n_genes, int)
     df = pd.DataFrame({"bin": bins, "d": logdisp})
     g = df.groupby("bin")["d"]

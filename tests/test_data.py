@@ -340,3 +340,13 @@ def test_hvg_on_values_with_negative_means():
     X = rng.normal(size=(200, 50)) * rng.uniform(0.5, 3, 50) - np.r_[np.full(25, 2.0), np.zeros(25)]
     idx = highly_variable_genes(X, 10)
     assert len(idx) == 10 and len(set(idx)) == 10 and idx.max() < 50
+
+
+def test_hvg_when_exp_overflows():
+    "Values declared as logs that are not (CPM read as log1p) overflow exp(); the selection still returns genes."
+    from scaml.preprocess import highly_variable_genes
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix(rng.poisson(1.0, (100, 40)) * np.r_[np.full(5, 1000.0), np.ones(35)])
+    with np.errstate(over="ignore"):
+        idx = highly_variable_genes(X, 10)
+    assert len(idx) == 10 and len(set(idx)) == 10
