@@ -184,7 +184,7 @@ def test_lr_on_dask_with_many_classes(cluster, data_dir):
     from scaml.datasets import load_task
     t = load_task("actinn_tutorial")
     kw = dict(label_key="label", split_key="split", train="train", test="test", models=["lr"], random_state=0,
-              progress=False, plots=False, calibrate=None)
+              progress=False, plots=False, calibrate=None, n_top_genes=2000)     # 2,000 genes: weights above ~100 kB
     loc = run_benchmark(t, **kw)
     with Client(cluster) as client:
         res = run_benchmark(t, client=client, block_size=1000, **kw)
