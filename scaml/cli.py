@@ -678,12 +678,13 @@ def novelty_parser(prog: str = "scaml_novelty") -> argparse.ArgumentParser:
                    help="fraction of groups (or cells) on the test side")
     m = p.add_argument_group("method")
     m.add_argument("--method", choices=["auto", *METHODS], default="auto",
-                   help="combined (the NoveltyScorer: classifier uncertainty and class distances, needs --label-key), "
-                   "detector (iforest, ocsvm, lof) or classifier score (maxproba = 1 - max probability, entropy); "
-                   "auto (default): combined with --label-key, else lof")
+                   help="typed (the TypeNoveltyScorer: classifier uncertainty and type distances, judged per "
+                   "assigned type after the shift all query cells share; needs --label-key), combined (scaml 0.3's "
+                   "NoveltyScorer, needs --label-key), detector (iforest, ocsvm, lof) or classifier score "
+                   "(maxproba = 1 - max probability, entropy); auto (default): typed with --label-key, else lof")
     m.add_argument("--model", help="for classifier scores: a model name (lr, rf, xgb, mlp) trained here with "
-                   "--label-key, or a saved model folder (results/<run>/<model>/model); for combined: the name of its "
-                   "classifier (default lr)")
+                   "--label-key, or a saved model folder (results/<run>/<model>/model); for typed and combined: the name of "
+                   "their classifier (default lr)")
     m.add_argument("--label-key", help="obs column with cell types, to train --model and for --reject")
     m.add_argument("--features", type=_features_flag, choices=["hvg", "all", "actinn"], default="hvg",
                    help="gene selection (raw: all genes, the original SCAML's name)")

@@ -21,16 +21,16 @@ from .core import MODELS, PathLike, as_list, format_values
 from .data import check_adata, check_obs_key, clean_labels
 from .metrics import novelty_metrics
 from .models import CellTypeModel
-from .ood import DETECTORS, NoveltyScorer, OneClassScore, entropy_score, maxproba_score
+from .ood import DETECTORS, NoveltyScorer, OneClassScore, TypeNoveltyScorer, entropy_score, maxproba_score
 from .plots import use_file_backend
 from .preprocess import Preprocessor
 from .results import ResultsFolder, check_outdir
 from .splits import pick_test_groups, split_by_key, split_random
 
 # %% auto #0
-__all__ = ['CLASSIFIER_SCORES', 'COMBINED', 'METHODS', 'one_minus_max', 'parse_flag', 'NoveltyDetector', 'classifier_scores',
-           'novelty_split', 'NoveltyResult', 'write_novelty', 'run_novelty', 'score_distributions', 'roc_curve',
-           'plot_novelty']
+__all__ = ['CLASSIFIER_SCORES', 'TYPED', 'COMBINED', 'LABELLED', 'METHODS', 'one_minus_max', 'parse_flag', 'NoveltyDetector',
+           'classifier_scores', 'novelty_split', 'NoveltyResult', 'write_novelty', 'run_novelty', 'score_distributions',
+           'roc_curve', 'plot_novelty']
 
 # %% ../nbs/17_novelty.ipynb #d4cae361
 log = logging.getLogger(__name__)
@@ -82,19 +82,20 @@ def parse_flag(values: Sequence, *, positive: str | Sequence[str] | None = None,
 
 # %% ../nbs/17_novelty.ipynb #382052df
 CLASSIFIER_SCORES = ("maxproba", "entropy")
-COMBINED = "combined"
-METHODS = (COMBINED,) + DETECTORS + CLASSIFIER_SCORES
+TYPED, COMBINED = "typed", "combined"
+LABELLED = (TYPED, COMBINED)           # scorers that train their own classifier of the cell types
+METHODS = LABELLED + DETECTORS + CLASSIFIER_SCORES
 
 class NoveltyDetector:
     """A novelty score of `scaml.ood` for the cells of an `AnnData`: the preprocessing, then one matrix-level scorer,
-    `'iforest'`, `'ocsvm'`, `'lof'` (`scaml.ood.OneClassScore`) or `'combined'` (`scaml.ood.NoveltyScorer`, which
-    needs the cell types).
+    `'iforest'`, `'ocsvm'`, `'lof'` (`scaml.ood.OneClassScore`), `'typed'` (`scaml.ood.TypeNoveltyScorer`, scaml's
+    default score) or `'combined'` (`scaml.ood.NoveltyScorer`); the last two need the cell types.
 
     Parameters
     ----------
     method
-        `'iforest'` (IsolationForest), `'ocsvm'` (OneClassSVM, RBF), `'lof'` (LocalOutlierFactor, `novelty=True`) or
-        `'combined'`.
+        `'iforest'` (IsolationForest), `'ocsvm'` (OneClassSVM, RBF), `'lof'` (LocalOutlierFactor, `novelty=True`),
+        `'typed'` or `'combined'`.
     preprocessor
         The preprocessing to fit; default 3,000 highly variable genes, log1p CP10k, not scaled.
     n_components
@@ -102,7 +103,7 @@ class NoveltyDetector:
     max_fit_cells
         Fit on a random subsample of at most this many training cells (`None`: all).
     model
-        The classifier of `'combined'` (a `scaml.models` name).
+        The classifier of `'typed'` and `'combined'` (a `scaml.models` name).
     random_state
         Seed of the SVD, the subsample, the isolation forest and the classifier.
     **params
@@ -111,12 +112,13 @@ class NoveltyDetector:
     def __init__(self, method: str = "lof", *, preprocessor: Preprocessor | None = None,
                  n_components: int | str | None = "auto", max_fit_cells: int | None = 10_000, model: str = "lr",
                  random_state: int | None = 0, **params):
-        if method not in DETECTORS + (COMBINED,):
-            raise ValueError(f"method={method!r} is not a detector; choose from {', '.join(DETECTORS + (COMBINED,))} "
+        if method not in DETECTORS + LABELLED:
+            raise ValueError(f"method={method!r} is not a detector; choose from {', '.join(DETECTORS + LABELLED)} "
                              f"(classifier scores {', '.join(CLASSIFIER_SCORES)} come from classifier_scores)")
         self.method, self.max_fit_cells, self.random_state = method, max_fit_cells, random_state
         self.preprocessor = preprocessor if preprocessor is not None else Preprocessor(n_top_genes=3000, scale=False)
-        self.scorer = NoveltyScorer(model=model, random_state=random_state) if method == COMBINED else \
+        scorer = {TYPED: TypeNoveltyScorer, COMBINED: NoveltyScorer}.get(method)
+        self.scorer = scorer(model=model, random_state=random_state) if scorer else \
             OneClassScore(method, n_components=n_components, random_state=random_state, **params)
         self.classes: list[str] = []
         self.n_fit_: int = 0
@@ -129,19 +131,19 @@ class NoveltyDetector:
 # %% ../nbs/17_novelty.ipynb #30652d92
 @patch
 def fit(self: NoveltyDetector, adata: AnnData, label_key: str | None = None) -> NoveltyDetector:
-    """Fit the preprocessing and the scorer on the (non-novel) training cells in `adata`; `'combined'` also needs
-    their cell types, `obs[label_key]`."""
+    """Fit the preprocessing and the scorer on the (non-novel) training cells in `adata`; `'typed'` and `'combined'`
+    also need their cell types, `obs[label_key]`."""
     if adata.n_obs < 5: raise ValueError(f"only {adata.n_obs} cells to fit the novelty detector on; need at least 5")
     if self.max_fit_cells and adata.n_obs > self.max_fit_cells:
         rng = np.random.default_rng(self.random_state)
         adata = adata[np.sort(rng.choice(adata.n_obs, self.max_fit_cells, replace=False))]
     y = None
-    if self.method == COMBINED:
-        if label_key is None: raise ValueError("method='combined' needs the cell types: pass label_key=...")
+    if self.method in LABELLED:
+        if label_key is None: raise ValueError(f"method={self.method!r} needs the cell types: pass label_key=...")
         labels = adata.obs[label_key].astype(str).to_numpy()
         self.classes = sorted(set(labels))
         if len(self.classes) < 2:
-            raise ValueError(f"method='combined' needs at least two cell types among the training cells; obs[{label_key!r}] "
+            raise ValueError(f"method={self.method!r} needs at least two cell types among the training cells; obs[{label_key!r}] "
                              f"holds {self.classes}. Choose a detector (method='lof')")
         y = np.searchsorted(self.classes, labels)
     self.scorer.fit(self.preprocessor.fit_transform(adata), y)
@@ -150,8 +152,8 @@ def fit(self: NoveltyDetector, adata: AnnData, label_key: str | None = None) -> 
 
 @patch
 def score(self: NoveltyDetector, adata: AnnData) -> np.ndarray:
-    """Novelty score of each cell of `adata` (higher = more novel); with `'combined'` the cells are scored together,
-    as one batch."""
+    """Novelty score of each cell of `adata` (higher = more novel); with `'typed'` or `'combined'` the cells are scored
+    together, as one batch."""
     if not self.n_fit_: raise ValueError("the detector is not fitted; call .fit(train_adata) first")
     return self.scorer.score(self.preprocessor.transform(adata))
 
@@ -264,14 +266,14 @@ def _resolve_method(method: str, model, label_key: str | None) -> str:
         method = "maxproba"
         log.info("a saved model (--model): method 'maxproba', 1 - its largest probability")
     if method == "auto":
-        method = COMBINED if label_key is not None else "lof"
-        if label_key is None: log.info("no label_key (--label-key): method 'lof'; with cell types the default is 'combined'")
+        method = TYPED if label_key is not None else "lof"
+        if label_key is None: log.info("no label_key (--label-key): method 'lof'; with cell types the default is 'typed'")
     if method not in METHODS: raise ValueError(f"method={method!r}; choose from auto, {', '.join(METHODS)}")
-    if method == COMBINED and label_key is None:
-        raise ValueError("method='combined' scores with a classifier of the cell types: pass label_key=... (--label-key), "
+    if method in LABELLED and label_key is None:
+        raise ValueError(f"method={method!r} scores with a classifier of the cell types: pass label_key=... (--label-key), "
                          "or choose a detector (method='lof', --method lof)")
-    if method == COMBINED and saved:
-        raise ValueError(f"method='combined' (--method combined) trains its own classifier; model={str(model)!r} "
+    if method in LABELLED and saved:
+        raise ValueError(f"method={method!r} (--method {method}) trains its own classifier; model={str(model)!r} "
                          f"(--model) must be a model name ({', '.join(MODELS)}). Score a saved model with "
                          "method='maxproba' (--method maxproba)")
     return method
@@ -287,7 +289,7 @@ def _fit_score(method, ad_fit, ad_test, *, label_key, model, features, n_top_gen
         det = NoveltyDetector(method, preprocessor=pp, n_components=n_components, random_state=random_state)
     else:
         pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, use_rep=use_rep)
-        det = NoveltyDetector(COMBINED, preprocessor=pp, max_fit_cells=None, model=model or "lr",
+        det = NoveltyDetector(method, preprocessor=pp, max_fit_cells=None, model=model or "lr",
                               random_state=random_state)
     det.fit(ad_fit, label_key=label_key)
     return det, det.score(ad_test)
@@ -312,7 +314,7 @@ def _scores_table(adata, te, score, flag, flag_key, keys) -> pd.DataFrame:
 # %% ../nbs/17_novelty.ipynb #ea5e41d4
 def _cells_to_fit(ad_fit: AnnData, method: str, label_key: str | None, model) -> AnnData:
     "The training-side cells to fit on; for a classifier trained here, without the cells whose label is missing."
-    if label_key is not None and method in CLASSIFIER_SCORES + (COMBINED,) and not isinstance(model, CellTypeModel):
+    if label_key is not None and method in CLASSIFIER_SCORES + LABELLED and not isinstance(model, CellTypeModel):
         labels, keep = clean_labels(ad_fit, label_key)
         if not keep.all(): ad_fit = ad_fit[keep]
     return ad_fit
@@ -362,8 +364,9 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     positive
         Value(s) of `flag_key` that mean novel; default the boolean reading (see `parse_flag`).
     method
-        `'combined'` (`scaml.ood.NoveltyScorer`, see this page's introduction; needs `label_key`), `'iforest'`,
-        `'ocsvm'`, `'lof'`, `'maxproba'` or `'entropy'`; `'auto'` (default): `'combined'` with `label_key`, else `'lof'`.
+        `'typed'` (`scaml.ood.TypeNoveltyScorer`, see this page's introduction; needs `label_key`), `'combined'`
+        (`scaml.ood.NoveltyScorer`, scaml 0.3's default; needs `label_key`), `'iforest'`, `'ocsvm'`, `'lof'`,
+        `'maxproba'` or `'entropy'`; `'auto'` (default): `'typed'` with `label_key`, else `'lof'`.
     split_key
         Column whose `train` values form the training side (see `novelty_split`).
     train
@@ -377,9 +380,9 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     test_size
         Fraction of groups (or cells) on the test side.
     label_key
-        Cell-type column, to train the classifier of `'combined'`, `'maxproba'` and `'entropy'`.
+        Cell-type column, to train the classifier of `'typed'`, `'combined'`, `'maxproba'` and `'entropy'`.
     model
-        A model name, saved model folder or fitted `CellTypeModel`; for `'combined'`, its classifier (default `'lr'`).
+        A model name, saved model folder or fitted `CellTypeModel`; for `'typed'` and `'combined'`, their classifier (default `'lr'`).
     features
         Gene selection of the preprocessing (`'hvg'`, `'all'`, `'actinn'`).
     n_top_genes

@@ -13,10 +13,10 @@ import numpy as np
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DETECTORS', 'COMPONENTS', 'SHIFTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SHIFT', 'DEFAULT_SMOOTH', 'MahalanobisScore',
-           'KNNScore', 'energy_score', 'maxproba_score', 'entropy_score', 'ScoreCombiner', 'ResidualScore',
-           'OneClassScore', 'query_neighbors', 'query_shift', 'NoveltyScorer', 'leave_one_type_out',
-           'TypeNoveltyScorer']
+__all__ = ['DETECTORS', 'COMPONENTS', 'SHIFTS', 'DEFAULT_COMPONENTS', 'DEFAULT_SHIFT', 'TYPE_COMPONENTS', 'TYPE_SHIFT',
+           'DEFAULT_SMOOTH', 'MahalanobisScore', 'KNNScore', 'energy_score', 'maxproba_score', 'entropy_score',
+           'ScoreCombiner', 'ResidualScore', 'OneClassScore', 'query_neighbors', 'query_shift', 'NoveltyScorer',
+           'TypeNoveltyScorer', 'leave_one_type_out']
 
 # %% ../nbs/12a_ood.ipynb #50119ec0
 log = logging.getLogger(__name__)
@@ -341,9 +341,12 @@ def score(self: OneClassScore, Z) -> np.ndarray:
 
 # %% ../nbs/12a_ood.ipynb #9d4d7001
 COMPONENTS = ("maxproba", "maha", "maha_full", "maha_logits", "maha_type", "knn", "residual")
-SHIFTS = ("mean", "matched", "per_type")
+SHIFTS = ("mean", "matched", "median", "per_type")
 DEFAULT_COMPONENTS = ("maxproba", "maha_logits")
 DEFAULT_SHIFT = None
+# the default novelty score of scaml (`TypeNoveltyScorer`), chosen by leave-one-family-out on the validation panel
+TYPE_COMPONENTS = ("maxproba", "maha_logits", "maha", "residual")
+TYPE_SHIFT = "median"
 DEFAULT_SMOOTH = 30
 
 def _component(name: str, random_state):
@@ -405,12 +408,14 @@ def query_shift(Z, ref: dict, *, how: str = "matched", n_iter: int = 2, min_cell
         `'mean'`: the query's mean minus the training mean (it moves with the query's mix of types); `'matched'`: each
         query cell assigned to a training type by the classifier on the mean-shifted cells, the shift of every type
         measured on its more confident half, and the types averaged with equal weights, so a shift shared by all the
-        types is removed and a new type (assigned to some type, but less confidently) weighs little; `'per_type'`: as
+        types is removed and a new type (assigned to some type, but less confidently) weighs little; `'median'`: as
+        `'matched'`, with the feature-wise median of the types' shifts instead of their mean, so a new type that is
+        assigned confidently to one known type moves that type's shift but not the estimate; `'per_type'`: as
         `'matched'`, then each cell has the shift of the type it is assigned to removed (a response that differs
         between types, such as an interferon response stronger in monocytes), the shared one where its type has fewer
         than `min_cells` confident cells.
     n_iter
-        Rounds of assignment for `'matched'` and `'per_type'`.
+        Rounds of assignment for `'matched'`, `'median'` and `'per_type'`.
     min_cells
         Confident cells a type needs for its own shift (`'per_type'`).
     """
@@ -428,8 +433,8 @@ def query_shift(Z, ref: dict, *, how: str = "matched", n_iter: int = 2, min_cell
             if sel.sum() < 3: continue
             sel &= conf >= np.median(conf[sel])
             parts[c] = (D[sel].mean(0) - M[c], int(sel.sum()))
-        if parts: delta = np.mean([v for v, _ in parts.values()], 0)
-    if how == "matched": return delta
+        if parts: delta = (np.median if how == "median" else np.mean)([v for v, _ in parts.values()], 0)
+    if how in ("matched", "median"): return delta
     out = np.tile(delta, (len(D), 1))
     for c, (v, n) in parts.items():
         if n >= min_cells: out[a == c] = v
@@ -521,7 +526,7 @@ def score(self: NoveltyScorer, Z, *, smooth: int | None = None) -> np.ndarray:  
 def _fit_all(self: NoveltyScorer, Z, y) -> dict:
     "The classifier and the distance scores of the components, fitted on `Z`, `y`."
     out = {}
-    if {"maxproba", "maha_logits"} & set(self.components) or self.shift in ("matched", "per_type"):
+    if {"maxproba", "maha_logits"} & set(self.components) or self.shift not in (None, "mean"):
         from scaml.backends import get_backend
         out["classifier"] = get_backend(self.model)(class_weight=self.class_weight,
                                                     random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
@@ -548,111 +553,16 @@ def _scores(self: NoveltyScorer, fitted: dict, Z) -> dict[str, np.ndarray]:
         else: out[c] = fitted[c].score(Z)
     return out
 
-# %% ../nbs/12a_ood.ipynb #34ff4556
-def _bootstrap_auroc(df, te_lab: np.ndarray, types: list, combined: dict, n_boot: int, random_state) -> None:
-    """Add the 95% bootstrap interval of each left-out type's AUROC (`auroc_lo`, `auroc_hi`) and of their mean to `df`:
-    the same resampled test cells for every type, so the mean gets an interval too."""
-    from sklearn.metrics import roc_auc_score
-    rng = np.random.default_rng(random_state)
-    boot = np.full((n_boot, len(types)), np.nan)
-    for b in range(n_boot):
-        i = rng.integers(0, len(te_lab), len(te_lab))
-        for j, t in enumerate(types):
-            pos = te_lab[i] == t
-            if 0 < pos.sum() < len(i): boot[b, j] = roc_auc_score(pos, combined[t][i])
-    df.insert(3, "auroc_lo", np.nanpercentile(boot, 2.5, axis=0))
-    df.insert(4, "auroc_hi", np.nanpercentile(boot, 97.5, axis=0))
-    mean = np.nanmean(boot, axis=1)
-    df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
-
-# %% ../nbs/12a_ood.ipynb #e84e5bdd
-def _leave_out(adata, lab: np.ndarray, tr_idx: np.ndarray, te_idx: np.ndarray, t: str, *, components, smooth, shift,
-               n_top_genes: int, random_state) -> tuple[dict, np.ndarray]:
-    """Fit the preprocessing and a `NoveltyScorer` on the training cells without type `t`, score the test cells: the
-    row of `t` (`n_positive`, `n_negative`, `auroc` and `auroc_<component>`) and the combined scores."""
-    from sklearn.metrics import roc_auc_score
-    from scaml.preprocess import Preprocessor
-    fit_idx = tr_idx[lab[tr_idx] != t]
-    classes = sorted(set(lab[fit_idx]))
-    pp = Preprocessor(n_top_genes=n_top_genes)
-    Z = pp.fit_transform(adata[fit_idx])
-    y = np.searchsorted(classes, lab[fit_idx])
-    ns = NoveltyScorer(components, smooth=smooth, shift=shift, random_state=random_state).fit(Z, y)
-    Zt = pp.transform(adata[te_idx])
-    comp = ns.score_components(Zt)
-    pos = lab[te_idx] == t
-    combined = ns.score(Zt)
-    row = {"type": t, "n_positive": int(pos.sum()), "n_negative": int((~pos).sum()),
-           "auroc": float(roc_auc_score(pos, combined))}
-    row.update({f"auroc_{c}": float(roc_auc_score(pos, v)) for c, v in comp.items()})
-    return row, combined
-
-# %% ../nbs/12a_ood.ipynb #4176dc54
-def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
-                       test: str | Sequence[str] | None = None, components: Sequence[str] = DEFAULT_COMPONENTS,
-                       smooth: int | None = DEFAULT_SMOOTH, min_test_cells: int = 20, n_boot: int = 200,
-                       n_top_genes: int = 2000, shift: str | None = DEFAULT_SHIFT, random_state: int | None = 0):
-    """AUROC of the novelty score for each type left out of training.
-
-    Parameters
-    ----------
-    adata
-        Cells with labels and a split column (counts or log-normalised).
-    label_key
-        Column of `obs` with the cell types.
-    split_key
-        Column of `obs` with the sides.
-    train
-        Value(s) of `split_key` for training.
-    test
-        Value(s) for testing; default all others.
-    components
-        Novelty components (see `NoveltyScorer`).
-    smooth
-        Query neighbours the combined score is averaged over (see `NoveltyScorer`); the test side is one batch.
-    min_test_cells
-        Types with fewer test cells are skipped.
-    n_top_genes
-        Highly variable genes of the preprocessing.
-    shift
-        Remove the shift all test cells share before scoring (see `NoveltyScorer`).
-    n_boot
-        Bootstrap resamples of the scored test cells for the 95% intervals, scores held fixed (0: none).
-    random_state
-        Seed.
-
-    Returns
-    -------
-    A DataFrame, one row per type left out: `n_positive`, `n_negative`, `auroc` (the combined, smoothed score) with
-    its 95% bootstrap interval `auroc_lo`, `auroc_hi`, and `auroc_<component>` for each component alone (not
-    smoothed). `df.attrs['mean_auroc']` holds the mean over the types with its interval (`lo`, `hi`).
-    """
-    import pandas as pd
-    from scaml.splits import split_by_key
-    trm, tem = split_by_key(adata, split_key=split_key, train=train, test=test)
-    lab = adata.obs[label_key].astype(str).to_numpy()
-    tr_idx, te_idx = np.flatnonzero(trm), np.flatnonzero(tem)
-    types = [t for t in sorted(set(lab[tr_idx])) if (lab[te_idx] == t).sum() >= min_test_cells]
-    if not types: raise ValueError(f"no type has {min_test_cells} test cells and training cells; lower min_test_cells")
-    rows, combined = [], {}
-    for t in types:
-        row, combined[t] = _leave_out(adata, lab, tr_idx, te_idx, t, components=components, smooth=smooth, shift=shift,
-                                      n_top_genes=n_top_genes, random_state=random_state)
-        rows.append(row)
-        log.info("left out %s: AUROC %.3f", t, row["auroc"])
-    df = pd.DataFrame(rows).set_index("type")
-    df.attrs["mean_auroc"] = {"estimate": float(df.auroc.mean())}
-    if n_boot: _bootstrap_auroc(df, lab[te_idx], types, combined, n_boot, random_state)
-    return df
-
 # %% ../nbs/12a_ood.ipynb #18c9ee7d
 class TypeNoveltyScorer(NoveltyScorer):
     """A `NoveltyScorer` whose components are scaled per assigned type: each component's quantile among the held-out
     training cells that the scorer's classifier assigns to the same type as the cell (after the `shift`, when one is
     removed); the pooled quantile for a type with fewer than `min_cells` such cells. The other parameters are
-    `NoveltyScorer`'s."""
-    def __init__(self, components: Sequence[str] = DEFAULT_COMPONENTS, *, min_cells: int = 20, **kwargs):
-        super().__init__(components, **kwargs)
+    `NoveltyScorer`'s; the defaults (`TYPE_COMPONENTS`, the shift `'median'`) are scaml's default novelty score,
+    chosen on the validation panel."""
+    def __init__(self, components: Sequence[str] = TYPE_COMPONENTS, *, min_cells: int = 20,
+                 shift: str | None = TYPE_SHIFT, **kwargs):
+        super().__init__(components, shift=shift, **kwargs)
         self.min_cells, self.type_combiners_ = int(min_cells), {}
 
     def _fit_all(self, Z, y) -> dict:
@@ -701,3 +611,106 @@ class TypeNoveltyScorer(NoveltyScorer):
             if sel.any(): s[sel] = cb.score({c: v[sel] for c, v in comp.items()})
         k = self.smooth if smooth is None else int(smooth)
         return s[query_neighbors(Z, k, random_state=self.random_state)].mean(1) if k > 1 and len(s) > 1 else s
+
+# %% ../nbs/12a_ood.ipynb #34ff4556
+def _bootstrap_auroc(df, te_lab: np.ndarray, types: list, combined: dict, n_boot: int, random_state) -> None:
+    """Add the 95% bootstrap interval of each left-out type's AUROC (`auroc_lo`, `auroc_hi`) and of their mean to `df`:
+    the same resampled test cells for every type, so the mean gets an interval too."""
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(random_state)
+    boot = np.full((n_boot, len(types)), np.nan)
+    for b in range(n_boot):
+        i = rng.integers(0, len(te_lab), len(te_lab))
+        for j, t in enumerate(types):
+            pos = te_lab[i] == t
+            if 0 < pos.sum() < len(i): boot[b, j] = roc_auc_score(pos, combined[t][i])
+    df.insert(3, "auroc_lo", np.nanpercentile(boot, 2.5, axis=0))
+    df.insert(4, "auroc_hi", np.nanpercentile(boot, 97.5, axis=0))
+    mean = np.nanmean(boot, axis=1)
+    df.attrs["mean_auroc"].update(lo=float(np.percentile(mean, 2.5)), hi=float(np.percentile(mean, 97.5)))
+
+# %% ../nbs/12a_ood.ipynb #e84e5bdd
+def _leave_out(adata, lab: np.ndarray, tr_idx: np.ndarray, te_idx: np.ndarray, t: str, *, components, smooth, shift,
+               n_top_genes: int, random_state, per_type: bool = True) -> tuple[dict, np.ndarray]:
+    """Fit the preprocessing and a `TypeNoveltyScorer` (`per_type`) or a `NoveltyScorer` on the training cells without
+    type `t`, score the test cells: the row of `t` (`n_positive`, `n_negative`, `auroc` and `auroc_<component>`) and the combined scores."""
+    from sklearn.metrics import roc_auc_score
+    from scaml.preprocess import Preprocessor
+    fit_idx = tr_idx[lab[tr_idx] != t]
+    classes = sorted(set(lab[fit_idx]))
+    pp = Preprocessor(n_top_genes=n_top_genes)
+    Z = pp.fit_transform(adata[fit_idx])
+    y = np.searchsorted(classes, lab[fit_idx])
+    scorer = TypeNoveltyScorer if per_type else NoveltyScorer
+    ns = scorer(components, smooth=smooth, shift=shift, random_state=random_state).fit(Z, y)
+    Zt = pp.transform(adata[te_idx])
+    comp = ns.score_components(Zt)
+    pos = lab[te_idx] == t
+    combined = ns.score(Zt)
+    row = {"type": t, "n_positive": int(pos.sum()), "n_negative": int((~pos).sum()),
+           "auroc": float(roc_auc_score(pos, combined))}
+    row.update({f"auroc_{c}": float(roc_auc_score(pos, v)) for c, v in comp.items()})
+    return row, combined
+
+# %% ../nbs/12a_ood.ipynb #4176dc54
+def leave_one_type_out(adata, *, label_key: str = "cell_type", split_key: str = "split", train: str | Sequence[str] = "train",
+                       test: str | Sequence[str] | None = None, components: Sequence[str] = TYPE_COMPONENTS,
+                       smooth: int | None = DEFAULT_SMOOTH, min_test_cells: int = 20, n_boot: int = 200,
+                       n_top_genes: int = 2000, shift: str | None = TYPE_SHIFT, per_type: bool = True,
+                       random_state: int | None = 0):
+    """AUROC of the novelty score for each type left out of training (by default scaml's default score,
+    `TypeNoveltyScorer()`; `components=DEFAULT_COMPONENTS, shift=None, per_type=False` is the score of scaml 0.3).
+
+    Parameters
+    ----------
+    adata
+        Cells with labels and a split column (counts or log-normalised).
+    label_key
+        Column of `obs` with the cell types.
+    split_key
+        Column of `obs` with the sides.
+    train
+        Value(s) of `split_key` for training.
+    test
+        Value(s) for testing; default all others.
+    components
+        Novelty components (see `NoveltyScorer`).
+    smooth
+        Query neighbours the combined score is averaged over (see `NoveltyScorer`); the test side is one batch.
+    min_test_cells
+        Types with fewer test cells are skipped.
+    n_top_genes
+        Highly variable genes of the preprocessing.
+    shift
+        Remove the shift all test cells share before scoring (see `NoveltyScorer`).
+    per_type
+        Each component's quantile among held-out training cells of the same assigned type (`TypeNoveltyScorer`);
+        False: among all of them (`NoveltyScorer`).
+    n_boot
+        Bootstrap resamples of the scored test cells for the 95% intervals, scores held fixed (0: none).
+    random_state
+        Seed.
+
+    Returns
+    -------
+    A DataFrame, one row per type left out: `n_positive`, `n_negative`, `auroc` (the combined, smoothed score) with
+    its 95% bootstrap interval `auroc_lo`, `auroc_hi`, and `auroc_<component>` for each component alone (not
+    smoothed). `df.attrs['mean_auroc']` holds the mean over the types with its interval (`lo`, `hi`).
+    """
+    import pandas as pd
+    from scaml.splits import split_by_key
+    trm, tem = split_by_key(adata, split_key=split_key, train=train, test=test)
+    lab = adata.obs[label_key].astype(str).to_numpy()
+    tr_idx, te_idx = np.flatnonzero(trm), np.flatnonzero(tem)
+    types = [t for t in sorted(set(lab[tr_idx])) if (lab[te_idx] == t).sum() >= min_test_cells]
+    if not types: raise ValueError(f"no type has {min_test_cells} test cells and training cells; lower min_test_cells")
+    rows, combined = [], {}
+    for t in types:
+        row, combined[t] = _leave_out(adata, lab, tr_idx, te_idx, t, components=components, smooth=smooth, shift=shift,
+                                      n_top_genes=n_top_genes, random_state=random_state, per_type=per_type)
+        rows.append(row)
+        log.info("left out %s: AUROC %.3f", t, row["auroc"])
+    df = pd.DataFrame(rows).set_index("type")
+    df.attrs["mean_auroc"] = {"estimate": float(df.auroc.mean())}
+    if n_boot: _bootstrap_auroc(df, lab[te_idx], types, combined, n_boot, random_state)
+    return df

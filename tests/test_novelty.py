@@ -150,17 +150,18 @@ def test_learning_curve_cli(runs):
     assert man["test_groups"] == ["sc_celseq2_5cl_p3"] and "sc_celseq2_5cl_p3" not in man["train_groups"]
 
 
-@pytest.mark.slow   # leave one type out on two public tasks: about half a minute on 2 cores
-@pytest.mark.parametrize("task", ["tm_facs_to_droplet", "actinn_tutorial"])
+@pytest.mark.slow   # leave one type out on three public tasks: about a minute on 2 cores
+@pytest.mark.parametrize("task", ["tm_facs_to_droplet", "actinn_tutorial", "kang_stim_to_ctrl"])
 def test_default_novelty_score_finds_left_out_types(data_dir, task):
-    """The default NoveltyScorer, fitted without each type in turn, ranks that type's test cells above the others:
-    mean AUROC >= 0.90 over the types with >= 20 test cells, none below 0.70 (measured 0.914 / 0.813 on Tabula Muris
-    FACS -> droplet and 0.995 / 0.977 on the 12-type FACS split)."""
+    """The default score (TypeNoveltyScorer), fitted without each type in turn, ranks that type's test cells above the
+    others: mean AUROC >= 0.90 over the types with >= 20 test cells, none below 0.70 (measured 0.934 / 0.808 on Tabula
+    Muris FACS -> droplet, 0.999 / 0.997 on the 12-type FACS split, 0.931 / 0.856 on Kang stim -> ctrl). On Kang's
+    interferon shift scaml 0.3's score ranked left-out types below known ones (0.554, lowest 0.255)."""
     from scaml.datasets import load_task
     from scaml.ood import leave_one_type_out
     df = leave_one_type_out(load_task(task, data_dir=data_dir), label_key="label", split_key="split", train="train",
                             test="test")
-    assert len(df) == {"tm_facs_to_droplet": 5, "actinn_tutorial": 8}[task]
+    assert len(df) == {"tm_facs_to_droplet": 5, "actinn_tutorial": 8, "kang_stim_to_ctrl": 5}[task]
     assert df.auroc.mean() >= 0.90 and df.auroc.min() >= 0.70, df.auroc.round(3).to_dict()
     # the averaging over query neighbours is what lifts the combined score above its components
     assert df.auroc.mean() > df.auroc_maxproba.mean()

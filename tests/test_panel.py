@@ -159,3 +159,15 @@ def test_time_pairs_alternates_and_reports_ratios(monkeypatch):
     r = panel.time_pairs({"t": {"adata": None}}, "a", "b", repeats=2)
     assert calls == ["a", "b", "a", "b"]
     assert r["tasks"]["t"]["median_ratio"] == 2.0 and r["median_ratio"]["max"] == 2.0
+
+def test_the_panels_default_novelty_score_is_the_librarys():
+    "The score the panel adopted (decisions['novelty']) is the one scaml uses by default: TypeNoveltyScorer()."
+    import panel
+    from scaml.novelty import _resolve_method
+    from scaml.ood import TypeNoveltyScorer
+    cfg, s = panel.NOVELTY_CONFIGS[panel.NOVELTY_DEFAULT], TypeNoveltyScorer()
+    assert (tuple(cfg["components"]), cfg["shift"], cfg["smooth"], cfg["per_class"]) == (s.components, s.shift, s.smooth, True)
+    assert _resolve_method("auto", None, "cell_type") == "typed"
+    recorded = json.loads((ROOT / "benchmarks" / "panel.json").read_text())
+    d = recorded["decisions"]["novelty"]
+    assert d["adopt"] and d["winner"] == panel.NOVELTY_DEFAULT, d["reason"]
