@@ -302,17 +302,20 @@ def part_loto():
 
 
 def part_loto_default():
-    """The library's default (`scaml.ood.leave_one_type_out`, `NoveltyScorer` defaults) on the three tasks, and the
-    same without the query smoothing."""
-    from scaml.ood import DEFAULT_COMPONENTS, DEFAULT_SMOOTH, leave_one_type_out
-    out = {"protocol": "scaml.ood.leave_one_type_out with the default NoveltyScorer components "
-                       f"{list(DEFAULT_COMPONENTS)} and smooth={DEFAULT_SMOOTH} (each test cell's combined score "
-                       "averaged over its nearest test cells); 'no_smoothing': smooth=0; library preprocessing "
-                       "(2,000 HVGs, log1p CP10k, scaled); 95% intervals from 200 bootstrap resamples of the scored test cells, "
-                       "scores held fixed (the same "
-                       "resample for every type, so the mean over types has one too)", "components": list(DEFAULT_COMPONENTS),
+    """The library's default novelty score (`scaml.ood.leave_one_type_out` with its defaults: `TypeNoveltyScorer()`)
+    on the Tabula Muris, tutorial and Kang tasks, and the same without the query smoothing."""
+    from scaml.ood import DEFAULT_SMOOTH, TYPE_COMPONENTS, TYPE_SHIFT, leave_one_type_out
+    out = {"protocol": "scaml.ood.leave_one_type_out with its defaults: TypeNoveltyScorer, components "
+                       f"{list(TYPE_COMPONENTS)}, the query's shared shift removed ({TYPE_SHIFT!r}), each component's "
+                       f"quantile among held-out training cells of the same assigned type, smooth={DEFAULT_SMOOTH} "
+                       "(each test cell's score averaged over its nearest test cells); 'no_smoothing': smooth=0; library "
+                       "preprocessing (2,000 HVGs, log1p CP10k, scaled); 95% intervals from 200 bootstrap resamples of "
+                       "the scored test cells, scores held fixed (the same resample for every type, so the mean over "
+                       "types has one too)", "components": list(TYPE_COMPONENTS), "shift": TYPE_SHIFT,
            "smooth": DEFAULT_SMOOTH, "tasks": {}, "no_smoothing": {}}
-    for key, (task, tr, te) in NOVELTY_TASKS.items():
+    tasks = {**NOVELTY_TASKS, "kang_ctrl_to_stim": ("kang_ctrl_to_stim", "train", "test"),
+             "kang_stim_to_ctrl": ("kang_stim_to_ctrl", "train", "test")}
+    for key, (task, tr, te) in tasks.items():
         for blk, sm in (("tasks", DEFAULT_SMOOTH), ("no_smoothing", 0)):
             df = leave_one_type_out(load_task(task), label_key="label", split_key="split", train=tr, test=te, smooth=sm)
             out[blk][key] = {"per_type": df.to_dict(orient="index"), "mean_auroc": float(df.auroc.mean()),

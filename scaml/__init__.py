@@ -1,4 +1,4 @@
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # The front door: `import scaml; scaml.run_benchmark(...)`. Names are imported on first use, so `import scaml` stays
 # cheap (no anndata, scikit-learn, torch or XGBoost until they are needed).
