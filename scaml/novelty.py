@@ -364,9 +364,8 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     positive
         Value(s) of `flag_key` that mean novel; default the boolean reading (see `parse_flag`).
     method
-        `'typed'` (`scaml.ood.TypeNoveltyScorer`, see this page's introduction; needs `label_key`), `'combined'`
-        (`scaml.ood.NoveltyScorer`, scaml 0.3's default; needs `label_key`), `'iforest'`, `'ocsvm'`, `'lof'`,
-        `'maxproba'` or `'entropy'`; `'auto'` (default): `'typed'` with `label_key`, else `'lof'`.
+        `'auto'` (default): `'typed'` (`scaml.ood.TypeNoveltyScorer`) with `label_key`, else `'lof'`; or `'combined'`
+        (0.3's `NoveltyScorer`), `'iforest'`, `'ocsvm'`, `'lof'`, `'maxproba'`, `'entropy'` (see this page's introduction).
     split_key
         Column whose `train` values form the training side (see `novelty_split`).
     train
@@ -382,7 +381,7 @@ def run_novelty(adata: AnnData, *, flag_key: str, positive: str | Sequence[str] 
     label_key
         Cell-type column, to train the classifier of `'typed'`, `'combined'`, `'maxproba'` and `'entropy'`.
     model
-        A model name, saved model folder or fitted `CellTypeModel`; for `'typed'` and `'combined'`, their classifier (default `'lr'`).
+        A model name, saved model folder or fitted `CellTypeModel` (for `'typed'`, `'combined'`: a name; default `'lr'`).
     features
         Gene selection of the preprocessing (`'hvg'`, `'all'`, `'actinn'`).
     n_top_genes
