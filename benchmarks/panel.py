@@ -206,6 +206,10 @@ for _n, _c in (("combined", ("maxproba", "maha_logits")), ("combined+maha", ("ma
     for _s in (None, "matched", "mean", "per_type", "median"):
         NOVELTY_CONFIGS[f"{_n}{'@' + _s if _s else ''}/per_class"] = {"components": _c, "shift": _s, "smooth": 30,
                                                                       "per_class": True}
+for _n, _c in (("residual", ("residual",)), ("maxproba+residual", ("maxproba", "residual")),   # with the median shift
+               ("combined+residual", ("maxproba", "maha_logits", "residual")),
+               ("combined+maha_type+residual", ("maxproba", "maha_logits", "maha_type", "residual"))):
+    NOVELTY_CONFIGS[f"{_n}@median/per_class"] = {"components": _c, "shift": "median", "smooth": 30, "per_class": True}
 for _k in (15, 50):                                  # how many query neighbours the score is averaged over
     NOVELTY_CONFIGS[f"combined+maha+residual@matched/per_class/smooth{_k}"] = {
         "components": ("maxproba", "maha_logits", "maha", "residual"), "shift": "matched", "smooth": _k,
@@ -213,7 +217,7 @@ for _k in (15, 50):                                  # how many query neighbours
 # the default the rule compares against: scaml 0.3's score (decisions["novelty"] is the choice that replaced it)
 NOVELTY_BASELINE = "combined"
 # scaml's default score since 0.4, scaml.ood.TypeNoveltyScorer() (run_novelty / scaml_novelty method "typed")
-NOVELTY_DEFAULT = "combined+maha+residual@median/per_class"
+NOVELTY_DEFAULT = "combined+maha_type+residual@median/per_class"
 NOVELTY_SINGLES = ("corr_gap", "corr_gap/unsmoothed", "combined+corr_gap",    # each alone against the default
                    "combined/per_class", "combined@matched/per_class", "combined+maha+residual@matched/per_class",
                    NOVELTY_DEFAULT)

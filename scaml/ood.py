@@ -345,7 +345,7 @@ SHIFTS = ("mean", "matched", "median", "per_type")
 DEFAULT_COMPONENTS = ("maxproba", "maha_logits")
 DEFAULT_SHIFT = None
 # the default novelty score of scaml (`TypeNoveltyScorer`), chosen by leave-one-family-out on the validation panel
-TYPE_COMPONENTS = ("maxproba", "maha_logits", "maha", "residual")
+TYPE_COMPONENTS = ("maxproba", "maha_logits", "maha_type", "residual")
 TYPE_SHIFT = "median"
 DEFAULT_SMOOTH = 30
 
@@ -564,6 +564,8 @@ class TypeNoveltyScorer(NoveltyScorer):
                  shift: str | None = TYPE_SHIFT, **kwargs):
         super().__init__(components, shift=shift, **kwargs)
         self.min_cells, self.type_combiners_ = int(min_cells), {}
+
+    def __repr__(self) -> str: return "Type" + super().__repr__()
 
     def _fit_all(self, Z, y) -> dict:
         out = super()._fit_all(Z, y)
