@@ -218,7 +218,8 @@ class OutOfCoreEngine(Engine):
         Xtr = FileBlocks(adata, pp, tr_rows, chunk=max(1, bs // 16), random_state=self.random_state)
         Xte = FileBlocks(test, pp, te_rows, chunk=bs, chunks_per_block=1, shuffle=False)
         info = {"blocks": {"train": len(Xtr), "test": len(Xte), "cells_per_train_block": bs}}
-        return Features(Xtr, Xte, y[Xtr.order], {}, info)     # labels in the order the blocks hold the cells
+        y = np.asarray(y)[Xtr.order].astype(np.min_scalar_type(-max(1, len(y) and int(y.max()) + 1)))   # int8 to 127 classes
+        return Features(Xtr, Xte, y, {}, info)     # labels in the order the blocks hold the cells
 
     def fit(self, name, model, feats, *, classes, preprocessor, label_key) -> dict:
         from scaml.outofcore import fit_from_blocks
@@ -231,7 +232,7 @@ class OutOfCoreEngine(Engine):
 
     def predict(self, models, feats) -> tuple[dict, dict]:
         from scaml.outofcore import predict_from_blocks
-        P, secs = predict_from_blocks(models, feats.Xte)
+        P, secs = predict_from_blocks(models, feats.Xte, spill=True)   # on disk until each model is scored
         feats.overlap.update(feats.Xte.report or {})
         return P, secs
 
