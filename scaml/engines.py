@@ -192,7 +192,9 @@ class StreamingEngine(MemoryEngine):
 def _row_indices(rows, n: int) -> np.ndarray:
     "Ascending row indices from a split's rows (indices or a mask)."
     rows = np.asarray(rows)
-    rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+    # int32 rows stay int32 (and are shared with the blocks, not copied): 4 bytes a cell
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows if rows.dtype in (np.int32, np.int64) else \
+        rows.astype(np.int64)
     if len(rows) and ((np.diff(rows) <= 0).any() or rows[0] < 0 or rows[-1] >= n):
         raise ValueError("internal: a split's rows must be ascending row indices of the file")
     return rows
