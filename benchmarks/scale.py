@@ -145,7 +145,8 @@ def run(n: int, models: list[str], device: str, engine: str = "out-of-core", cod
 
 def growth(records: list[dict], engine: str = "out-of-core") -> dict | None:
     "Time and peak memory of the 10M-cell run over the 1M-cell one (same engine, latest records)."
-    by_n = {r["n_cells"]: r for r in records if r["workload"].startswith("tm_droplet_resampled_") and r.get("engine") == engine}
+    by_n = {r["n_cells"]: r for r in records if r["workload"] == f"tm_droplet_resampled_{r['n_cells']}"
+            and r.get("engine") == engine}                       # single runs, not the before/after pairs
     if 1_000_000 not in by_n or 10_000_000 not in by_n: return None
     a, b = by_n[1_000_000], by_n[10_000_000]
     return {"cells": 10.0, "wall": round(b["wall_s"] / a["wall_s"], 2), "peak_rss": round(b["peak_rss_mb"] / a["peak_rss_mb"], 2)}

@@ -66,3 +66,17 @@ def test_predictions_share_the_class_names(run):
     assert (f["y_pred"].to_numpy() == pr["y_pred"].to_numpy()).all()
     assert (f["y_pred_idx"].to_numpy() == pr["y_pred_idx"].to_numpy()).all()
     assert res.summary.loc["lr", "accuracy"] > 0.8
+
+def test_reports_from_codes_match_the_labels(run):
+    "The report and confusion matrix, computed from the class indices, are those of the label strings."
+    import warnings
+    from sklearn.metrics import classification_report, confusion_matrix
+    res, _, out, _ = run
+    pr, classes = res.predictions["lr"], res.classes
+    yt, yp = pr["y_true"].to_numpy(), pr["y_pred"].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = classification_report(yt, yp, labels=classes, target_names=classes, digits=4, zero_division=0)
+    assert (out / "lr" / "classification_report.txt").read_text() == rep
+    cm = pd.read_csv(out / "lr" / "confusion_matrix.csv", index_col=0)
+    np.testing.assert_array_equal(cm.to_numpy(), confusion_matrix(yt, yp, labels=classes))
