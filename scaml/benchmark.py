@@ -472,7 +472,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep,
                           input_scale=input_scale, scale_by=scale_by, align_query=align_query,
                           trust_input_scale=trust_input_scale)
-        feats = eng.features(pp, adata, test_src, tr, te, pd.Index(classes).get_indexer(ytr))
+        ytr = pd.Categorical.from_codes(pd.Index(classes).get_indexer(ytr), train_classes)   # a byte a cell from here on
+        feats = eng.features(pp, adata, test_src, tr, te, ytr.codes.astype(np.int64))
         timings["preprocess_s"] = time.perf_counter() - t
         folds, cal_kind, calibration = None, None, {}
         if calibrate not in (None, "oob"):                 # an engine that cannot calibrate refused it above
