@@ -213,8 +213,9 @@ class OutOfCoreEngine(Engine):
 
     def features(self, pp, adata, test, tr, te, y) -> Features:
         from scaml.outofcore import FileBlocks
-        from scaml.streaming import fit_preprocessor_streaming
+        from scaml.streaming import fit_preprocessor_streaming, release_memory
         bs = self.block_size
+        release_memory()                                # what the split and the overlap check left with the allocators
         tr_rows, te_rows = _row_indices(tr, adata.n_obs), _row_indices(te, test.n_obs)
         fit_preprocessor_streaming(adata, pp, rows=tr_rows, block_size=bs)
         Xtr = FileBlocks(adata, pp, tr_rows, chunk=max(1, bs // 16), random_state=self.random_state)
@@ -234,6 +235,8 @@ class OutOfCoreEngine(Engine):
 
     def predict(self, models, feats) -> tuple[dict, dict]:
         from scaml.outofcore import predict_from_blocks
+        from scaml.streaming import release_memory
+        release_memory()                                # what the fits left with the allocators, before the test pass
         P, secs = predict_from_blocks(models, feats.Xte, spill=True)   # on disk until each model is scored
         feats.overlap.update(feats.Xte.report or {})
         return P, secs
