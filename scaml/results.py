@@ -281,7 +281,7 @@ def _write_model(res: BenchmarkResult, name: str, d: Path, *, save_models: bool)
     from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
     classes, pr = res.classes, res.predictions[name]
     d.mkdir()
-    if {"y_true_idx", "y_pred_idx"} <= set(pr.columns):    # the class indices: the same report, on millions of cells
+    if {"y_true_idx", "y_pred_idx"} <= set(getattr(pr, "columns", ())):    # the class indices: the same report, on millions of cells
         yt, yp, labels = pr["y_true_idx"].to_numpy(), pr["y_pred_idx"].to_numpy(), list(range(len(classes)))  # 15x faster
     else:
         yt, yp, labels = pr["y_true"].to_numpy(), pr["y_pred"].to_numpy(), classes
