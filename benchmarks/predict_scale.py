@@ -7,6 +7,7 @@ the smallest size also `--h5ad-out`); wall time and peak RSS (VmHWM) go to bench
 `predict_backed_tm_droplet_N` records, with the growth of peak memory over the smallest size.
 
     nice python benchmarks/predict_scale.py 100000 1000000 3000000
+    nice python benchmarks/predict_scale.py 1000000 10000000 --no-h5ad     # predictions only, growth 1M -> 10M
     nice python benchmarks/predict_scale.py 1000000 --models lr --in-memory     # the query read whole, for comparison
     python benchmarks/predict_scale.py --smoke --out /tmp/r.json    # 3,000 cells, lr, in a temporary folder: that it runs
 """
@@ -68,6 +69,7 @@ def run(n: int, model: str, h5ad: bool, backed: str = "yes") -> dict:
     cmd = [str(Path(sys.executable).parent / "scaml_predict"), "--model", str(models_dir() / model), "--adata",
            str(path), "--out", str(out / "predictions.csv"), "--backed", backed, "--overwrite", "--quiet"]
     if h5ad: cmd += ["--h5ad-out", str(out / "annotated.h5ad")]
+    load0 = os.getloadavg()[0]
     wall, peak, cpu = measure(cmd)
     kind = "backed" if backed == "yes" else "memory"
     rec = {"workload": f"predict_{kind}_tm_droplet_{n}" + ("_h5ad" if h5ad else ""), "n_cells": n, "models": [model],
@@ -75,7 +77,8 @@ def run(n: int, model: str, h5ad: bool, backed: str = "yes") -> dict:
            "cpu_s": round(cpu, 1),
            "file_gb": round(path.stat().st_size / 1e9, 2), "wall_s": round(wall, 1), "peak_rss_mb": round(peak, 1),
            "cells_per_s": round(n / wall, 1), "csv_gb": round((out / "predictions.csv").stat().st_size / 1e9, 3),
-           "load_avg_1min": round(os.getloadavg()[0], 2), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+           "load_avg_1min": round(os.getloadavg()[0], 2), "load_avg_1min_start": round(load0, 2),
+           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for f in out.iterdir(): f.unlink()
     out.rmdir()
     return rec
@@ -91,6 +94,7 @@ def main(argv=None) -> int:
                    help="measure scaml_predict --backed no (the whole query in memory) instead, for comparison")
     p.add_argument("--out", type=Path, default=RESULTS,
                    help="results file to update (default benchmarks/results.json; a temporary file with --smoke)")
+    p.add_argument("--no-h5ad", action="store_true", help="skip the --h5ad-out runs at the smallest size")
     p.add_argument("--smoke", action="store_true",
                    help="one 3,000-cell query, lr, in a temporary folder: checks that the script runs")
     a = p.parse_args(argv)
@@ -114,7 +118,7 @@ def main(argv=None) -> int:
     first: dict[str, dict] = {}
     for i, n in enumerate(sorted(a.sizes)):
         for m in a.models:
-            for h5ad in ([False, True] if i == 0 else [False]):
+            for h5ad in ([False, True] if i == 0 and not a.no_h5ad else [False]):
                 r = run(n, m, h5ad)
                 if not h5ad:
                     first.setdefault(m, r)

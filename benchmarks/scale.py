@@ -105,6 +105,7 @@ def run(n: int, models: list[str], device: str, engine: str = "out-of-core", cod
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     if code: env["PYTHONPATH"] = str(code)
     err = WORK / f"run_{n}{tag}.stderr"
+    load0 = os.getloadavg()[0]                   # the machine is shared: its load before and after each run
     t = time.perf_counter()
     with open(err, "w") as fe:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fe, env=env)
@@ -138,25 +139,29 @@ def run(n: int, models: list[str], device: str, engine: str = "out-of-core", cod
                               "fit_s": round(tm[f"{m}_fit_s"], 1), "predict_s": round(tm[f"{m}_predict_s"], 1)}
                           for m in models},
             "timings": {k: round(v, 1) for k, v in tm.items()}, "load_avg_1min": round(os.getloadavg()[0], 2),
+            "load_avg_1min_start": round(load0, 2),
             "code": "this checkout" if code is None else str(code),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 def growth(records: list[dict], engine: str = "out-of-core") -> dict | None:
     "Time and peak memory of the 10M-cell run over the 1M-cell one (same engine, latest records)."
-    by_n = {r["n_cells"]: r for r in records if r["workload"].startswith("tm_droplet_resampled_") and r.get("engine") == engine}
+    by_n = {r["n_cells"]: r for r in records if r["workload"] == f"tm_droplet_resampled_{r['n_cells']}"
+            and r.get("engine") == engine}                       # single runs, not the before/after pairs
     if 1_000_000 not in by_n or 10_000_000 not in by_n: return None
     a, b = by_n[1_000_000], by_n[10_000_000]
     return {"cells": 10.0, "wall": round(b["wall_s"] / a["wall_s"], 2), "peak_rss": round(b["peak_rss_mb"] / a["peak_rss_mb"], 2)}
 
-def ab(before: dict, after: dict) -> dict:
-    "One record of a before/after pair on the same atlas, run one after the other: both runs and after / before."
-    keys = ("wall_s", "peak_rss_mb", "timings", "per_model", "load_avg_1min", "code", "date", "f1_macro")
+def ab(before: dict, after: dict, name: str = "") -> dict:
+    """One record of a before/after pair on the same atlas, run one after the other: both runs and after / before
+    (workload `<atlas>_ab`, or `<atlas>_<name>_ab` to keep the records of earlier pairs)."""
+    keys = ("wall_s", "peak_rss_mb", "timings", "per_model", "load_avg_1min", "load_avg_1min_start", "code", "date",
+            "f1_macro")
     ratio = {k: round(after[k] / before[k], 3) for k in ("wall_s", "peak_rss_mb")}
     ratio["phases"] = {k: round(after["timings"][k] / before["timings"][k], 2) for k in after["timings"]
                        if before["timings"].get(k)}
     same = {m: after["per_model"][m]["accuracy"] == before["per_model"][m]["accuracy"]
             and after["per_model"][m]["f1_macro"] == before["per_model"][m]["f1_macro"] for m in after["per_model"]}
-    return {"workload": after["workload"] + "_ab", "n_cells": after["n_cells"], "models": after["models"],
+    return {"workload": after["workload"] + (f"_{name}" if name else "") + "_ab", "n_cells": after["n_cells"], "models": after["models"],
             "device": after["device"], "cpu": after["cpu"], "engine": after["engine"], "order": "before, then after",
             "before": {k: before[k] for k in keys}, "after": {k: after[k] for k in keys},
             "after_over_before": ratio, "same_scores": same, "identical_outputs": same_outputs(after["n_cells"]),
@@ -181,6 +186,7 @@ def main(argv=None) -> int:
                    help="also time the disk's floor (cat, bare h5py read) and record the ratio wall / floor")
     p.add_argument("--before", help="a folder holding an earlier scaml (git archive REV scaml | tar -x -C DIR): run "
                                     "it and this code alternately on each atlas, and record both as <workload>_ab")
+    p.add_argument("--name", default="", help="with --before: record the pair as <workload>_<name>_ab (keeps earlier pairs)")
     p.add_argument("--smoke", action="store_true",
                    help="one 2,000-cell atlas, lr, in a temporary folder: checks that the script runs")
     a = p.parse_args(argv)
@@ -199,7 +205,9 @@ def main(argv=None) -> int:
             fl["wall_over_h5py_read"] = round(r["wall_s"] / max(fl["h5py_read_s"], 0.1), 1)
             fl["wall_over_cat"] = round(r["wall_s"] / max(fl["cat_s"], 0.1), 1)
             r["floor"] = fl
-        if before: res["records"] = [o for o in res["records"] if o["workload"] != r["workload"] + "_ab"] + [ab(before, r)]
+        if before:
+            pair = ab(before, r, a.name)
+            res["records"] = [o for o in res["records"] if o["workload"] != pair["workload"]] + [pair]
         if not a.keep: atlas(n).unlink()
         print(f"{r['workload']:28s} wall {r['wall_s']:7.1f}s rss {r['peak_rss_mb']:8.1f} MB f1 {r['f1_macro']:.4f} "
               + " ".join(f"{m}:{v['fit_s']}s" for m, v in r["per_model"].items()), flush=True)

@@ -167,7 +167,8 @@ class _Scores:
     def __init__(self, yte: np.ndarray, classes: list, train_classes: list, test_cells: pd.Index,
                  random_state: int | None, timings: dict):
         self.yte, self.classes, self.train_classes, self.test_cells = yte, classes, train_classes, test_cells
-        self.random_state, self.timings, self.y_test_idx = random_state, timings, pd.Index(classes).get_indexer(yte)
+        self.random_state, self.timings = random_state, timings
+        self.y_test_idx = pd.Index(classes).get_indexer(yte).astype(np.min_scalar_type(-len(classes)))  # int8 to 127
         self.results, self.preds, self.probas, self.fitted, self.devices = {}, {}, {}, {}, {}
 
     def record(self, name: str, P: np.ndarray, model, extra: dict) -> None:
@@ -178,9 +179,11 @@ class _Scores:
         results[name].update(ece=cm["ece"], **extra, aurc=cm["aurc"], accuracy_at_80=cm["accuracy_at_80"],
                              accuracy_at_90=cm["accuracy_at_90"], accuracy_at_95=cm["accuracy_at_95"])
         results[name]["ci"] = ci_for_benchmark(yte, P, classes, self.train_classes, self.random_state)
-        pred_idx = P.argmax(1)
-        self.preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes)[pred_idx],
-                                         "y_true_idx": pd.Index(classes).get_indexer(yte), "y_pred_idx": pred_idx,
+        # per test cell: the class names shared (an object array of the run's strings, not a string per cell), the
+        # indices in the smallest integer type; millions of test cells cost bytes each, the files are the same
+        pred_idx = P.argmax(1).astype(self.y_test_idx.dtype)
+        self.preds[name] = pd.DataFrame({"y_true": yte, "y_pred": np.asarray(classes, dtype=object)[pred_idx],
+                                         "y_true_idx": self.y_test_idx, "y_pred_idx": pred_idx,
                                          "max_proba": P.max(1)}, index=self.test_cells)
         self.probas[name] = pd.DataFrame(P, index=self.test_cells, columns=classes)
         self.fitted[name] = model
@@ -454,6 +457,7 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         tr, ytr, te, yte, desc = split_cells(adata, adata_test, label_key=label_key, split=split, split_key=split_key,
                                              train=train, test=test, test_size=test_size, random_state=random_state)
         test_src = adata if adata_test is None else adata_test
+        if max(adata.n_obs, test_src.n_obs) < 2**31: tr, te = tr.astype(np.int32), te.astype(np.int32)  # 4 bytes a cell
         overlap_report = _checked_overlap(adata, test_src, tr, te, layer=layer, random_state=random_state,
                                           allow_overlap=allow_overlap)
         eng = eng.scaled_to(len(tr), None if calibrate == "oob" else calibrate)
@@ -468,7 +472,8 @@ def run_benchmark(adata: AnnData, *, label_key: str = "cell_type", split_key: st
         pp = Preprocessor(gene_selection=features, n_top_genes=n_top_genes, layer=layer, use_rep=use_rep,
                           input_scale=input_scale, scale_by=scale_by, align_query=align_query,
                           trust_input_scale=trust_input_scale)
-        feats = eng.features(pp, adata, test_src, tr, te, pd.Index(classes).get_indexer(ytr))
+        ytr = pd.Categorical.from_codes(pd.Index(classes).get_indexer(ytr), train_classes)   # a byte a cell from here on
+        feats = eng.features(pp, adata, test_src, tr, te, ytr.codes.astype(np.int64))
         timings["preprocess_s"] = time.perf_counter() - t
         folds, cal_kind, calibration = None, None, {}
         if calibrate not in (None, "oob"):                 # an engine that cannot calibrate refused it above

@@ -192,7 +192,9 @@ class StreamingEngine(MemoryEngine):
 def _row_indices(rows, n: int) -> np.ndarray:
     "Ascending row indices from a split's rows (indices or a mask)."
     rows = np.asarray(rows)
-    rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+    # int32 rows stay int32 (and are shared with the blocks, not copied): 4 bytes a cell
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows if rows.dtype in (np.int32, np.int64) else \
+        rows.astype(np.int64)
     if len(rows) and ((np.diff(rows) <= 0).any() or rows[0] < 0 or rows[-1] >= n):
         raise ValueError("internal: a split's rows must be ascending row indices of the file")
     return rows
@@ -211,14 +213,16 @@ class OutOfCoreEngine(Engine):
 
     def features(self, pp, adata, test, tr, te, y) -> Features:
         from scaml.outofcore import FileBlocks
-        from scaml.streaming import fit_preprocessor_streaming
+        from scaml.streaming import fit_preprocessor_streaming, release_memory
         bs = self.block_size
+        release_memory()                                # what the split and the overlap check left with the allocators
         tr_rows, te_rows = _row_indices(tr, adata.n_obs), _row_indices(te, test.n_obs)
         fit_preprocessor_streaming(adata, pp, rows=tr_rows, block_size=bs)
         Xtr = FileBlocks(adata, pp, tr_rows, chunk=max(1, bs // 16), random_state=self.random_state)
         Xte = FileBlocks(test, pp, te_rows, chunk=bs, chunks_per_block=1, shuffle=False)
         info = {"blocks": {"train": len(Xtr), "test": len(Xte), "cells_per_train_block": bs}}
-        return Features(Xtr, Xte, y[Xtr.order], {}, info)     # labels in the order the blocks hold the cells
+        y = np.asarray(y)[Xtr.order].astype(np.min_scalar_type(-max(1, len(y) and int(y.max()) + 1)))   # int8 to 127 classes
+        return Features(Xtr, Xte, y, {}, info)     # labels in the order the blocks hold the cells
 
     def fit(self, name, model, feats, *, classes, preprocessor, label_key) -> dict:
         from scaml.outofcore import fit_from_blocks
@@ -231,7 +235,9 @@ class OutOfCoreEngine(Engine):
 
     def predict(self, models, feats) -> tuple[dict, dict]:
         from scaml.outofcore import predict_from_blocks
-        P, secs = predict_from_blocks(models, feats.Xte)
+        from scaml.streaming import release_memory
+        release_memory()                                # what the fits left with the allocators, before the test pass
+        P, secs = predict_from_blocks(models, feats.Xte, spill=True)   # on disk until each model is scored
         feats.overlap.update(feats.Xte.report or {})
         return P, secs
 

@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +26,8 @@ from .preprocess import Preprocessor, pick_layer
 from .streaming import prefetch, read_rows, transform_streaming
 
 # %% auto #0
-__all__ = ['GATHER_CELLS', 'MAX_CELLS', 'FileBlocks', 'stratified_sample', 'fit_from_blocks', 'predict_from_blocks']
+__all__ = ['GATHER_CELLS', 'MAX_CELLS', 'FileBlocks', 'stratified_sample', 'fit_from_blocks', 'SpilledProba',
+           'predict_from_blocks']
 
 # %% ../nbs/10a_outofcore.ipynb #ead4d268
 log = logging.getLogger(__name__)
@@ -66,13 +71,14 @@ class FileBlocks(Blocks):
         if rows.dtype == bool: rows = np.flatnonzero(rows)
         if len(rows) == 0: raise ValueError("no cells to read")
         if (np.diff(rows) <= 0).any(): raise ValueError("rows must be ascending and unique")
-        self.rows, self.chunk = rows.astype(np.int64), int(chunk)
+        # per-cell arrays (row indices, block order) in int32 below 2**31 rows: 4 bytes a cell, not 8
+        idx = np.int32 if adata.n_obs < 2**31 else np.int64
+        self.rows, self.chunk = rows.astype(idx, copy=False), int(chunk)
         n_chunks = -(-len(rows) // self.chunk)
         perm = np.random.default_rng(random_state).permutation(n_chunks) if shuffle else np.arange(n_chunks)
         self._groups = [np.sort(perm[s:s + chunks_per_block]) for s in range(0, n_chunks, chunks_per_block)]
-        pos = np.arange(len(rows))
+        pos = np.arange(len(rows), dtype=idx)
         self.order = np.concatenate([pos[c * self.chunk:(c + 1) * self.chunk] for g in self._groups for c in g])
-        if len(rows) < 2**31: self.order = self.order.astype(np.int32)     # a per-cell array: the smallest dtype
         self.sizes = [int(sum(min(self.chunk, len(rows) - c * self.chunk) for c in g)) for g in self._groups]
         self.n_cols = len(pp.features)
         self.report: dict | None = None
@@ -176,9 +182,50 @@ def fit_from_blocks(model: CellTypeModel, blocks: FileBlocks, y: np.ndarray, *, 
         log.info("%d of %d training cells held in memory for the models that do not stream", len(pos), blocks.n_rows)
     return model.fit_matrix(cache["X"], cache["y"], classes=classes, preprocessor=preprocessor, label_key=label_key)
 
+# %% ../nbs/10a_outofcore.ipynb #5b1f0e2a
+class SpilledProba(Mapping):
+    """Probabilities of each model appended to a file of a temporary folder as the blocks are predicted, and read back
+    (float64, exactly as predicted) one model at a time: `P[m]` reads, `P.pop(m)` reads and deletes the file. A pass over
+    millions of test cells then holds no model's probabilities; the folder goes when the last file is popped or the
+    object is dropped."""
+    def __init__(self, shapes: Mapping[str, tuple[int, int]], folder: str | None = None):
+        self.folder = Path(tempfile.mkdtemp(prefix="scaml-proba-", dir=folder))
+        self.shapes = dict(shapes)
+        self.paths = {m: self.folder / f"{k}.f64" for k, m in enumerate(self.shapes)}
+        self._files = {m: open(p, "wb") for m, p in self.paths.items()}
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
+
+    def write(self, m: str, P: np.ndarray) -> None:
+        "Append the next rows of model `m`."
+        np.ascontiguousarray(P, dtype=np.float64).tofile(self._files[m])
+
+    def close(self) -> SpilledProba:
+        "Finish writing (every file complete)."
+        for f in self._files.values(): f.close()
+        return self
+
+    def __getitem__(self, m: str) -> np.ndarray:
+        if not self._files[m].closed: raise RuntimeError("internal: SpilledProba read before close()")
+        return np.fromfile(self.paths[m], dtype=np.float64).reshape(self.shapes[m])
+
+    def pop(self, m: str) -> np.ndarray:
+        P = self[m]
+        self.paths.pop(m).unlink(); del self.shapes[m], self._files[m]
+        if not self.paths: self._cleanup()
+        return P
+
+    def __iter__(self): return iter(self.shapes)
+    def __len__(self) -> int: return len(self.shapes)
+    def __repr__(self) -> str: return f"SpilledProba({', '.join(self.shapes)}; {self.folder})"
+
+
 # %% ../nbs/10a_outofcore.ipynb #a0f7875c
-def predict_from_blocks(models: Mapping[str, CellTypeModel], blocks: Blocks) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def predict_from_blocks(models: Mapping[str, CellTypeModel], blocks: Blocks, *, spill: bool = False
+                        ) -> tuple[Mapping[str, np.ndarray], dict[str, float]]:
     """Probabilities of every model for the rows of `blocks`, reading each block once.
+
+    With `spill`, each block's probabilities go to a temporary file as they are made (`SpilledProba`), so that the pass
+    holds none of them: what grows with the number of test cells stays on disk until a model's are asked for.
 
     Returns
     -------
@@ -186,14 +233,18 @@ def predict_from_blocks(models: Mapping[str, CellTypeModel], blocks: Blocks) -> 
     preprocessed on a thread while the models predict the one before) is timed as `'read'`.
     """
     o = blocks.offsets
-    P = {m: np.empty((blocks.n_rows, len(model.classes_))) for m, model in models.items()}
+    shapes = {m: (blocks.n_rows, len(model.classes_)) for m, model in models.items()}
+    P = SpilledProba(shapes) if spill else {m: np.empty(s) for m, s in shapes.items()}
     secs = dict.fromkeys([*models, "read"], 0.0)
     t = time.perf_counter()
     for i, B in enumerate(prefetch(blocks.__getitem__, range(len(blocks)))):   # the next block read meanwhile
         secs["read"] += time.perf_counter() - t
         for m, model in models.items():
             t = time.perf_counter()
-            P[m][o[i]:o[i + 1]] = model.backend.predict_proba(B)
+            p = model.backend.predict_proba(B)
+            if spill: P.write(m, p)
+            else: P[m][o[i]:o[i + 1]] = p
             secs[m] += time.perf_counter() - t
         t = time.perf_counter()
-    return P, secs
+    return (P.close() if spill else P), secs
+

@@ -5,7 +5,9 @@
 # %% ../nbs/04a_streaming.ipynb #4cceda37
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +22,7 @@ from .data import describe_matrix
 from .preprocess import Preprocessor, normalize_log1p
 
 # %% auto #0
-__all__ = ['NAMES_CHUNK', 'prefetch', 'read_rows', 'iter_blocks', 'read_obs_codes', 'read_h5ad_lean',
+__all__ = ['NAMES_CHUNK', 'prefetch', 'read_rows', 'iter_blocks', 'read_obs_codes', 'read_h5ad_lean', 'release_memory',
            'fit_preprocessor_streaming', 'transform_streaming', 'resample_counts']
 
 # %% ../nbs/04a_streaming.ipynb #528f0c79
@@ -130,6 +132,16 @@ def read_h5ad_lean(path: PathLike, obs_keys: Iterable[str | None] = (), *, chunk
     d = {k: read_elem(f[k]) for k in ("var", "obsm", "varm", "obsp", "varp", "uns", "layers") if k in f}
     d["obs"] = pd.DataFrame({k: read_elem(obs[k]) for k in keys}, index=index)
     return AnnData(filename=f, **d)
+
+# %% ../nbs/04a_streaming.ipynb #7c1d2e31
+def release_memory() -> None:
+    """Hand the memory that the allocators keep after large temporary arrays back to the system: Arrow's pool (where
+    pyarrow is loaded: cell names) and glibc's heap (`malloc_trim`, Linux). A no-op where neither applies."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None: pa.default_memory_pool().release_unused()
+    try: ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError): pass
+
 
 # %% ../nbs/04a_streaming.ipynb #c4b9098d
 def fit_preprocessor_streaming(adata: AnnData, pp: Preprocessor, *, rows: np.ndarray | None = None,
