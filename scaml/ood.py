@@ -542,9 +542,15 @@ def _fit_all(self: NoveltyScorer, Z, y) -> dict:
     return out
 
 @patch
-def _scores(self: NoveltyScorer, fitted: dict, Z) -> dict[str, np.ndarray]:
-    "Each component's score of the cells in `Z` by the fitted parts `fitted` (after removing the query's shift)."
-    if self.shift is not None: Z = _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
+def _unshifted(self: NoveltyScorer, fitted: dict, Z):
+    "The cells of `Z` with the shift the query shares removed (`Z` itself without a `shift`)."
+    return Z if self.shift is None else _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
+
+@patch
+def _scores(self: NoveltyScorer, fitted: dict, Z, *, unshifted: bool = False) -> dict[str, np.ndarray]:
+    """Each component's score of the cells in `Z` by the fitted parts `fitted`, after removing the query's shift
+    (`unshifted=True`: `Z` is already `_unshifted`)."""
+    if not unshifted: Z = self._unshifted(fitted, Z)
     P = fitted["classifier"].predict_proba(Z) if "classifier" in fitted else None
     out = {}
     for c in self.components:
@@ -575,10 +581,9 @@ class TypeNoveltyScorer(NoveltyScorer):
                                                         random_state=self.random_state).fit(Z, y, n_classes=int(np.max(y)) + 1)
         return out
 
-    def _assigned(self, fitted: dict, Z) -> np.ndarray:
-        "The type each cell is assigned to, on the cells as the components see them."
-        if self.shift is not None: Z = _dense(Z) - query_shift(Z, fitted["shift"], how=self.shift)
-        return fitted["classifier"].predict_proba(Z).argmax(1)
+    def _assigned(self, fitted: dict, Z, *, unshifted: bool = False) -> np.ndarray:
+        "The type each cell is assigned to, on the cells as the components see them (see `_scores`)."
+        return fitted["classifier"].predict_proba(Z if unshifted else self._unshifted(fitted, Z)).argmax(1)
 
     def fit(self, Z, y) -> TypeNoveltyScorer:
         """Fit on training features `Z` and class indices `y` (as `NoveltyScorer.fit`), keeping one reference per type."""
@@ -593,8 +598,9 @@ class TypeNoveltyScorer(NoveltyScorer):
             for a, b in folds:
                 if len(np.unique(y[a])) < 2: continue
                 f = self._fit_all(Z[a], y[a])
-                for c, v in self._scores(f, Z[b]).items(): ref[c].append(v)
-                assigned.append(self._assigned(f, Z[b]))
+                Zb = self._unshifted(f, Z[b])             # the query shift estimated once for both
+                for c, v in self._scores(f, Zb, unshifted=True).items(): ref[c].append(v)
+                assigned.append(self._assigned(f, Zb, unshifted=True))
         R, A = {c: np.concatenate(v) for c, v in ref.items()}, np.concatenate(assigned)
         self.combiner_ = ScoreCombiner().fit(R)
         self.type_combiners_ = {int(k): ScoreCombiner().fit({c: v[A == k] for c, v in R.items()})
@@ -605,8 +611,10 @@ class TypeNoveltyScorer(NoveltyScorer):
     def score(self, Z, *, smooth: int | None = None) -> np.ndarray:
         """The combined novelty score (higher = more novel), each cell scaled by its assigned type's reference, then
         averaged over query neighbours as `NoveltyScorer.score`."""
-        comp = self.score_components(Z)
-        a = self._assigned(self.fitted_, Z)
+        if self.combiner_ is None: raise ValueError("this TypeNoveltyScorer is not fitted; call .fit(Z, y) first")
+        Zs = self._unshifted(self.fitted_, Z)
+        comp, a = self._scores(self.fitted_, Zs, unshifted=True), self._assigned(self.fitted_, Zs, unshifted=True)
+        del Zs                                        # a dense copy: gone before the smoothing makes another
         s = self.combiner_.score(comp)
         for k, cb in self.type_combiners_.items():
             sel = a == k
